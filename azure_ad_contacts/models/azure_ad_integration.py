@@ -1,0 +1,526 @@
+import logging
+import secrets
+import time
+from datetime import timedelta
+
+import msal
+from psycopg2 import errors as pg_errors
+
+from odoo import api, fields, models
+from odoo.exceptions import AccessError, UserError
+from odoo.tools import SQL, config, split_every
+
+from ..utils import graph_client, reconcile
+
+_logger = logging.getLogger(__name__)
+
+DEFAULT_LOGIN_ENDPOINT = "https://login.microsoftonline.com"
+DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com"
+CREATE_BATCH_SIZE = 1000
+# One dict per process: MSAL keeps discovery documents and throttling state in it, so
+# per-tenant apps built for every sync don't fetch the OpenID configuration again.
+_MSAL_HTTP_CACHE = {}
+
+
+class AzureAdIntegration(models.Model):
+    _name = "azure.ad.integration"
+    _description = "Azure AD Integration"
+    _inherit = ["mail.thread"]
+    _order = "name, id"
+
+    partner_id = fields.Many2one(
+        "res.partner",
+        string="Customer",
+        required=True,
+        ondelete="cascade",
+        domain=[("is_company", "=", True)],
+        tracking=True,
+    )
+    name = fields.Char(related="partner_id.name", store=True)
+    state = fields.Selection(
+        [
+            ("draft", "Never connected"),
+            ("connected", "Connected"),
+            ("disconnected", "Disconnected"),
+            ("error", "Error"),
+        ],
+        default="draft",
+        required=True,
+        readonly=True,
+        copy=False,
+        tracking=True,
+    )
+    tenant_id = fields.Char(string="Tenant ID", readonly=True, copy=False, tracking=True)
+    excluded = fields.Boolean(
+        help="No sync of any kind runs for this customer while excluded.", tracking=True
+    )
+    include_guests = fields.Boolean(help="Also import guest (B2B) accounts.")
+    include_disabled = fields.Boolean(help="Also import disabled accounts.")
+    auto_sync = fields.Boolean(string="Automatic sync", help="Sync on a schedule.")
+    sync_interval_hours = fields.Integer(string="Every (hours)", default=24)
+    last_sync_date = fields.Datetime(readonly=True, copy=False)
+    last_error = fields.Text(readonly=True, copy=False)
+    # MSAL's serialized cache: only the short-lived app token, never a credential.
+    token_cache = fields.Text(groups="base.group_system", copy=False, prefetch=False)
+    # One-time value bound into the signed consent state (replay protection).
+    consent_nonce = fields.Char(groups="base.group_system", copy=False, prefetch=False)
+    sync_log_ids = fields.One2many("azure.ad.sync.log", "integration_id", string="Sync runs")
+    last_log_id = fields.Many2one("azure.ad.sync.log", compute="_compute_last_log")
+    contact_count = fields.Integer(compute="_compute_contact_count", string="Synced contacts")
+
+    _sql_constraints = [
+        ("partner_uniq", "unique(partner_id)", "This customer already has an Azure AD integration."),
+        (
+            "interval_positive",
+            "CHECK(sync_interval_hours > 0)",
+            "The sync interval must be at least one hour.",
+        ),
+    ]
+
+    @api.depends("sync_log_ids")
+    def _compute_last_log(self):
+        for integration in self:
+            integration.last_log_id = integration.sync_log_ids[:1]
+
+    def _compute_contact_count(self):
+        counts = dict(
+            self.env["res.partner"]
+            .with_context(active_test=False)
+            ._read_group(
+                [("azure_ad_integration_id", "in", self.ids)], ["azure_ad_integration_id"], ["__count"]
+            )
+        )
+        for integration in self:
+            integration.contact_count = counts.get(integration, 0)
+
+    # ------------------------------------------------------------------ actions
+
+    def action_open(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": self._name,
+            "res_id": self.id,
+            "view_mode": "form",
+            "target": "current",
+        }
+
+    def action_open_connect_wizard(self):
+        self.ensure_one()
+        self._check_admin()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Connect to Azure Active Directory"),
+            "res_model": "azure.ad.connect.wizard",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_integration_id": self.id},
+        }
+
+    def action_view_contacts(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Synced contacts"),
+            "res_model": "res.partner",
+            "view_mode": "list,kanban,form",
+            "domain": [("azure_ad_integration_id", "=", self.id)],
+            "context": {"active_test": False},
+        }
+
+    def action_connect(self):
+        """Sends the administrator to the consent route (which redirects to Microsoft)."""
+        self.ensure_one()
+        self._check_admin()
+        if self.excluded:
+            raise UserError(self.env._("%(customer)s is excluded from Azure AD sync.", customer=self.name))
+        self._get_app_credentials()  # fail here, not on Microsoft's page
+        return {
+            "type": "ir.actions.act_url",
+            "url": f"/azure_ad_contacts/connect/{self.id}",
+            "target": "self",
+        }
+
+    def action_sync_now(self):
+        self.ensure_one()
+        return self._notification(self._sync("manual"))
+
+    def action_disconnect(self):
+        """Forgets the token cache (S9); imported contacts stay as they are."""
+        self._check_admin()
+        self.sudo().write({"token_cache": False, "consent_nonce": False})
+        self.write({"state": "disconnected", "last_error": False})
+        for integration in self:
+            integration.message_post(
+                body=self.env._("Disconnected from Azure AD. Imported contacts were kept.")
+            )
+        return True
+
+    def sync_contacts(self):
+        """Public API: syncs every integration of the recordset.
+
+        Returns one dict per integration: integration_id, created, updated, unchanged,
+        skipped, archived (and error when that integration's sync failed).
+        """
+        return self._sync("api")
+
+    # ------------------------------------------------------------ consent flow
+
+    def _consent_redirect_uri(self):
+        return f"{self.get_base_url()}/azure_ad_contacts/oauth/callback"
+
+    def _new_consent_nonce(self):
+        self.ensure_one()
+        nonce = secrets.token_urlsafe(24)
+        self.sudo().consent_nonce = nonce
+        return nonce
+
+    def _complete_consent(self, tenant_id):
+        """Proves the consent for `tenant_id` (app token + one Graph read), then runs the
+        first sync. Returns the result dict of that sync."""
+        self.ensure_one()
+        self._check_admin()
+        self.sudo().write({"tenant_id": tenant_id, "token_cache": False, "consent_nonce": False})
+        try:
+            self._get_graph_client().probe()
+        except graph_client.GraphError as error:
+            message = self._graph_error_message(error)
+            self.write({"state": "error", "last_error": message})
+            raise UserError(message) from error
+        self.write({"state": "connected", "last_error": False})
+        self.message_post(body=self.env._("Connected to Azure AD tenant %(tenant)s.", tenant=tenant_id))
+        return self._sync("connect")[0]
+
+    # -------------------------------------------------------------------- sync
+
+    def _check_admin(self):
+        if not self.env.is_admin():
+            raise AccessError(
+                self.env._("Only administrators (Settings rights) can manage Azure AD integrations.")
+            )
+
+    def _sync(self, trigger):
+        self._check_admin()
+        for integration in self:
+            if integration.excluded:
+                raise UserError(
+                    self.env._("%(customer)s is excluded from Azure AD sync.", customer=integration.name)
+                )
+            if integration.state not in ("connected", "error") or not integration.tenant_id:
+                raise UserError(
+                    self.env._(
+                        "%(customer)s is not connected to Azure AD: connect it first.",
+                        customer=integration.name,
+                    )
+                )
+        return [integration._sync_one(trigger) for integration in self]
+
+    def _lock_for_sync(self):
+        """Row lock for the whole transaction: a second sync of this integration is refused
+        while one runs; a sync that started on an older snapshot gets a serialization error
+        (and is retried by Odoo) instead of creating duplicates."""
+        try:
+            with self.env.cr.savepoint(flush=False):
+                self.env.cr.execute(
+                    SQL("SELECT id FROM azure_ad_integration WHERE id = %s FOR UPDATE NOWAIT", self.id)
+                )
+        except pg_errors.LockNotAvailable:
+            raise UserError(
+                self.env._(
+                    "A sync of %(customer)s is already running. Wait until it has finished.",
+                    customer=self.name,
+                )
+            ) from None
+
+    def _sync_one(self, trigger):
+        self.ensure_one()
+        self._lock_for_sync()
+        # Logs are written by the sync only (sudo): administrators can read them, not forge them.
+        log = self.env["azure.ad.sync.log"].sudo().create({"integration_id": self.id, "trigger": trigger})
+        started = time.monotonic()
+        client = None
+        try:
+            with self.env.cr.savepoint():
+                client = self._get_graph_client()
+                plan = reconcile.build_plan(
+                    client.iter_user_pages(),
+                    self._existing_contacts(),
+                    include_guests=self.include_guests,
+                    include_disabled=self.include_disabled,
+                )
+                self._apply_plan(plan)
+        except graph_client.GraphError as error:
+            message = self._graph_error_message(error)
+            _logger.warning("Azure AD sync of %s (id %s) failed: %s", self.name, self.id, error)
+            log.write(
+                {
+                    "state": "failed",
+                    "date_end": fields.Datetime.now(),
+                    "error": message,
+                    "graph_requests": client.request_count if client else 0,
+                }
+            )
+            values = {"last_error": message}
+            if isinstance(error, graph_client.AuthenticationError | graph_client.PermissionDeniedError):
+                values["state"] = "error"
+            self.write(values)
+            return {**log._counts(), "error": message}
+        log.write(
+            {
+                "state": "done",
+                "date_end": fields.Datetime.now(),
+                "created": plan.created,
+                "updated": plan.updated,
+                "unchanged": plan.unchanged,
+                "skipped": plan.skipped,
+                "skip_reasons": dict(plan.skipped_reasons) or False,
+                "graph_requests": client.request_count,
+            }
+        )
+        self.write({"state": "connected", "last_sync_date": log.date_end, "last_error": False})
+        _logger.info(
+            "Azure AD sync of %s (id %s): %s created, %s updated, %s unchanged, %s skipped in %.1fs",
+            self.name,
+            self.id,
+            plan.created,
+            plan.updated,
+            plan.unchanged,
+            plan.skipped,
+            time.monotonic() - started,
+        )
+        return log._counts()
+
+    def _existing_contacts(self):
+        """The customer's child contacts, archived included (S3), as plain tuples.
+
+        Read with one SQL query: a re-sync of a 100,000-user tenant must not load
+        100,000 records into the ORM cache just to compare five columns."""
+        self.env["res.partner"].flush_model(
+            [
+                "parent_id",
+                "email",
+                "name",
+                "function",
+                "mobile",
+                "azure_ad_object_id",
+                "azure_ad_integration_id",
+                "azure_ad_synced",
+            ]
+        )
+        self.env.cr.execute(
+            SQL(
+                """SELECT id, email, azure_ad_object_id,
+                          azure_ad_integration_id = %s AND azure_ad_synced IS TRUE,
+                          name, function, mobile
+                     FROM res_partner
+                    WHERE parent_id = %s""",
+                self.id,
+                self.partner_id.id,
+            )
+        )
+        return [
+            reconcile.Contact(
+                id=row[0],
+                email=reconcile.normalize_email(row[1]),
+                object_id=row[2] or None,
+                linked=bool(row[3]),
+                name=row[4],
+                function=row[5],
+                mobile=row[6],
+            )
+            for row in self.env.cr.fetchall()
+        ]
+
+    def _apply_plan(self, plan):
+        partners = (
+            self.env["res.partner"]
+            .sudo()
+            .with_context(active_test=False, tracking_disable=True, mail_create_nolog=True, mail_notrack=True)
+        )
+        if plan.unlink_ids:
+            # Clear old links first so that swapped links can't trip the unique constraint.
+            partners.browse(plan.unlink_ids).write(
+                {"azure_ad_object_id": False, "azure_ad_integration_id": False, "azure_ad_synced": False}
+            )
+        link = {"azure_ad_integration_id": self.id, "azure_ad_synced": True}
+        for partner_id, values in plan.updates.items():
+            if "azure_ad_object_id" in values:
+                values = {**values, **link}
+            partners.browse(partner_id).write(values)
+        common = {**link, "parent_id": self.partner_id.id, "type": "contact", "is_company": False}
+        for batch in split_every(CREATE_BATCH_SIZE, plan.creates, list):
+            partners.create([{**values, **common} for values in batch])
+            # Keep memory flat on large tenants: write the batch out, drop it from the cache.
+            partners.flush_model()
+            partners.invalidate_model()
+
+    # ------------------------------------------------------- Microsoft seams
+
+    def _get_app_credentials(self):
+        params = self.env["ir.config_parameter"].sudo()
+        client_id = params.get_param("azure_ad_contacts.client_id")
+        # odoo.conf wins: the MSP's secret can stay out of the database.
+        secret = config.get("azure_ad_contacts_client_secret") or params.get_param(
+            "azure_ad_contacts.client_secret"
+        )
+        if not client_id or not secret:
+            raise UserError(
+                self.env._(
+                    "Azure AD is not configured: enter the application (client) ID and client "
+                    "secret of your multi-tenant app in Settings › Azure AD Contacts."
+                )
+            )
+        return client_id, secret
+
+    def _get_endpoints(self):
+        params = self.env["ir.config_parameter"].sudo()
+        login = (params.get_param("azure_ad_contacts.login_endpoint") or DEFAULT_LOGIN_ENDPOINT).rstrip("/")
+        graph = (params.get_param("azure_ad_contacts.graph_endpoint") or DEFAULT_GRAPH_ENDPOINT).rstrip("/")
+        for endpoint in (login, graph):
+            if not endpoint.startswith("https://"):
+                raise UserError(self.env._("Azure AD endpoints must use https: %(url)s", url=endpoint))
+        return login, graph
+
+    def _get_msal_app(self):
+        """Factory seam for MSAL (tests may replace it): a confidential client for this
+        customer's tenant over the stored token cache."""
+        self.ensure_one()
+        client_id, secret = self._get_app_credentials()
+        login, _graph = self._get_endpoints()
+        cache = msal.SerializableTokenCache()
+        if self.sudo().token_cache:
+            cache.deserialize(self.sudo().token_cache)
+        return graph_client.build_msal_app(
+            client_id, secret, login, self.tenant_id, token_cache=cache, http_cache=_MSAL_HTTP_CACHE
+        )
+
+    def _get_graph_client(self):
+        """Factory seam for the Graph client, with a token provider that keeps MSAL's
+        cache (the app token) on the integration."""
+        self.ensure_one()
+        _login, graph = self._get_endpoints()
+        app = self._get_msal_app()
+
+        def token_provider(force_refresh=False):
+            token = graph_client.acquire_app_token(app, graph, force_refresh=force_refresh)
+            if app.token_cache.has_state_changed:
+                self.sudo().token_cache = app.token_cache.serialize()
+                app.token_cache.has_state_changed = False
+            return token
+
+        return graph_client.GraphClient(graph, token_provider)
+
+    def _graph_error_message(self, error):
+        """A message an administrator can act on, for each kind of Microsoft failure."""
+        customer = self.name
+        if isinstance(error, graph_client.ConsentMissingError):
+            return self.env._(
+                "Microsoft says the app is not (or no longer) consented in the tenant of "
+                "%(customer)s (%(code)s). Reconnect: a customer administrator must grant "
+                "consent again.",
+                customer=customer,
+                code=error.code or "AADSTS700016",
+            )
+        if isinstance(error, graph_client.ClientSecretError):
+            if error.expired:
+                return self.env._(
+                    "The client secret of your Azure AD app has expired (AADSTS7000222). Create a "
+                    "new secret in the Azure portal and enter it in Settings › Azure AD Contacts. "
+                    "This affects all customers."
+                )
+            return self.env._(
+                "The client secret of your Azure AD app is invalid (AADSTS7000215). Check the "
+                "secret (its value, not its ID) in Settings › Azure AD Contacts. This affects all "
+                "customers."
+            )
+        if isinstance(error, graph_client.TenantNotFoundError):
+            return self.env._(
+                "Microsoft does not know the tenant %(tenant)s of %(customer)s (AADSTS90002). "
+                "Check the login endpoint in the settings, or reconnect.",
+                tenant=self.tenant_id,
+                customer=customer,
+            )
+        if isinstance(error, graph_client.PermissionDeniedError):
+            return self.env._(
+                "The app may not read the users of %(customer)s (Authorization_RequestDenied). "
+                "Make sure the application permission User.Read.All is granted, then reconnect "
+                "so that a customer administrator consents again.",
+                customer=customer,
+            )
+        if isinstance(error, graph_client.AuthenticationError):
+            return self.env._(
+                "Microsoft refused to issue a token for %(customer)s: %(detail)s",
+                customer=customer,
+                detail=error.detail,
+            )
+        if isinstance(error, graph_client.ThrottledError):
+            return self.env._(
+                "Microsoft Graph is throttling requests for %(customer)s. Nothing was changed; "
+                "try again in %(seconds)s seconds.",
+                customer=customer,
+                seconds=int(error.retry_after or 60),
+            )
+        if isinstance(error, graph_client.ServiceUnavailableError):
+            return self.env._(
+                "Microsoft could not be reached or is unavailable (%(detail)s). Nothing was "
+                "changed; try again later.",
+                detail=error.detail,
+            )
+        if isinstance(error, graph_client.UntrustedHostError):
+            return self.env._(
+                "Microsoft Graph sent a link to an unexpected host (%(detail)s); the sync was "
+                "stopped and nothing was changed.",
+                detail=error.detail,
+            )
+        if isinstance(error, graph_client.MalformedResponseError):
+            return self.env._(
+                "Microsoft Graph answered with malformed data (%(detail)s). Nothing was changed; "
+                "try again later.",
+                detail=error.detail,
+            )
+        return self.env._("Microsoft Graph error: %(detail)s", detail=error.detail)
+
+    # ------------------------------------------------------------ UI helpers
+
+    @api.model
+    def _notification(self, results):
+        failed = [result for result in results if result.get("error")]
+        totals = {
+            key: sum(result[key] for result in results if not result.get("error"))
+            for key in ("created", "updated", "unchanged", "skipped", "archived")
+        }
+        message = self.env._(
+            "%(created)s created, %(updated)s updated, %(unchanged)s unchanged, %(skipped)s skipped.",
+            **totals,
+        )
+        if failed:
+            message = "\n".join(result["error"] for result in failed)
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "danger" if failed else "success",
+                "title": self.env._("Azure AD sync failed") if failed else self.env._("Azure AD sync done"),
+                "message": message,
+                "sticky": bool(failed),
+                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
+            },
+        }
+
+    @api.model
+    def _cron_sync_due(self, batch_size=20):
+        """Scheduled sync of the integrations whose interval has passed."""
+        now = fields.Datetime.now()
+        due = self.search(
+            [("auto_sync", "=", True), ("excluded", "=", False), ("state", "=", "connected")]
+        ).filtered(
+            lambda i: not i.last_sync_date or i.last_sync_date + timedelta(hours=i.sync_interval_hours) <= now
+        )
+        for integration in due[:batch_size]:
+            try:
+                integration._sync("cron")
+            except UserError as error:
+                _logger.warning("Scheduled Azure AD sync of %s skipped: %s", integration.name, error)
+        self.env["ir.cron"]._notify_progress(
+            done=len(due[:batch_size]), remaining=max(len(due) - batch_size, 0)
+        )

@@ -1,0 +1,66 @@
+from odoo import api, fields, models
+
+
+class AzureAdSyncLog(models.Model):
+    _name = "azure.ad.sync.log"
+    _description = "Azure AD Sync Run"
+    _order = "date_start desc, id desc"
+    _rec_name = "date_start"
+
+    integration_id = fields.Many2one(
+        "azure.ad.integration", required=True, ondelete="cascade", index=True, readonly=True
+    )
+    partner_id = fields.Many2one(related="integration_id.partner_id", string="Customer")
+    trigger = fields.Selection(
+        [("connect", "Connect"), ("manual", "Manual"), ("api", "API"), ("cron", "Scheduled")],
+        required=True,
+        readonly=True,
+    )
+    state = fields.Selection(
+        [("running", "Running"), ("done", "Done"), ("failed", "Failed")],
+        default="running",
+        required=True,
+        readonly=True,
+    )
+    date_start = fields.Datetime(string="Started", default=fields.Datetime.now, required=True, readonly=True)
+    date_end = fields.Datetime(string="Ended", readonly=True)
+    user_id = fields.Many2one("res.users", default=lambda self: self.env.user, readonly=True)
+    created = fields.Integer(readonly=True)
+    updated = fields.Integer(readonly=True)
+    unchanged = fields.Integer(readonly=True)
+    skipped = fields.Integer(readonly=True)
+    archived = fields.Integer(readonly=True)
+    skip_reasons = fields.Json(readonly=True)
+    skip_summary = fields.Char(compute="_compute_skip_summary", string="Skipped because")
+    graph_requests = fields.Integer(string="Graph requests", readonly=True)
+    error = fields.Text(readonly=True)
+
+    @api.depends("skip_reasons")
+    def _compute_skip_summary(self):
+        labels = self._skip_reason_labels()
+        for log in self:
+            log.skip_summary = ", ".join(
+                f"{labels.get(reason, reason)}: {count}"
+                for reason, count in sorted((log.skip_reasons or {}).items())
+            )
+
+    def _skip_reason_labels(self):
+        return {
+            "no_email": self.env._("no email address"),
+            "guest": self.env._("guest account"),
+            "disabled": self.env._("disabled account"),
+            "duplicate_email": self.env._("duplicate email"),
+            "duplicate_user": self.env._("user listed twice"),
+            "invalid": self.env._("malformed user record"),
+        }
+
+    def _counts(self):
+        self.ensure_one()
+        return {
+            "integration_id": self.integration_id.id,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "skipped": self.skipped,
+            "archived": self.archived,
+        }

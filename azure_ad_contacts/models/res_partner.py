@@ -1,0 +1,87 @@
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+
+
+class ResPartner(models.Model):
+    _inherit = "res.partner"
+
+    azure_ad_object_id = fields.Char(
+        string="Azure AD Object ID",
+        copy=False,
+        index="btree_not_null",
+        groups="base.group_system",
+        help="Object id of the Entra ID user this contact is synced from.",
+    )
+    azure_ad_integration_id = fields.Many2one(
+        "azure.ad.integration",
+        string="Azure AD Integration",
+        copy=False,
+        index="btree_not_null",
+        ondelete="set null",
+        groups="base.group_system",
+    )
+    azure_ad_synced = fields.Boolean(
+        string="Synced from Azure AD",
+        copy=False,
+        readonly=True,
+        help="Managed by Azure AD: each sync overwrites the name, job position and mobile "
+        "of this contact with the values from Microsoft Entra ID.",
+    )
+    # The customer side: one integration per company (S1).
+    azure_ad_integration_ids = fields.One2many(
+        "azure.ad.integration", "partner_id", groups="base.group_system"
+    )
+    azure_ad_state = fields.Selection(
+        [
+            ("none", "Not connected"),
+            ("draft", "Never connected"),
+            ("connected", "Connected"),
+            ("disconnected", "Disconnected"),
+            ("error", "Error"),
+        ],
+        string="Azure AD",
+        compute="_compute_azure_ad_state",
+        groups="base.group_system",
+    )
+
+    _sql_constraints = [
+        (
+            "azure_ad_object_uniq",
+            "unique(azure_ad_integration_id, azure_ad_object_id)",
+            "An Entra ID user can be linked to only one contact per integration.",
+        ),
+    ]
+
+    @api.depends("azure_ad_integration_ids.state")
+    def _compute_azure_ad_state(self):
+        for partner in self:
+            partner.azure_ad_state = partner.azure_ad_integration_ids[:1].state or "none"
+
+    def _azure_ad_integration(self):
+        """The customer's integration, created (never connected) on first use."""
+        self.ensure_one()
+        if not self.is_company:
+            raise UserError(self.env._("Azure AD can only be connected for a company, not for a person."))
+        return self.azure_ad_integration_ids[:1] or self.env["azure.ad.integration"].create(
+            {"partner_id": self.id}
+        )
+
+    def action_azure_ad_connect(self):
+        """Opens the connect wizard (not connected) or the manage page (connected)."""
+        integration = self._azure_ad_integration()
+        if integration.state == "connected":
+            return integration.action_open()
+        return integration.action_open_connect_wizard()
+
+    def action_azure_ad_manage(self):
+        return self._azure_ad_integration().action_open()
+
+    def action_azure_ad_sync(self):
+        """Server action "Sync contacts from Azure AD" on the selected customers."""
+        integrations = self.filtered("is_company").azure_ad_integration_ids.filtered(
+            lambda i: i.state == "connected" and not i.excluded
+        )
+        if not integrations:
+            raise UserError(self.env._("None of the selected customers is connected to Azure AD."))
+        results = integrations._sync("manual")
+        return integrations._notification(results)

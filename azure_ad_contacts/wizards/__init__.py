@@ -1,0 +1,1 @@
+from . import azure_ad_connect_wizard

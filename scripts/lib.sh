@@ -1,0 +1,122 @@
+# Shared by bin/demo, bin/test and bin/bench: finds Odoo's source, builds the
+# project-local virtualenv, checks PostgreSQL and writes the Odoo config.
+# Source it; it does nothing on its own.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Documented default; override with ODOO_SRC=/path/to/odoo-18.0
+ODOO_SRC="${ODOO_SRC:-/opt/odoo-18.0}"
+VENV="${VENV:-$ROOT/.venv}"
+STATE="$ROOT/.local"
+PYTHON="${PYTHON:-python3}"
+export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-$(id -un)}"
+
+step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
+die() { printf '\n\033[1;31mERROR:\033[0m %s\n' "$*" >&2; exit 1; }
+
+check_odoo_src() {
+    step "Odoo 18.0 source: $ODOO_SRC"
+    if [ ! -f "$ODOO_SRC/odoo/release.py" ] || [ ! -f "$ODOO_SRC/requirements.txt" ]; then
+        die "Odoo 18.0 source not found at '$ODOO_SRC'.
+Get it and point ODOO_SRC at the folder that holds odoo/, odoo-bin and requirements.txt, e.g.:
+  curl -LO https://nightly.odoo.com/18.0/nightly/src/odoo_18.0.latest.tar.gz
+  mkdir -p ~/odoo-18.0 && tar -xzf odoo_18.0.latest.tar.gz -C ~/odoo-18.0 --strip-components=1
+  export ODOO_SRC=~/odoo-18.0
+or: git clone --depth 1 --branch 18.0 https://github.com/odoo/odoo ~/odoo-18.0
+or, with Docker, skip all of this: docker compose up (see README.md)."
+    fi
+    grep -q "version_info = (18, 0" "$ODOO_SRC/odoo/release.py" \
+        || die "$ODOO_SRC is not Odoo 18.0 ($(grep -m1 '^version_info' "$ODOO_SRC/odoo/release.py"))."
+}
+
+ensure_venv() {
+    check_odoo_src
+    local stamp_file="$VENV/.azure_ad_contacts.stamp" stamp
+    stamp="$(cat "$ROOT/requirements/"*.txt "$ODOO_SRC/requirements.txt" | sha256sum | cut -c1-16) $ODOO_SRC"
+    if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ]; then
+        step "Virtualenv up to date: $VENV"
+        return
+    fi
+    step "Creating the virtualenv $VENV (first run takes a few minutes)"
+    "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 10), sys.version' \
+        || die "Python 3.10+ is needed for Odoo 18 (found $("$PYTHON" --version 2>&1))."
+    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV" || die "could not create $VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    # python-ldap needs LDAP headers and only serves auth_ldap: left out.
+    grep -v '^python-ldap' "$ODOO_SRC/requirements.txt" > "$VENV/odoo-requirements.txt"
+    step "Installing Odoo's requirements"
+    PIP_CONSTRAINT="$ROOT/requirements/build-constraints.txt" \
+        "$VENV/bin/pip" install -r "$VENV/odoo-requirements.txt" || die "installing Odoo's requirements failed"
+    step "Installing Odoo from $ODOO_SRC (editable)"
+    # compat mode: a real path entry, so odoo-addon-* wheels cannot shadow the odoo package
+    "$VENV/bin/pip" install -q --no-deps -e "$ODOO_SRC" --config-settings editable_mode=compat \
+        || die "installing Odoo failed"
+    step "Installing msal, test and lint tools"
+    "$VENV/bin/pip" install -r "$ROOT/requirements/dev.txt" || die "installing requirements/dev.txt failed"
+    echo "$stamp" > "$stamp_file"
+}
+
+check_postgres() {
+    step "PostgreSQL at $PGHOST:$PGPORT as role '$PGUSER'"
+    [ "$PGUSER" != "postgres" ] || die "Odoo refuses the 'postgres' role: set PGUSER to another role."
+    local out
+    if ! out=$("$VENV/bin/python" - <<'EOF' 2>&1
+import os, psycopg2
+psycopg2.connect(dbname="postgres", host=os.environ["PGHOST"], port=os.environ["PGPORT"],
+                 user=os.environ["PGUSER"], password=os.environ.get("PGPASSWORD")).close()
+EOF
+    ); then
+        die "cannot connect to PostgreSQL at $PGHOST:$PGPORT as '$PGUSER':
+$(echo "$out" | tail -n 2)
+Start it (Debian: pg_ctlcluster 15 main start) or set PGHOST/PGPORT/PGUSER/PGPASSWORD;
+the role needs CREATEDB (createuser --createdb $PGUSER)."
+    fi
+}
+
+check_port_free() {
+    "$VENV/bin/python" -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1])))" "$1" \
+        2>/dev/null || die "port $1 is already taken (another Odoo or the demo still running?). $2"
+}
+
+# Odoo config for one database; `$1` = config path, `$2` = database, `$3` = http port.
+write_odoo_conf() {
+    mkdir -p "$STATE/data"
+    cat > "$1" <<EOF
+[options]
+db_host = $PGHOST
+db_port = $PGPORT
+db_user = $PGUSER
+db_password = ${PGPASSWORD:-False}
+db_name = $2
+dbfilter = ^$2\$
+list_db = False
+addons_path = $ROOT,$ODOO_SRC/addons
+data_dir = $STATE/data
+http_port = $3
+admin_passwd = ${ODOO_MASTER_PASSWORD:-admin}
+EOF
+}
+
+odoo_bin() { "$VENV/bin/python" "$ODOO_SRC/odoo-bin" "$@"; }
+
+# Starts the bundled fake Entra/Graph server in the background; sets FAKE_ENTRA_URL
+# and REQUESTS_CA_BUNDLE (so Odoo, MSAL and requests trust its certificate).
+start_fake_entra() {
+    local port="$1" log="$STATE/fake_entra.log"
+    check_port_free "$port" "Set FAKE_ENTRA_PORT to another port."
+    mkdir -p "$STATE/certs"
+    step "Starting the fake Entra ID / Graph server on https://127.0.0.1:$port"
+    "$VENV/bin/python" -m fake_entra --port "$port" --cert-dir "$STATE/certs" > "$log" 2>&1 &
+    FAKE_ENTRA_PID=$!
+    export FAKE_ENTRA_URL="https://127.0.0.1:$port"
+    export REQUESTS_CA_BUNDLE="$STATE/certs/bundle.pem"
+    for _ in $(seq 1 50); do
+        if [ -f "$REQUESTS_CA_BUNDLE" ] && "$VENV/bin/python" -c \
+            "import requests,sys; requests.get(sys.argv[1] + '/_fake/health', timeout=2).raise_for_status()" \
+            "$FAKE_ENTRA_URL" 2>/dev/null; then
+            return
+        fi
+        kill -0 "$FAKE_ENTRA_PID" 2>/dev/null || die "the fake Entra server exited: $(tail -n 5 "$log")"
+        sleep 0.2
+    done
+    die "the fake Entra server did not answer on $FAKE_ENTRA_URL: $(tail -n 5 "$log")"
+}
