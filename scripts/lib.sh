@@ -108,7 +108,7 @@ start_fake_entra() {
     "$VENV/bin/python" -m fake_entra --port "$port" --cert-dir "$STATE/certs" > "$log" 2>&1 &
     FAKE_ENTRA_PID=$!
     export FAKE_ENTRA_URL="https://127.0.0.1:$port"
-    export REQUESTS_CA_BUNDLE="$STATE/certs/bundle.pem"
+    export REQUESTS_CA_BUNDLE="$STATE/certs/fake-entra-bundle.pem"
     for _ in $(seq 1 50); do
         if [ -f "$REQUESTS_CA_BUNDLE" ] && "$VENV/bin/python" -c \
             "import requests,sys; requests.get(sys.argv[1] + '/_fake/health', timeout=2).raise_for_status()" \

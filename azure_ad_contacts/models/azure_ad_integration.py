@@ -17,6 +17,7 @@ _logger = logging.getLogger(__name__)
 DEFAULT_LOGIN_ENDPOINT = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com"
 CREATE_BATCH_SIZE = 1000
+GRAPH_TIMEOUT = 30  # seconds per Graph request
 # One dict per process: MSAL keeps discovery documents and throttling state in it, so
 # per-tenant apps built for every sync don't fetch the OpenID configuration again.
 _MSAL_HTTP_CACHE = {}
@@ -265,28 +266,23 @@ class AzureAdIntegration(models.Model):
                 values["state"] = "error"
             self.write(values)
             return {**log._counts(), "error": message}
+        counts = plan.counts()
         log.write(
             {
+                **counts,
                 "state": "done",
                 "date_end": fields.Datetime.now(),
-                "created": plan.created,
-                "updated": plan.updated,
-                "unchanged": plan.unchanged,
-                "skipped": plan.skipped,
-                "skip_reasons": dict(plan.skipped_reasons) or False,
+                "skip_reasons": dict(plan.skipped) or False,
                 "graph_requests": client.request_count,
             }
         )
         self.write({"state": "connected", "last_sync_date": log.date_end, "last_error": False})
         _logger.info(
-            "Azure AD sync of %s (id %s): %s created, %s updated, %s unchanged, %s skipped in %.1fs",
+            "Azure AD sync of %s (id %s) in %.1fs: %s",
             self.name,
             self.id,
-            plan.created,
-            plan.updated,
-            plan.unchanged,
-            plan.skipped,
             time.monotonic() - started,
+            counts,
         )
         return log._counts()
 
@@ -309,11 +305,13 @@ class AzureAdIntegration(models.Model):
         )
         self.env.cr.execute(
             SQL(
-                """SELECT id, email, azure_ad_object_id,
+                """SELECT id, email,
+                          CASE WHEN azure_ad_integration_id = %s THEN azure_ad_object_id END,
                           azure_ad_integration_id = %s AND azure_ad_synced IS TRUE,
                           name, function, mobile
                      FROM res_partner
                     WHERE parent_id = %s""",
+                self.id,
                 self.id,
                 self.partner_id.id,
             )
@@ -342,6 +340,7 @@ class AzureAdIntegration(models.Model):
             partners.browse(plan.unlink_ids).write(
                 {"azure_ad_object_id": False, "azure_ad_integration_id": False, "azure_ad_synced": False}
             )
+            partners.flush_model()  # before the INSERTs/UPDATEs that take those links over
         link = {"azure_ad_integration_id": self.id, "azure_ad_synced": True}
         for partner_id, values in plan.updates.items():
             if "azure_ad_object_id" in values:
@@ -408,7 +407,7 @@ class AzureAdIntegration(models.Model):
                 app.token_cache.has_state_changed = False
             return token
 
-        return graph_client.GraphClient(graph, token_provider)
+        return graph_client.GraphClient(graph, token_provider, timeout=GRAPH_TIMEOUT)
 
     def _graph_error_message(self, error):
         """A message an administrator can act on, for each kind of Microsoft failure."""

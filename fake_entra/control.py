@@ -1,0 +1,81 @@
+"""``FakeEntraControl``: drive a fake running in another process through its ``/_fake`` API.
+
+Method names and semantics mirror the in-process control methods of
+:class:`~fake_entra.server.FakeEntra`::
+
+    fake = FakeEntraControl("https://127.0.0.1:8443", ca_file=".../fake-entra-bundle.pem")
+    fake.put_tenant(tenant)
+    fake.add_fault(kind="429", target="users", retry_after=2)
+"""
+
+import requests
+
+
+class FakeEntraControl:
+    def __init__(self, base_url, ca_file=None, timeout=30):
+        self.base_url = base_url.rstrip("/")
+        self.session = requests.Session()
+        self.session.verify = ca_file if ca_file else True
+        self.timeout = timeout
+
+    def _call(self, method, path, payload=None):
+        response = self.session.request(
+            method, f"{self.base_url}/_fake/{path}", json=payload, timeout=self.timeout)
+        if response.status_code >= 400:
+            raise RuntimeError(f"fake_entra {method} /_fake/{path}: "
+                               f"{response.status_code} {response.text}")
+        return response.json()
+
+    def health(self):
+        return self._call("GET", "health")
+
+    def tenants(self):
+        return self._call("GET", "tenants")
+
+    def tenant(self, tenant_id):
+        return self._call("GET", f"tenants/{tenant_id}")
+
+    def put_tenant(self, tenant):
+        return self._call("PUT", f"tenants/{tenant['tenant_id']}", tenant)
+
+    def delete_tenant(self, tenant_id):
+        return self._call("DELETE", f"tenants/{tenant_id}")
+
+    def set_users(self, tenant_id, users):
+        return self._call("PUT", f"tenants/{tenant_id}/users", list(users))
+
+    def add_user(self, tenant_id, user_or_users):
+        """Returns the ids of the added users."""
+        return self._call("POST", f"tenants/{tenant_id}/users", user_or_users)["added"]
+
+    def update_user(self, tenant_id, user_id, changes):
+        return self._call("PATCH", f"tenants/{tenant_id}/users/{user_id}", changes)
+
+    def delete_user(self, tenant_id, user_id):
+        return self._call("DELETE", f"tenants/{tenant_id}/users/{user_id}")
+
+    def set_consent(self, tenant_id, granted):
+        return self._call("POST", f"tenants/{tenant_id}/consent", {"granted": bool(granted)})
+
+    def add_app(self, client_id, client_secret, secret_expired=False, **extra):
+        payload = dict(extra, client_id=client_id, client_secret=client_secret,
+                       secret_expired=secret_expired)
+        return self._call("POST", "apps", payload)
+
+    def add_fault(self, **fault):
+        return self._call("POST", "faults", fault)["faults"][0]
+
+    def clear_faults(self):
+        return self._call("DELETE", "faults")
+
+    def expire_tokens(self):
+        return self._call("POST", "tokens/expire")
+
+    def stats(self):
+        return self._call("GET", "stats")
+
+    def reset_stats(self):
+        return self._call("POST", "stats/reset")
+
+    def reset(self):
+        return self._call("POST", "reset")

@@ -1,0 +1,97 @@
+"""The ``/_fake/*`` JSON control API: the in-process control methods, reachable over HTTP.
+
+``dispatch(fake, method, path, payload)`` maps a request to a method of the running
+:class:`~fake_entra.server.FakeEntra` and returns ``(status, JSON-able result)``; unknown
+tenants/users give 404, bad arguments 400.
+"""
+
+import re
+
+
+def dispatch(fake, method, path, payload):
+    try:
+        for route_method, pattern, action in CONTROL_ROUTES:
+            match = pattern.match(path)
+            if match and route_method == method:
+                return action(fake, payload, *match.groups())
+        return 404, {"error": f"no control endpoint {method} /_fake/{path}"}
+    except KeyError as exc:
+        return 404, {"error": exc.args[0] if exc.args else "not found"}
+    except (ValueError, TypeError) as exc:
+        return 400, {"error": str(exc)}
+
+
+def _set_users(fake, body, tenant_id):
+    users = _as_list(body)
+    fake.set_users(tenant_id, users)
+    return 200, {"count": len(users)}
+
+
+def _delete_user(fake, body, tenant_id, user_id):
+    fake.delete_user(tenant_id, user_id)
+    return 200, {"deleted": user_id}
+
+
+def _delete_tenant(fake, body, tenant_id):
+    fake.delete_tenant(tenant_id)
+    return 200, {"deleted": tenant_id}
+
+
+def _set_consent(fake, body, tenant_id):
+    granted = bool(_as_dict(body)["granted"])
+    fake.set_consent(tenant_id, granted)
+    return 200, {"tenant_id": tenant_id, "consented": granted}
+
+
+def _add_app(fake, body):
+    fake.add_app(**_as_dict(body))
+    return 201, {"client_id": body["client_id"]}
+
+
+def _call(method, status=200, result=None):
+    """A control action that calls ``fake.<method>()`` and answers ``result`` (or its value)."""
+    def action(fake, body):
+        value = getattr(fake, method)()
+        return status, value if result is None else result
+    return action
+
+
+# /_fake/<path>: (HTTP method, path regex, action(fake, body, *path groups) -> (status, json))
+_TENANT = r"tenants/([^/]+)"
+CONTROL_ROUTES = [(m, re.compile(p + "$"), a) for m, p, a in [
+    ("GET", "health", lambda fake, body: (200, {"status": "ok", "base_url": fake.base_url})),
+    ("GET", "tenants", _call("tenants")),
+    ("GET", _TENANT, lambda fake, body, tid: (200, fake.tenant(tid))),
+    ("PUT", _TENANT, lambda fake, body, tid: (200, fake.put_tenant(
+        dict(_as_dict(body or {}), tenant_id=tid)))),
+    ("DELETE", _TENANT, _delete_tenant),
+    ("PUT", _TENANT + "/users", _set_users),
+    ("POST", _TENANT + "/users", lambda fake, body, tid: (201, {
+        "added": [user["id"] for user in fake.add_user(tid, _as_list(body))]})),
+    ("PATCH", _TENANT + "/users/([^/]+)", lambda fake, body, tid, uid: (
+        200, fake.update_user(tid, uid, _as_dict(body)))),
+    ("DELETE", _TENANT + "/users/([^/]+)", _delete_user),
+    ("POST", _TENANT + "/consent", _set_consent),
+    ("POST", "apps", _add_app),
+    ("POST", "faults", lambda fake, body: (201, {
+        "faults": [fake.add_fault(**_as_dict(fault)) for fault in _as_list(body)]})),
+    ("DELETE", "faults", _call("clear_faults", result={"faults": []})),
+    ("POST", "tokens/expire", _call("expire_tokens", result={"expired": True})),
+    ("GET", "stats", _call("stats")),
+    ("POST", "stats/reset", _call("reset_stats", result={"reset": True})),
+    ("POST", "reset", _call("reset", result={"reset": True})),
+]]
+
+
+def _as_list(payload):
+    if isinstance(payload, dict):
+        return [payload]
+    if not isinstance(payload, list):
+        raise TypeError("expected a JSON object or array")
+    return payload
+
+
+def _as_dict(payload):
+    if not isinstance(payload, dict):
+        raise TypeError("expected a JSON object")
+    return payload

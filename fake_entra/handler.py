@@ -1,0 +1,412 @@
+"""HTTP request handler: serves Entra ID and Graph requests, hands ``/_fake`` to control_api.
+
+One handler instance serves one keep-alive connection (HTTP/1.1, every response has a
+Content-Length). Faults are applied here, before the normal answer, for the endpoint kinds
+``openid``, ``token``, ``users`` and ``domains``; error bodies follow Entra's shape on the login
+side and Graph's shape on the Graph side.
+"""
+
+import base64
+import binascii
+import json
+import logging
+import re
+import socket
+import struct
+import uuid
+from http.server import BaseHTTPRequestHandler
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
+
+from . import consent, control_api, protocol
+from .faults import FOREIGN_NEXT_LINK, STATUS_KINDS
+
+_logger = logging.getLogger("fake_entra")
+
+MAX_TOP = 999
+DEFAULT_TOP = 100
+UNSUPPORTED_QUERY = ("$filter", "$orderby", "$search", "$count", "$expand", "$skip")
+_T = r"([^/]+)"  # one path segment: tenant GUID, domain, organizations or common
+ROUTES = [
+    # (methods, path regex, endpoint kind, handler method)
+    (("GET",), rf"/{_T}/v2\.0/\.well-known/openid-configuration", "openid", "_openid"),
+    (("POST",), rf"/{_T}/oauth2/v2\.0/token", "token", "_token"),
+    (("GET", "POST"), rf"/{_T}/(?:v2\.0/)?adminconsent", "consent", "_consent"),
+    (("GET",), rf"/{_T}/discovery/v2\.0/keys", "keys", "_keys"),
+    (("GET",), r"/common/discovery/instance", "instance", "_instance_discovery"),
+    (("GET",), r"/v1\.0/users", "users", "_users"),
+    (("GET",), r"/v1\.0/domains", "domains", "_domains"),
+    (("GET", "POST", "PUT", "PATCH", "DELETE"), r"/_fake/(.*)", "control", "_control"),
+]
+ROUTES = [(m, re.compile(p + "$", re.IGNORECASE), k, h) for m, p, k, h in ROUTES]
+GRAPH_KINDS = ("users", "domains")
+GRAPH_FAULT_CODES = {429: "TooManyRequests", 500: "InternalServerError", 502: "BadGateway",
+                     503: "serviceNotAvailable", 504: "GatewayTimeout"}
+FAULTABLE_KINDS = ("openid", "token", "users", "domains")
+
+
+def _route(path):
+    for methods, pattern, kind, handler in ROUTES:
+        match = pattern.match(path)
+        if match:
+            return methods, kind, handler, match
+    return (), "unknown", None, None
+
+
+class GraphRequestError(Exception):
+    """A bad Graph query; becomes a 400 with this Graph error code."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+class EntraRequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "fake_entra/1.0"
+    sys_version = ""
+    timeout = 60  # idle keep-alive connections are dropped after this many seconds
+
+    def do_GET(self):
+        self._dispatch()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def log_message(self, fmt, *args):
+        _logger.info("%s %s", self.address_string(), fmt % args)
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def fake(self):
+        return self.server.fake
+
+    def _dispatch(self):
+        url = urlsplit(self.path)
+        self.query = dict(parse_qsl(url.query, keep_blank_values=True))
+        self.request_id = str(uuid.uuid4())
+        self.client_request_id = self.headers.get("client-request-id") or str(uuid.uuid4())
+        self.status = None
+        self.fault = None
+        self.body = self._read_body()
+        methods, kind, handler, match = _route(url.path)
+        self.kind, self.recorded = kind, False
+        try:
+            if handler is None:
+                self._send_json(404, {"error": {"code": "NotFound", "message": url.path}})
+            elif self.command not in methods:
+                self._send_json(405, {"error": {"code": "MethodNotAllowed",
+                                                "message": self.command}})
+            elif kind in FAULTABLE_KINDS and self._apply_fault(kind, match):
+                pass  # the fault has answered (or dropped the connection)
+            else:
+                getattr(self, handler)(*[unquote(g) for g in match.groups()])
+        except Exception:
+            _logger.exception("fake_entra: error handling %s %s", self.command, self.path)
+            if self.status is None:
+                self._send_json(500, {"error": {"code": "FakeEntraBug", "message": "see log"}})
+        finally:
+            self._record()
+
+    def _record(self):
+        """Count the request once, before the client can see the answer (no test races)."""
+        if not self.recorded and self.kind != "control":
+            self.recorded = True
+            self.fake.record(self.kind, self.command, self.path, self.status)
+
+    def _read_body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _form(self):
+        return dict(parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True))
+
+    def _send(self, status, body, content_type, headers=()):
+        self.status = status
+        self._record()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store, no-cache")
+        self.send_header("request-id", self.request_id)
+        self.send_header("client-request-id", self.client_request_id)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_json(self, status, payload, headers=()):
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        self._send(status, body, "application/json; charset=utf-8", headers)
+
+    def _send_html(self, status, html):
+        self._send(status, html.encode(), "text/html; charset=utf-8")
+
+    def _redirect(self, location):
+        self._send(302, b"", "text/html; charset=utf-8", [("Location", location)])
+
+    def _graph_error(self, status, code, message, headers=()):
+        body = protocol.graph_error(code, message, self.request_id, self.client_request_id)
+        self._send_json(status, body, headers)
+
+    def _reset_connection(self):
+        """Drop the TCP connection with an RST and no response at all."""
+        self.status = 0
+        self._record()
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        self.connection.close()
+
+    def _base_url(self):
+        """Links use the host name the client used (127.0.0.1 or localhost) when it is ours."""
+        host = (self.headers.get("Host") or "").lower()
+        return f"https://{host}" if host in self.server.own_hosts else self.server.base_url
+
+    # ------------------------------------------------------------------ faults
+    def _fault_tenant(self, kind, match):
+        """The tenant a request is about: from its bearer token (Graph) or its path (login)."""
+        if kind in GRAPH_KINDS:
+            return self.fake.token_tenant(self._bearer())
+        segment = unquote(match.group(1))
+        return self.fake.resolve_tenant(segment) or segment.lower()
+
+    def _apply_fault(self, kind, match):
+        """Serve the next matching fault; True if it has answered (or dropped) the request."""
+        tenant_id = self._fault_tenant(kind, match)
+        fault = self.fake.take_fault(kind, tenant_id)
+        self.fault = fault
+        if fault is None:
+            return False
+        _logger.info("fake_entra: fault %s on %s %s", fault.kind, self.command, self.path)
+        if fault.kind in STATUS_KINDS:
+            status = STATUS_KINDS[fault.kind]
+            headers = [] if fault.retry_after is None else [("Retry-After", str(fault.retry_after))]
+            if kind in GRAPH_KINDS:
+                self._graph_error(status, GRAPH_FAULT_CODES[status],
+                                  f"Injected fault: HTTP {status}.", headers)
+            else:
+                error = "temporarily_unavailable" if status in (429, 503) else "server_error"
+                self._send_json(status, protocol.aad_error(error, 90033), headers)
+            return True
+        if fault.kind == "timeout":
+            if self.server.stopping.wait(fault.delay):
+                self._reset_connection()  # the server is stopping: don't answer
+                return True
+            return False
+        if fault.kind == "reset":
+            self._reset_connection()
+            return True
+        if fault.kind == "malformed":
+            body = b'{"@odata.context":"https://graph.microsoft.com/v1.0/$metadata#users",' \
+                b'"value":[{"id":"'  # cut off mid-stream
+            self._send(200, body, "application/json; charset=utf-8")
+            return True
+        if fault.kind == "wrong_shape":
+            self._send_json(200, {"@odata.context": protocol.users_context(None),
+                                  "value": {"unexpected": "an object instead of a list"}})
+            return True
+        if fault.kind == "revoke":
+            self.fake.revoke_consent(tenant_id)
+        return False  # revoke, foreign_next_link, repeat_page: answered by the endpoint
+
+    def _page_fault(self, name):
+        return self.fault is not None and self.fault.kind == name
+
+    # ------------------------------------------------------------------ Entra ID
+    def _openid(self, segment):
+        if segment.lower() in ("organizations", "common", "consumers"):
+            tenant = segment.lower()
+        else:
+            tenant = self.fake.resolve_tenant(segment)
+            if tenant is None:
+                return self._send_json(400, protocol.aad_error("invalid_tenant", 90002,
+                                                               tenant=segment))
+        self._send_json(200, protocol.openid_configuration(self._base_url(), tenant))
+
+    def _keys(self, segment):
+        self._send_json(200, {"keys": []})  # tokens are opaque; nothing to verify
+
+    def _instance_discovery(self):
+        authorize = self.query.get("authorization_endpoint", "")
+        tenant = (urlsplit(authorize).path.strip("/").split("/") or ["common"])[0] or "common"
+        base = self._base_url()
+        host = base.split("://", 1)[1]
+        self._send_json(200, {
+            "tenant_discovery_endpoint": f"{base}/{tenant}/v2.0/.well-known/openid-configuration",
+            "api-version": "1.1",
+            "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
+        })
+
+    def _token(self, segment):
+        form = self._form()
+        client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+        basic = self.headers.get("Authorization", "")
+        if basic.lower().startswith("basic "):  # client_secret_basic
+            try:
+                decoded = base64.b64decode(basic[6:]).decode("utf-8", "replace")
+            except binascii.Error:
+                decoded = ""
+            user, _, password = decoded.partition(":")
+            client_id, secret = client_id or unquote_plus(user), secret or unquote_plus(password)
+        grant_type = form.get("grant_type", "")
+        scope = form.get("scope", "")
+        if not grant_type:
+            return self._send_json(400, protocol.aad_error("invalid_request", 900144,
+                                                           parameter="grant_type"))
+        if grant_type != "client_credentials":
+            return self._send_json(400, protocol.aad_error("unsupported_grant_type", 70003,
+                                                           grant_type=grant_type))
+        if not client_id:
+            return self._send_json(400, protocol.aad_error("invalid_request", 900144,
+                                                           parameter="client_id"))
+        if not secret:
+            return self._send_json(401, protocol.aad_error("invalid_client", 7000218))
+        if not scope:
+            return self._send_json(400, protocol.aad_error("invalid_request", 900144,
+                                                           parameter="scope"))
+        scopes = scope.split()
+        if len(scopes) != 1 or not scopes[0].endswith("/.default"):
+            return self._send_json(400, protocol.aad_error("invalid_scope", 1002012, scope=scope))
+        resource = scopes[0][: -len("/.default")].rstrip("/").lower()
+        if resource not in self.server.graph_resources:
+            return self._send_json(400, protocol.aad_error("invalid_resource", 500011,
+                                                           resource=resource, tenant=segment))
+        status, payload = self.fake.issue_token(segment, client_id, secret)
+        self._send_json(status, payload, [("Pragma", "no-cache")])
+
+    def _consent(self, segment):
+        params = dict(self.query)
+        if self.command == "POST":
+            params.update(self._form())
+        app = self.fake.app(params.get("client_id"))
+        path_tenant = None
+        if segment.lower() not in ("organizations", "common"):
+            path_tenant = self.fake.resolve_tenant(segment)
+            if path_tenant is None:
+                return self._send_html(400, consent.error_page(90002, tenant=segment))
+        if app is None:
+            return self._send_html(400, consent.error_page(
+                700016, client_id=params.get("client_id", ""), tenant=segment))
+        redirect_uri = params.get("redirect_uri")
+        if not redirect_uri:
+            return self._send_html(400, consent.error_page(900144, parameter="redirect_uri"))
+        if not consent.valid_redirect_uri(redirect_uri):
+            return self._send_html(400, consent.error_page(50011, redirect_uri=redirect_uri))
+        decision = params.get("decision") if self.command == "POST" else params.get("auto")
+        if not decision:
+            return self._send_html(200, consent.consent_page(
+                self.path.split("?", 1)[0], app["name"], params, self.fake.tenant_choices(),
+                path_tenant))
+        state = params.get("state")
+        if decision != "accept":
+            return self._redirect(consent.declined_redirect(redirect_uri, state))
+        tenant_id = self.fake.resolve_tenant(params.get("tenant") or path_tenant or "")
+        if tenant_id is None:
+            return self._send_html(400, consent.error_page(
+                90002, tenant=params.get("tenant") or segment))
+        self.fake.grant_consent(tenant_id, app["client_id"])
+        self._redirect(consent.accepted_redirect(redirect_uri, tenant_id,
+                                                 params.get("scope"), state))
+
+    # ------------------------------------------------------------------ Graph
+    def _bearer(self):
+        header = self.headers.get("Authorization", "")
+        return header[7:].strip() if header[:7].lower() == "bearer " else ""
+
+    def _graph_tenant(self):
+        """The tenant of a valid bearer token, or None after sending the 401/403."""
+        token = self._bearer()
+        if not token:
+            self._graph_error(401, "InvalidAuthenticationToken", "Access token is empty.",
+                              [("WWW-Authenticate", 'Bearer realm=""')])
+            return None
+        problem = self.fake.check_token(token)
+        if problem:
+            status, code, message = problem
+            headers = [("WWW-Authenticate", 'Bearer realm=""')] if status == 401 else []
+            self._graph_error(status, code, message, headers)
+            return None
+        return self.fake.token_tenant(token)
+
+    def _query(self, name):
+        """OData system query options may be given with or without the '$'."""
+        return self.query.get(name, self.query.get(name.lstrip("$")))
+
+    def _users(self):
+        tenant_id = self._graph_tenant()
+        if tenant_id is None:
+            return
+        try:
+            selected, top, after_id = self._users_query()
+        except GraphRequestError as exc:
+            return self._graph_error(400, exc.code, str(exc))
+        properties = selected or list(protocol.DEFAULT_USER_PROPERTIES)
+        page, has_more = self.fake.users_page(
+            tenant_id, after_id, top, lambda user: protocol.project_user(user, properties))
+        payload = {"@odata.context": protocol.users_context(selected)}
+        if self._page_fault("foreign_next_link"):
+            payload["@odata.nextLink"] = FOREIGN_NEXT_LINK
+        elif self._page_fault("repeat_page"):
+            payload["@odata.nextLink"] = self._users_link(top, after_id)  # this page, again
+        elif has_more:
+            payload["@odata.nextLink"] = self._users_link(top, page[-1]["id"])
+        payload["value"] = page
+        self._send_json(200, payload)
+
+    def _users_query(self):
+        """($select as a list or None, page size, id after which the page starts)."""
+        for name in UNSUPPORTED_QUERY:
+            if self._query(name) is not None:
+                raise GraphRequestError("Request_UnsupportedQuery",
+                                        f"fake_entra does not implement {name}.")
+        raw_top = self._query("$top")
+        top = DEFAULT_TOP
+        if raw_top is not None:
+            top = int(raw_top) if raw_top.strip().isdigit() else -1
+            if not 1 <= top <= MAX_TOP:
+                raise GraphRequestError(
+                    "Request_UnsupportedQuery",
+                    f"Invalid page size specified: '{raw_top}'. "
+                    "Must be between 1 and 999 inclusive.")
+        skiptoken = self._query("$skiptoken")
+        try:
+            selected = protocol.parse_select(self._query("$select"))
+            after_id = protocol.decode_skiptoken(skiptoken) if skiptoken is not None else ""
+        except ValueError as exc:
+            raise GraphRequestError("Request_BadRequest", str(exc)) from exc
+        return selected, top, after_id
+
+    def _users_link(self, top, after_id):
+        """An absolute nextLink that repeats the client's $select/$top, like Graph's."""
+        query = []
+        if self._query("$select") is not None:
+            query.append(f"$select={self._query('$select')}")
+        if self._query("$top") is not None:
+            query.append(f"$top={top}")
+        query.append(f"$skiptoken={protocol.encode_skiptoken(after_id)}")
+        return f"{self._base_url()}/v1.0/users?{'&'.join(query)}"
+
+    def _domains(self):
+        tenant_id = self._graph_tenant()
+        if tenant_id is None:
+            return
+        value = [{
+            "authenticationType": "Managed", "availabilityStatus": None, "id": domain,
+            "isAdminManaged": True, "isDefault": index == 0,
+            "isInitial": domain.lower().endswith(".onmicrosoft.com"), "isRoot": True,
+            "isVerified": True, "passwordNotificationWindowInDays": 14,
+            "passwordValidityPeriodInDays": 2147483647, "state": None,
+            "supportedServices": ["Email", "OfficeCommunicationsOnlineService"],
+        } for index, domain in enumerate(self.fake.domains(tenant_id))]
+        self._send_json(200, {"@odata.context": f"{protocol.GRAPH_METADATA}#domains",
+                              "value": value})
+
+    # ------------------------------------------------------------------ /_fake control
+    def _control(self, path):
+        try:
+            payload = json.loads(self.body) if self.body else None
+        except ValueError:
+            return self._send_json(400, {"error": "body is not JSON"})
+        self._send_json(*control_api.dispatch(self.fake, self.command, path.strip("/"), payload))

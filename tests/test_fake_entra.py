@@ -1,0 +1,619 @@
+"""The fake Entra ID + Graph server (fake_entra) against real MSAL and requests over HTTPS.
+
+Plain pytest functions, no Odoo: run with ``python -m pytest -p no:odoo tests/test_fake_entra.py``.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import certifi
+import msal
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `pytest` (unlike `python -m pytest`) doesn't add the cwd
+    sys.path.insert(0, str(ROOT))
+
+from fake_entra import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    FakeEntra,
+    FakeEntraControl,
+    ensure_certs,
+    generate_tenant,
+    generate_users,
+    load_tenant_files,
+)
+
+CONTOSO = "9188040d-6c67-4c5b-b112-36a304b66dad"
+FABRIKAM = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+BIG = "0b5e7a3c-2f1d-4c6b-9e8a-7d6c5b4a3f21"
+UNKNOWN = "00000000-0000-4000-8000-000000000000"
+SELECT = ("id,givenName,surname,displayName,jobTitle,mobilePhone,businessPhones,mail,"
+          "userPrincipalName,proxyAddresses,otherMails,accountEnabled,userType")
+EXPIRED_APP = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
+
+
+@pytest.fixture(scope="module")
+def cert_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("fake_entra_certs"))
+
+
+@pytest.fixture(scope="module")
+def server(cert_dir):
+    big = generate_tenant(2500, seed=42, tenant_id=BIG, name="Big Corp", domain="big.example",
+                          consented=True)
+    with FakeEntra(cert_dir=cert_dir, tenants=[*load_tenant_files(), big]) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(server, monkeypatch):
+    # requests lets REQUESTS_CA_BUNDLE override a Session's `verify` (MSAL's `verify=` too),
+    # so processes that talk to the fake point this variable at the bundle.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", server.certs.bundle_file)
+    server.reset()
+    server.add_app(EXPIRED_APP, "old-secret", secret_expired=True)
+    return server
+
+
+def msal_app(fake, tenant=CONTOSO, client_id=DEFAULT_CLIENT_ID, secret=DEFAULT_CLIENT_SECRET):
+    return msal.ConfidentialClientApplication(
+        client_id, client_credential=secret, authority=f"{fake.base_url}/{tenant}",
+        instance_discovery=False, http_cache={}, verify=fake.certs.bundle_file)
+
+
+def scopes(fake):
+    return [f"{fake.base_url}/.default"]
+
+
+def token(fake, tenant):
+    response = requests.post(
+        f"{fake.base_url}/{tenant}/oauth2/v2.0/token", verify=fake.certs.bundle_file,
+        data={"grant_type": "client_credentials", "client_id": DEFAULT_CLIENT_ID,
+              "client_secret": DEFAULT_CLIENT_SECRET, "scope": f"{fake.base_url}/.default"})
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+def graph(fake, tenant=BIG):
+    session = requests.Session()
+    session.verify = fake.certs.bundle_file
+    session.headers["Authorization"] = f"Bearer {token(fake, tenant)}"
+    return session
+
+
+def users_url(fake, top=999, select=SELECT):
+    return f"{fake.base_url}/v1.0/users?$select={select}&$top={top}"
+
+
+def fetch_all(session, url, limit=20):
+    pages = []
+    while url and len(pages) < limit:
+        response = session.get(url, timeout=5)
+        assert response.status_code == 200, response.text
+        pages.append(response.json())
+        url = pages[-1].get("@odata.nextLink")
+    return pages
+
+
+# ---------------------------------------------------------------------------- certificates, TLS
+def test_certs_are_reused_and_bundle_trusts_ca_and_public_roots(cert_dir):
+    first = ensure_certs(cert_dir)
+    before = Path(first.cert_file).read_bytes()
+    second = ensure_certs(cert_dir)
+    assert second == first and Path(second.cert_file).read_bytes() == before
+    bundle = Path(first.bundle_file).read_text()
+    assert Path(first.ca_file).read_text().strip() in bundle
+    assert bundle.count("BEGIN CERTIFICATE") > 50  # certifi's roots are still there
+
+
+def test_certs_are_recreated_when_broken(tmp_path):
+    paths = ensure_certs(tmp_path)
+    Path(paths.key_file).write_text("garbage")
+    again = ensure_certs(tmp_path)
+    assert "PRIVATE KEY" in Path(again.key_file).read_text()
+
+
+def test_https_verifies_against_bundle_only(fake):
+    ok = requests.get(f"{fake.base_url}/_fake/health", verify=fake.certs.bundle_file)
+    assert ok.json()["status"] == "ok"
+    localhost = fake.base_url.replace("127.0.0.1", "localhost")
+    assert requests.get(f"{localhost}/_fake/health", verify=fake.certs.ca_file).ok
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"{fake.base_url}/_fake/health", verify=certifi.where())
+
+
+def test_keep_alive_reuses_one_connection(fake):
+    session = graph(fake)
+    fake.reset_stats()
+    fetch_all(session, users_url(fake))
+    stats = fake.stats()
+    assert stats["counts"]["users"] == 3
+    assert stats["connections"] == 1
+
+
+def test_non_loopback_is_refused():
+    with pytest.raises(ValueError, match="only binds"):
+        FakeEntra(host="0.0.0.0")
+
+
+# ---------------------------------------------------------------------------- MSAL
+def test_msal_token_success_then_cache(fake):
+    fake.set_consent(CONTOSO, True)
+    app = msal_app(fake)
+    result = app.acquire_token_for_client(scopes(fake))
+    assert result["token_type"] == "Bearer" and result["expires_in"] == 3599
+    assert result["token_source"] == "identity_provider"
+    assert app.acquire_token_for_client(scopes(fake))["token_source"] == "cache"
+    assert fake.stats()["counts"]["token"] == 1
+
+
+def test_msal_700016_before_consent_is_returned(fake):
+    result = msal_app(fake).acquire_token_for_client(scopes(fake))
+    assert result["error"] == "unauthorized_client"
+    assert result["error_codes"] == [700016]
+    assert result["error_description"].startswith(
+        f"AADSTS700016: Application with identifier '{DEFAULT_CLIENT_ID}' was not found in the "
+        "directory 'Contoso Ltd'")
+    assert {"timestamp", "trace_id", "correlation_id"} <= set(result)
+
+
+def test_msal_7000215_wrong_secret(fake):
+    fake.set_consent(CONTOSO, True)
+    result = msal_app(fake, secret="wrong").acquire_token_for_client(scopes(fake))
+    assert (result["error"], result["error_codes"]) == ("invalid_client", [7000215])
+
+
+def test_msal_7000222_expired_secret(fake):
+    fake.set_consent(CONTOSO, True)
+    app = msal_app(fake, client_id=EXPIRED_APP, secret="old-secret")
+    result = app.acquire_token_for_client(scopes(fake))
+    assert (result["error"], result["error_codes"]) == ("invalid_client", [7000222])
+
+
+def test_msal_90002_unknown_tenant_raises_at_construction(fake):
+    with pytest.raises(ValueError, match="Unable to get authority configuration") as caught:
+        msal_app(fake, tenant=UNKNOWN)
+    assert "AADSTS90002" in str(caught.value.__context__)
+
+
+def test_msal_90002_from_token_endpoint_is_returned(fake):
+    app = msal_app(fake)
+    fake.delete_tenant(CONTOSO)
+    result = app.acquire_token_for_client(scopes(fake))
+    assert (result["error"], result["error_codes"]) == ("invalid_request", [90002])
+
+
+def test_msal_token_503_raises(fake):
+    fake.set_consent(CONTOSO, True)
+    app = msal_app(fake)
+    fake.add_fault(kind="503", target="token")
+    with pytest.raises(msal.exceptions.MsalServiceError, match="HTTP Error: 503"):
+        app.acquire_token_for_client(scopes(fake))
+
+
+# ---------------------------------------------------------------------------- login endpoints
+@pytest.mark.parametrize("segment", [CONTOSO, "contoso.example", "organizations", "common"])
+def test_openid_configuration(fake, segment):
+    response = requests.get(f"{fake.base_url}/{segment}/v2.0/.well-known/openid-configuration",
+                            verify=fake.certs.bundle_file)
+    config = response.json()
+    tenant = CONTOSO if segment == "contoso.example" else segment
+    assert config["token_endpoint"] == f"{fake.base_url}/{tenant}/oauth2/v2.0/token"
+    assert config["authorization_endpoint"] == f"{fake.base_url}/{tenant}/oauth2/v2.0/authorize"
+    assert config["jwks_uri"] and config["issuer"].startswith(fake.base_url)
+
+
+def test_openid_configuration_unknown_tenant(fake):
+    response = requests.get(f"{fake.base_url}/{UNKNOWN}/v2.0/.well-known/openid-configuration",
+                            verify=fake.certs.bundle_file)
+    body = response.json()
+    assert response.status_code == 400 and body["error"] == "invalid_tenant"
+    assert body["error_codes"] == [90002]
+    assert body["error_description"].startswith(f"AADSTS90002: Tenant '{UNKNOWN}' not found.")
+
+
+@pytest.mark.parametrize("changes, status, code", [
+    ({"grant_type": "password"}, 400, 70003),
+    ({"scope": "User.Read.All"}, 400, 1002012),
+    ({"scope": "https://graph.microsoft.com/.default"}, 400, 500011),
+    ({"client_secret": ""}, 401, 7000218),
+])
+def test_token_request_validation(fake, changes, status, code):
+    fake.set_consent(CONTOSO, True)
+    data = {"grant_type": "client_credentials", "client_id": DEFAULT_CLIENT_ID,
+            "client_secret": DEFAULT_CLIENT_SECRET, "scope": f"{fake.base_url}/.default", **changes}
+    response = requests.post(f"{fake.base_url}/{CONTOSO}/oauth2/v2.0/token", data=data,
+                             verify=fake.certs.bundle_file)
+    assert (response.status_code, response.json()["error_codes"]) == (status, [code])
+
+
+# ---------------------------------------------------------------------------- Graph /users
+def test_users_paging_2500_users_in_three_pages(fake):
+    pages = fetch_all(graph(fake), users_url(fake))
+    assert [len(page["value"]) for page in pages] == [999, 999, 502]
+    for page in pages[:-1]:
+        link = page["@odata.nextLink"]
+        assert link.startswith(f"{fake.base_url}/v1.0/users?$select={SELECT}&$top=999&$skiptoken=")
+    assert "@odata.nextLink" not in pages[-1]
+    assert pages[0]["@odata.context"] == (
+        f"https://graph.microsoft.com/v1.0/$metadata#users({SELECT})")
+    ids = [user["id"] for page in pages for user in page["value"]]
+    assert len(set(ids)) == 2500 and ids == sorted(ids)  # stable order, nothing twice
+
+
+def test_users_default_page_size_and_properties(fake):
+    page = graph(fake).get(f"{fake.base_url}/v1.0/users").json()
+    assert len(page["value"]) == 100 and "$top" not in page["@odata.nextLink"]
+    assert set(page["value"][0]) == {
+        "businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
+        "officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id"}
+
+
+def test_users_select_projection_nulls_and_empty_collections(fake):
+    fake.set_consent(CONTOSO, True)
+    users = {u["displayName"]: u for u in fetch_all(graph(fake, CONTOSO), users_url(
+        fake, select="displayName,jobTitle,mail,otherMails,accountEnabled,preferredLanguage"))[0]
+        ["value"]}
+    assert len(users) == 21
+    reception = users["Reception Desk"]
+    assert set(reception) == {"id", "displayName", "jobTitle", "mail", "otherMails",
+                              "accountEnabled", "preferredLanguage"}
+    assert reception["jobTitle"] is None and reception["preferredLanguage"] is None
+    assert reception["otherMails"] == []
+    assert users["Grady Archie"]["accountEnabled"] is False
+
+
+def test_users_select_unknown_property(fake):
+    response = graph(fake).get(users_url(fake, select="id,shoeSize"))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "Request_BadRequest"
+
+
+@pytest.mark.parametrize("top", ["0", "1000", "abc"])
+def test_users_top_validation(fake, top):
+    response = graph(fake).get(users_url(fake, top=top))
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "Request_UnsupportedQuery"
+    assert error["message"] == (f"Invalid page size specified: '{top}'. "
+                                "Must be between 1 and 999 inclusive.")
+
+
+def test_graph_401_missing_invalid_expired_token(fake):
+    url = users_url(fake)
+    missing = requests.get(url, verify=fake.certs.bundle_file, headers={"client-request-id": "c1"})
+    assert missing.status_code == 401
+    assert missing.headers["client-request-id"] == "c1" and missing.headers["request-id"]
+    error = missing.json()["error"]
+    assert error["code"] == "InvalidAuthenticationToken"
+    assert error["innerError"]["client-request-id"] == "c1"
+    invalid = requests.get(url, verify=fake.certs.bundle_file,
+                           headers={"Authorization": "Bearer nope"})
+    assert invalid.status_code == 401
+    session = graph(fake)
+    fake.expire_tokens()
+    expired = session.get(url)
+    assert expired.status_code == 401
+    assert expired.json()["error"]["message"] == "Access token has expired or is not yet valid."
+
+
+def test_graph_403_when_consent_revoked(fake):
+    session = graph(fake)
+    fake.set_consent(BIG, False)
+    response = session.get(users_url(fake))
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "Authorization_RequestDenied"
+
+
+def test_token_is_bound_to_its_tenant(fake):
+    fake.set_consent(CONTOSO, True)
+    page = graph(fake, CONTOSO).get(users_url(fake)).json()
+    assert {u["mail"] for u in page["value"]} >= {"adele.vance@contoso.example"}
+    assert len(page["value"]) == 21
+
+
+def test_domains(fake):
+    fake.set_consent(CONTOSO, True)
+    value = graph(fake, CONTOSO).get(f"{fake.base_url}/v1.0/domains").json()["value"]
+    assert [(d["id"], d["isDefault"], d["isVerified"]) for d in value] == [
+        ("contoso.example", True, True), ("contoso.onmicrosoft.com", False, True)]
+
+
+# ---------------------------------------------------------------------------- faults
+@pytest.mark.parametrize("kind, retry_after, header", [
+    ("429", 7, "7"), ("429", None, None), ("500", None, None), ("502", None, None),
+    ("503", 3, "3"), ("504", None, None),
+])
+def test_status_faults_use_graph_error_shape(fake, kind, retry_after, header):
+    session = graph(fake)
+    fake.add_fault(kind=kind, target="users", retry_after=retry_after)
+    response = session.get(users_url(fake))
+    assert response.status_code == int(kind)
+    assert response.headers.get("Retry-After") == header
+    assert set(response.json()["error"]) == {"code", "message", "innerError"}
+    assert session.get(users_url(fake)).status_code == 200  # count=1: consumed
+
+
+def test_fault_after_count_and_tenant(fake):
+    fake.set_consent(CONTOSO, True)
+    contoso, big = graph(fake, CONTOSO), graph(fake, BIG)
+    fake.add_fault(kind="500", target="users", tenant=BIG, after=1, count=2)
+    assert contoso.get(users_url(fake)).status_code == 200  # other tenant: no match
+    statuses = [big.get(users_url(fake)).status_code for _ in range(4)]
+    assert statuses == [200, 500, 500, 200]
+    assert fake.stats()["faults_fired"] == 2
+
+
+def test_timeout_fault_delays_then_answers(fake):
+    session = graph(fake)
+    fake.add_fault(kind="timeout", target="users", delay=0.4)
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        session.get(users_url(fake), timeout=0.1)
+    fake.add_fault(kind="timeout", target="users", delay=0.2)
+    started = time.monotonic()
+    assert session.get(users_url(fake), timeout=5).status_code == 200
+    assert time.monotonic() - started >= 0.2
+
+
+def test_stop_does_not_hang_on_timeout_fault(cert_dir):
+    fake = FakeEntra(cert_dir=cert_dir, tenants=load_tenant_files()).start()
+    fake.add_fault(kind="timeout", target="openid", delay=30)
+    url = f"{fake.base_url}/{CONTOSO}/v2.0/.well-known/openid-configuration"
+    errors = []
+
+    def call():
+        try:
+            requests.get(url, verify=fake.certs.bundle_file, timeout=10)
+        except requests.RequestException as exc:
+            errors.append(exc)
+
+    client = threading.Thread(target=call)
+    client.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    fake.stop()
+    client.join(5)
+    assert time.monotonic() - started < 3 and not client.is_alive()
+    assert errors  # the sleeping request was dropped, not answered
+
+
+def test_reset_fault_drops_connection(fake):
+    session = graph(fake)
+    fake.add_fault(kind="reset", target="users")
+    with pytest.raises(requests.exceptions.ConnectionError):
+        session.get(users_url(fake))
+    assert session.get(users_url(fake)).status_code == 200
+    assert fake.stats()["requests"][-2]["status"] == 0
+
+
+def test_malformed_and_wrong_shape_faults(fake):
+    session = graph(fake)
+    fake.add_fault(kind="malformed", target="users")
+    fake.add_fault(kind="wrong_shape", target="users")
+    malformed = session.get(users_url(fake))
+    assert malformed.status_code == 200
+    with pytest.raises(ValueError):
+        malformed.json()
+    wrong = session.get(users_url(fake)).json()
+    assert not isinstance(wrong["value"], list)
+
+
+def test_foreign_next_link_fault(fake):
+    fake.add_fault(kind="foreign_next_link", target="users", after=1)
+    pages = fetch_all(graph(fake), users_url(fake), limit=2)
+    assert pages[1]["@odata.nextLink"] == "https://graph.evil.example/v1.0/users?$skiptoken=x"
+    assert len(pages[1]["value"]) == 999  # the page itself is normal
+
+
+def test_repeat_page_fault_serves_a_page_twice(fake):
+    fake.add_fault(kind="repeat_page", target="users", after=1)
+    pages = fetch_all(graph(fake), users_url(fake))
+    first_ids = [page["value"][0]["id"] for page in pages]
+    assert len(pages) == 4 and first_ids[1] == first_ids[2]
+    assert len({u["id"] for page in pages for u in page["value"]}) == 2500
+
+
+def test_revoke_fault_revokes_consent_now(fake):
+    session = graph(fake)
+    fake.add_fault(kind="revoke", target="users", after=1)
+    pages = session.get(users_url(fake)).json()
+    response = session.get(pages["@odata.nextLink"])
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "Authorization_RequestDenied"
+    assert not fake.tenant(BIG)["consented"]
+
+
+def test_openid_fault_and_unknown_fault_kind(fake):
+    fake.add_fault(kind="502", target="openid", tenant=CONTOSO)
+    with pytest.raises(msal.exceptions.MsalServiceError):
+        msal_app(fake)
+    msal_app(fake)  # consumed
+    with pytest.raises(ValueError, match="unknown fault kind"):
+        fake.add_fault(kind="418")
+
+
+# ---------------------------------------------------------------------------- admin consent
+def consent_url(fake, tenant="organizations", redirect="https://odoo.example/cb", **extra):
+    params = {"client_id": DEFAULT_CLIENT_ID, "scope": f"{fake.base_url}/.default",
+              "redirect_uri": redirect, "state": "s t&1", **extra}
+    return requests.Request("GET", f"{fake.base_url}/{tenant}/v2.0/adminconsent",
+                            params=params).prepare().url
+
+
+def test_consent_page_form(fake):
+    page = requests.get(consent_url(fake, tenant=FABRIKAM), verify=fake.certs.bundle_file)
+    html = page.text
+    assert page.status_code == 200 and "Permissions requested" in html
+    assert "Read all users' full profiles" in html
+    assert f'<option value="{FABRIKAM}" selected>' in html
+    assert '<button id="accept" name="decision" value="accept">Accept</button>' in html
+    assert '<button id="cancel" name="decision" value="cancel">Cancel</button>' in html
+    assert f'action="/{FABRIKAM}/v2.0/adminconsent"' in html
+    assert 'name="state" value="s t&amp;1"' in html
+
+
+def post_consent(fake, decision, redirect="https://odoo.example/cb?db=x"):
+    form = {"client_id": DEFAULT_CLIENT_ID, "scope": f"{fake.base_url}/.default",
+            "redirect_uri": redirect, "state": "s t&1", "tenant": CONTOSO, "decision": decision}
+    return requests.post(f"{fake.base_url}/organizations/v2.0/adminconsent", data=form,
+                         verify=fake.certs.bundle_file, allow_redirects=False)
+
+
+def test_consent_accept_redirects_and_grants(fake):
+    response = post_consent(fake, "accept")
+    assert response.status_code == 302
+    location = urlsplit(response.headers["Location"])
+    assert location.netloc == "odoo.example" and location.path == "/cb"
+    assert parse_qs(location.query) == {
+        "db": ["x"], "admin_consent": ["True"], "tenant": [CONTOSO],
+        "scope": [f"{fake.base_url}/.default"], "state": ["s t&1"]}
+    assert fake.tenant(CONTOSO)["consented"]
+    assert msal_app(fake).acquire_token_for_client(scopes(fake))["access_token"]
+
+
+def test_consent_cancel_redirects_with_access_denied(fake):
+    response = post_consent(fake, "cancel", redirect="https://odoo.example/cb")
+    location = response.headers["Location"]
+    assert location.startswith("https://odoo.example/cb?error=access_denied&error_description="
+                               "AADSTS65004%3A+User+declined+to+consent")
+    assert parse_qs(urlsplit(location).query)["state"] == ["s t&1"]
+    assert not fake.tenant(CONTOSO)["consented"]
+
+
+def test_consent_auto_accept_and_unknown_client(fake):
+    auto = requests.get(consent_url(fake, auto="accept", tenant=FABRIKAM),
+                        verify=fake.certs.bundle_file, allow_redirects=False)
+    assert parse_qs(urlsplit(auto.headers["Location"]).query)["tenant"] == [FABRIKAM]
+    assert fake.tenant(FABRIKAM)["consented"]
+    unknown = requests.get(consent_url(fake).replace(DEFAULT_CLIENT_ID, UNKNOWN),
+                           verify=fake.certs.bundle_file, allow_redirects=False)
+    assert unknown.status_code == 400 and "Location" not in unknown.headers
+    assert "AADSTS700016" in unknown.text
+    assert fake.stats()["counts"]["consent"] == 2
+
+
+# ---------------------------------------------------------------------------- control over HTTP
+def test_control_endpoints(fake):
+    control = FakeEntraControl(fake.base_url, ca_file=fake.certs.bundle_file)
+    assert control.health()["status"] == "ok"
+    tid = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+    control.put_tenant({"tenant_id": tid, "display_name": "Tailspin", "domains": ["ts.example"],
+                        "users": [{"id": "u1", "displayName": "One", "mail": "one@ts.example"}]})
+    assert {"tenant_id": tid, "display_name": "Tailspin", "consented": False,
+            "domains": ["ts.example"], "user_count": 1} in control.tenants()
+    [added] = control.add_user(tid, {"displayName": "Two"})
+    assert control.add_user(tid, [{"id": "u3"}, {"id": "u4"}]) == ["u3", "u4"]
+    assert control.update_user(tid, "u1", {"jobTitle": "Boss"})["jobTitle"] == "Boss"
+    control.delete_user(tid, "u3")
+    control.set_consent(tid, True)
+    control.add_app("99999999-0000-4000-8000-000000000000", "s2")
+    control.add_fault(kind="503", target="users", tenant=tid)
+    session = graph(fake, tid)
+    assert session.get(users_url(fake)).status_code == 503
+    page = session.get(users_url(fake)).json()
+    assert sorted(u["id"] for u in page["value"]) == sorted(["u1", "u4", added])
+    control.expire_tokens()
+    assert session.get(users_url(fake)).status_code == 401
+    stats = control.stats()
+    assert stats["counts"]["users"] == 3 and stats["requests"][-1]["status"] == 401
+    assert control.reset_stats() and control.stats()["counts"]["users"] == 0
+    control.add_fault(kind="500")
+    control.clear_faults()
+    assert control.stats()["faults_pending"] == []
+    with pytest.raises(RuntimeError, match="404"):
+        control.update_user(tid, "nobody", {})
+    control.reset()
+    assert tid not in {t["tenant_id"] for t in control.tenants()}
+
+
+def test_control_rejects_bad_input(fake):
+    url = f"{fake.base_url}/_fake/faults"
+    bad = requests.post(url, json={"kind": "nope"}, verify=fake.certs.bundle_file)
+    assert bad.status_code == 400 and "unknown fault kind" in bad.json()["error"]
+    missing = requests.post(f"{fake.base_url}/_fake/nothing", verify=fake.certs.bundle_file)
+    assert missing.status_code == 404
+
+
+# ---------------------------------------------------------------------------- data
+def test_demo_tenants():
+    tenants = {t["tenant_id"]: t for t in load_tenant_files()}
+    contoso, fabrikam = tenants[CONTOSO], tenants[FABRIKAM]
+    assert contoso["display_name"] == "Contoso Ltd" and not contoso["consented"]
+    assert len(fabrikam["users"]) == 8 and not fabrikam["consented"]
+    users = contoso["users"]
+    assert sum(u["userType"] == "Guest" for u in users) == 2
+    assert sum(not u["accountEnabled"] for u in users) == 2
+    assert any(u["mail"] is None and any(p.startswith("SMTP:") for p in u["proxyAddresses"])
+               for u in users)
+    assert any(u["mail"] is None and not u["proxyAddresses"] and not u["otherMails"]
+               for u in users)
+    mails = [u["mail"] for u in users if u["mail"]]
+    assert len({m.lower() for m in mails}) == len(mails) - 1 and len(set(mails)) == len(mails)
+    assert any(not u["givenName"] and not u["surname"] and u["displayName"] for u in users)
+
+
+def test_generator_is_deterministic_fast_and_mixed():
+    assert generate_users(50, seed=3) == generate_users(50, seed=3)
+    assert generate_users(50, seed=3) != generate_users(50, seed=4)
+    assert generate_users(10, seed=3) == generate_users(50, seed=3)[:10]
+    started = time.monotonic()
+    users = generate_users(50_000, seed=1, domain="big.example")
+    assert time.monotonic() - started < 10
+    assert len({u["id"] for u in users}) == 50_000
+
+    def share(predicate):
+        return sum(map(predicate, users)) / len(users)
+
+    assert 0.02 < share(lambda u: u["userType"] == "Guest") < 0.04
+    assert 0.02 < share(lambda u: not u["accountEnabled"]) < 0.04
+    assert 0.005 < share(lambda u: u["mail"] is None and not u["proxyAddresses"]) < 0.015
+    guest = next(u for u in users if u["userType"] == "Guest")
+    assert "#EXT#@big.onmicrosoft.com" in guest["userPrincipalName"]
+    assert not guest["mail"].endswith("@big.example")
+    plain = generate_users(2000, seed=1, plain=True)
+    assert all(u["mail"] and u["accountEnabled"] and u["userType"] == "Member" for u in plain)
+
+
+def test_generate_cli(tmp_path):
+    out = tmp_path / "t.json"
+    subprocess.run([sys.executable, "-m", "fake_entra.generate", "--users", "30", "--seed", "5",
+                    "--tenant-id", UNKNOWN, "--name", "Gen", "--domain", "gen.example",
+                    "--out", str(out), "--plain"], cwd=ROOT, check=True, capture_output=True)
+    tenant = json.loads(out.read_text())
+    assert tenant["tenant_id"] == UNKNOWN and len(tenant["users"]) == 30
+    assert tenant["users"] == generate_users(30, seed=5, domain="gen.example", plain=True,
+                                             company="Gen")
+
+
+def test_server_cli_runs_and_stops_on_sigterm(cert_dir):
+    with socket.socket() as probe:  # a free port, so the CLI can print it back
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fake_entra", "--port", str(port), "--cert-dir", cert_dir],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    try:
+        url = proc.stdout.readline().strip()
+        bundle = proc.stdout.readline().strip()
+        assert url == f"FAKE_ENTRA_URL=https://127.0.0.1:{port}"
+        bundle = bundle.split("=", 1)[1]
+        tenants = requests.get(f"{url.split('=', 1)[1]}/_fake/tenants", verify=bundle).json()
+        assert {t["tenant_id"] for t in tenants} == {CONTOSO, FABRIKAM}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    refused = subprocess.run([sys.executable, "-m", "fake_entra", "--host", "0.0.0.0"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    assert refused.returncode == 2 and "only binds" in refused.stderr

@@ -1,0 +1,631 @@
+"""GraphClient against a scripted local HTTP server; MSAL glue over a fake MSAL transport."""
+
+import json
+import socket
+import threading
+import time
+import uuid
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import msal
+import pytest
+import requests
+
+from odoo.addons.azure_ad_contacts.utils import graph_client as gc
+
+
+class FakeGraph:
+    """Answers queued replies in order on 127.0.0.1 and records each request's path and headers."""
+
+    def __init__(self):
+        self.replies = []
+        self.requests = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                fake.requests.append((self.path, dict(self.headers)))
+                status, headers, body, delay = (
+                    fake.replies.pop(0) if fake.replies else (599, {}, "unscripted", 0))
+                time.sleep(delay)
+                payload = (body if isinstance(body, str) else json.dumps(body)).encode()
+                try:
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:  # the client gave up waiting (timeout tests)
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def reply(self, status=200, body=None, headers=None, delay=0):
+        self.replies.append((status, headers or {}, {"value": []} if body is None else body, delay))
+
+    @property
+    def paths(self):
+        return [path for path, _headers in self.requests]
+
+
+@pytest.fixture(scope="module")
+def graph_server():
+    fake = FakeGraph()
+    yield fake
+    fake.server.shutdown()
+    fake.server.server_close()
+
+
+@pytest.fixture
+def graph(graph_server):
+    graph_server.replies.clear()
+    graph_server.requests.clear()
+    return graph_server
+
+
+class Recorder:
+    """Token provider and sleep stand-in that remember how they were called."""
+
+    def __init__(self):
+        self.token_calls = []
+        self.sleeps = []
+
+    def token(self, force_refresh):
+        self.token_calls.append(force_refresh)
+        return f"tok-{len(self.token_calls) - 1}"
+
+
+@pytest.fixture
+def rec():
+    return Recorder()
+
+
+def make_client(endpoint, rec, **kwargs):
+    kwargs = {"sleep": rec.sleeps.append, "jitter": lambda: 0.5, **kwargs}
+    return gc.GraphClient(endpoint, rec.token, **kwargs)
+
+
+def users_path():
+    return f"/v1.0/users?$select={','.join(gc.USER_SELECT)}&$top=999"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# Paging
+
+
+def test_pages_follow_next_link_verbatim(graph, rec):
+    next_link = f"{graph.url}/v1.0/users?$select=id&$top=999&$skiptoken=RFNwdAI%2BAAAA%3D%3D"
+    graph.reply(body={"value": [{"id": "1"}, {"id": "2"}], "@odata.nextLink": next_link})
+    graph.reply(body={"value": [{"id": "3"}]})
+    client = make_client(graph.url + "/", rec)
+
+    assert list(client.iter_user_pages()) == [[{"id": "1"}, {"id": "2"}], [{"id": "3"}]]
+    assert graph.paths == [users_path(), next_link.removeprefix(graph.url)]
+    assert client.request_count == 2
+    assert rec.token_calls == [False]  # one token for the whole run
+
+
+def test_request_headers(graph, rec):
+    graph.reply()
+    list(make_client(graph.url, rec).iter_user_pages())
+    headers = graph.requests[0][1]
+    assert headers["Authorization"] == "Bearer tok-0"
+    assert headers["Accept"] == "application/json"
+    uuid.UUID(headers["client-request-id"])
+
+
+def test_pages_are_fetched_one_at_a_time(graph, rec):
+    graph.reply(body={"value": [{"id": "1"}], "@odata.nextLink": f"{graph.url}/v1.0/users?p=2"})
+    graph.reply(body={"value": [{"id": "2"}]})
+    client = make_client(graph.url, rec)
+    pages = client.iter_user_pages()
+    assert next(pages) == [{"id": "1"}]
+    assert client.request_count == 1
+    assert next(pages) == [{"id": "2"}]
+    assert client.request_count == 2
+
+
+def test_probe_and_verified_domains(graph, rec):
+    graph.reply(body={"value": [{"id": "1"}]})
+    graph.reply(body={"value": [
+        {"id": "contoso.com", "isVerified": True},
+        {"id": "pending.com", "isVerified": False},
+        {"id": 7, "isVerified": True},
+        "junk",
+    ]})
+    client = make_client(graph.url, rec)
+    client.probe()
+    assert client.verified_domains() == ["contoso.com"]
+    assert graph.paths == ["/v1.0/users?$top=1&$select=id", "/v1.0/domains"]
+
+
+@pytest.mark.parametrize("link", [
+    "https://evil.example/v1.0/users?$skiptoken=x",
+    "https://127.0.0.1:{port}/v1.0/users",  # other scheme
+    "http://127.0.0.1:1/v1.0/users",  # other port
+    "http://localhost:{port}/v1.0/users",  # other host name
+    "http://127.0.0.1:{port}@evil.example/v1.0/users",  # userinfo trick
+    "http://evil.example\\@127.0.0.1:{port}/v1.0/users",
+    "/v1.0/users?$skiptoken=relative",
+    "http://127.0.0.1:99999/v1.0/users",  # invalid port
+])
+def test_next_link_off_the_graph_host_is_refused(graph, rec, link):
+    port = graph.server.server_port
+    graph.reply(body={"value": [], "@odata.nextLink": link.format(port=port)})
+    client = make_client(graph.url, rec)
+    with pytest.raises(gc.UntrustedHostError):
+        list(client.iter_user_pages())
+    assert client.request_count == 1
+
+
+def test_default_port_counts_as_the_same_origin(rec):
+    client = make_client("https://graph.microsoft.com", rec, session=object())
+    assert client._origin == gc._origin("https://GRAPH.microsoft.com:443/v1.0/users?$skiptoken=x")
+
+
+# Throttling, retries and the wait budget
+
+
+def test_429_honours_retry_after_seconds(graph, rec):
+    graph.reply(429, {"error": {"code": "TooManyRequests"}}, {"Retry-After": "7"})
+    graph.reply()
+    client = make_client(graph.url, rec)
+    assert list(client.iter_user_pages()) == [[]]
+    assert rec.sleeps == [7.0]
+    assert client.request_count == 2
+    assert graph.paths == [users_path(), users_path()]
+
+
+def test_429_honours_retry_after_http_date(graph, rec):
+    graph.reply(429, headers={"Retry-After": formatdate(time.time() + 30, usegmt=True)})
+    graph.reply()
+    list(make_client(graph.url, rec).iter_user_pages())
+    assert len(rec.sleeps) == 1 and 27 <= rec.sleeps[0] <= 30
+
+
+def test_429_without_retry_after_backs_off(graph, rec):
+    graph.reply(429)
+    graph.reply(429, headers={"Retry-After": "soon"})  # unusable: backoff too
+    graph.reply()
+    list(make_client(graph.url, rec).iter_user_pages())
+    assert rec.sleeps == [7.5, 12.5]  # 5 * 2**n + 0.5 * 5
+
+
+def test_503_exponential_backoff_with_jitter(graph, rec):
+    for status in (503, 500, 502, 504):
+        graph.reply(status, "<html>busy</html>")
+    graph.reply()
+    client = make_client(graph.url, rec, max_wait=1000)
+    assert list(client.iter_user_pages()) == [[]]
+    assert rec.sleeps == [7.5, 12.5, 22.5, 42.5]
+    assert client.request_count == 5
+
+
+def test_503_honours_retry_after(graph, rec):
+    graph.reply(503, headers={"Retry-After": "2"})
+    graph.reply()
+    list(make_client(graph.url, rec).iter_user_pages())
+    assert rec.sleeps == [2.0]
+
+
+def test_wait_beyond_budget_raises_at_once(graph, rec):
+    graph.reply(429, {"error": {"code": "TooManyRequests", "message": "Slow down"}},
+                {"Retry-After": "120", "request-id": "req-9"})
+    client = make_client(graph.url, rec)
+    with pytest.raises(gc.ThrottledError) as caught:
+        list(client.iter_user_pages())
+    assert rec.sleeps == []
+    assert client.request_count == 1
+    error = caught.value
+    assert (error.retry_after, error.status, error.code, error.request_id, error.detail) == (
+        120.0, 429, "TooManyRequests", "req-9", "Slow down")
+
+
+def test_budget_counts_all_waits_of_one_call(graph, rec):
+    for _ in range(5):
+        graph.reply(503)
+    client = make_client(graph.url, rec)  # max_wait=60: 7.5 + 12.5 + 22.5, then 42.5 is too much
+    with pytest.raises(gc.ServiceUnavailableError) as caught:
+        list(client.iter_user_pages())
+    assert rec.sleeps == [7.5, 12.5, 22.5]
+    assert client.request_count == 4
+    assert caught.value.retry_after == 42.5
+
+
+def test_429_retries_exhausted(graph, rec):
+    for _ in range(3):
+        graph.reply(429, headers={"Retry-After": "1"})
+    client = make_client(graph.url, rec, max_attempts=3)
+    with pytest.raises(gc.ThrottledError) as caught:
+        list(client.iter_user_pages())
+    assert rec.sleeps == [1.0, 1.0]
+    assert client.request_count == 3
+    assert caught.value.retry_after == 1.0
+
+
+def test_budget_is_per_call(graph, rec):
+    graph.reply(429, headers={"Retry-After": "40"},
+                body={"value": []})
+    graph.reply(body={"value": [], "@odata.nextLink": f"{graph.url}/v1.0/users?p=2"})
+    graph.reply(429, headers={"Retry-After": "40"})
+    graph.reply()
+    assert len(list(make_client(graph.url, rec).iter_user_pages())) == 2
+    assert rec.sleeps == [40.0, 40.0]
+
+
+def test_connection_errors_back_off_then_fail(rec):
+    client = make_client(f"http://127.0.0.1:{free_port()}", rec, max_attempts=2)
+    with pytest.raises(gc.ServiceUnavailableError):
+        list(client.iter_user_pages())
+    assert rec.sleeps == [7.5]
+    assert client.request_count == 2
+
+
+def test_timeout_is_retried(graph, rec):
+    graph.reply(delay=1)
+    graph.reply(body={"value": [{"id": "1"}]})
+    client = make_client(graph.url, rec, timeout=(2, 0.2))
+    assert list(client.iter_user_pages()) == [[{"id": "1"}]]
+    assert rec.sleeps == [7.5]
+    assert client.request_count == 2
+
+
+def test_timeouts_exhausted(graph, rec):
+    graph.reply(delay=1)
+    graph.reply(delay=1)
+    client = make_client(graph.url, rec, timeout=(2, 0.2), max_attempts=2)
+    with pytest.raises(gc.ServiceUnavailableError):
+        list(client.iter_user_pages())
+
+
+class ScriptedSession:
+    """A Session stand-in that raises the given exceptions, then answers an empty page."""
+
+    def __init__(self, *exceptions):
+        self.exceptions = list(exceptions)
+
+    def get(self, url, **kwargs):
+        if self.exceptions:
+            raise self.exceptions.pop(0)
+        response = requests.Response()
+        response.status_code, response._content = 200, b'{"value": []}'
+        return response
+
+
+@pytest.mark.parametrize(("exception", "retried"), [
+    (requests.exceptions.ChunkedEncodingError("connection dropped mid-body"), True),
+    (requests.exceptions.ConnectTimeout("no answer"), True),
+    (requests.exceptions.SSLError("certificate verify failed"), False),
+    (requests.exceptions.InvalidHeader("bad header"), False),
+])
+def test_transport_errors(rec, exception, retried):
+    client = make_client("https://graph.example", rec, session=ScriptedSession(exception))
+    if retried:
+        assert list(client.iter_user_pages()) == [[]]
+        assert (client.request_count, rec.sleeps) == (2, [7.5])
+    else:
+        with pytest.raises(gc.ServiceUnavailableError):
+            client.probe()
+        assert (client.request_count, rec.sleeps) == (1, [])
+
+
+# Authentication and errors
+
+
+def test_401_refreshes_the_token_once(graph, rec):
+    graph.reply(401, {"error": {"code": "InvalidAuthenticationToken"}})
+    graph.reply()
+    client = make_client(graph.url, rec)
+    list(client.iter_user_pages())
+    assert rec.token_calls == [False, True]
+    assert [h["Authorization"] for _p, h in graph.requests] == ["Bearer tok-0", "Bearer tok-1"]
+    assert rec.sleeps == []
+
+
+def test_second_401_is_an_authentication_error(graph, rec):
+    graph.reply(401, {"error": {"code": "InvalidAuthenticationToken", "message": "Expired"}})
+    graph.reply(401, {"error": {"code": "InvalidAuthenticationToken", "message": "Expired"}})
+    client = make_client(graph.url, rec)
+    with pytest.raises(gc.AuthenticationError) as caught:
+        list(client.iter_user_pages())
+    assert (caught.value.status, caught.value.code) == (401, "InvalidAuthenticationToken")
+    assert rec.token_calls == [False, True]
+    assert client.request_count == 2
+
+
+def test_token_provider_errors_propagate(graph, rec):
+    def token(force_refresh):
+        raise gc.ConsentMissingError("AADSTS700016: gone", code="AADSTS700016")
+
+    client = gc.GraphClient(graph.url, token)
+    with pytest.raises(gc.ConsentMissingError):
+        client.probe()
+    assert client.request_count == 0
+
+
+def test_403_request_denied_is_permission_denied(graph, rec):
+    graph.reply(403, {"error": {
+        "code": "Authorization_RequestDenied",
+        "message": "Insufficient privileges to complete the operation.",
+        "innerError": {"request-id": "r-1", "date": "2025-01-01T00:00:00"},
+    }})
+    with pytest.raises(gc.PermissionDeniedError) as caught:
+        make_client(graph.url, rec).probe()
+    error = caught.value
+    assert (error.status, error.request_id) == (403, "r-1")
+    assert error.code == "Authorization_RequestDenied"
+    assert error.detail == "Insufficient privileges to complete the operation."
+
+
+@pytest.mark.parametrize(("status", "body", "code"), [
+    (403, {"error": {"code": "Forbidden", "message": "No"}}, "Forbidden"),
+    (400, {"error": {"code": "Request_BadRequest", "message": "Bad $top"}}, "Request_BadRequest"),
+    (404, "not json", None),
+    (302, "", None),  # a redirect is not followed
+])
+def test_other_client_errors_are_graph_errors(graph, rec, status, body, code):
+    graph.reply(status, body, {"Location": "https://evil.example/"} if status == 302 else None)
+    client = make_client(graph.url, rec)
+    with pytest.raises(gc.GraphError) as caught:
+        client.probe()
+    assert type(caught.value) is gc.GraphError
+    assert (caught.value.status, caught.value.code) == (status, code)
+    assert client.request_count == 1
+    assert rec.sleeps == []
+
+
+@pytest.mark.parametrize("body", [
+    "<html>proxy</html>",
+    [{"id": "1"}],
+    {"value": {"id": "1"}},
+    {"no": "value"},
+    {"value": [], "@odata.nextLink": 42},
+])
+def test_malformed_responses(graph, rec, body):
+    graph.reply(200, body)
+    with pytest.raises(gc.MalformedResponseError):
+        list(make_client(graph.url, rec).iter_user_pages())
+
+
+def test_own_session_has_no_retries(rec):
+    client = make_client("https://graph.microsoft.com", rec)
+    assert isinstance(client.session, requests.Session)
+    assert client.session.get_adapter("https://graph.microsoft.com").max_retries.total == 0
+
+
+# MSAL glue
+
+
+class FakeResponse:
+    def __init__(self, status, body, headers=None):
+        self.status_code = status
+        self.text = body if isinstance(body, str) else json.dumps(body)
+        self.headers = headers or {}
+
+    def raise_for_status(self):
+        if self.status_code >= 400:
+            raise requests.HTTPError(str(self.status_code))
+
+
+class FakeLogin:
+    """An MSAL http_client: answers OpenID discovery and token POSTs, records every call."""
+
+    def __init__(self, discovery=None, token=None):
+        self.calls = []
+        self.discovery = discovery
+        self.token = token or FakeResponse(200, {
+            "access_token": "at-1", "token_type": "Bearer", "expires_in": 3600})
+
+    def get(self, url, params=None, headers=None, **kwargs):
+        self.calls.append(("GET", url))
+        if "/discovery/instance" in url:  # what MSAL asks login.microsoftonline.com
+            return FakeResponse(404, "not answered")
+        if isinstance(self.discovery, Exception):
+            raise self.discovery
+        base = url.split("/v2.0/")[0]
+        return self.discovery or FakeResponse(200, {
+            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+            "token_endpoint": f"{base}/oauth2/v2.0/token",
+        })
+
+    def post(self, url, params=None, data=None, headers=None, **kwargs):
+        self.calls.append(("POST", url, data.get("scope")))
+        if isinstance(self.token, Exception):
+            raise self.token
+        return self.token
+
+    def close(self):
+        pass
+
+
+def build(login, endpoint="https://127.0.0.1:8443"):
+    return gc.build_msal_app("client", "secret", endpoint + "/", "tenant-1",
+                             http_cache={}, http_client=login)
+
+
+def test_build_msal_app_for_an_emulator_skips_instance_discovery():
+    login = FakeLogin()
+    app = build(login)
+    assert login.calls == [("GET", "https://127.0.0.1:8443/tenant-1/v2.0/.well-known/openid-configuration")]
+    assert app.authority.token_endpoint == "https://127.0.0.1:8443/tenant-1/oauth2/v2.0/token"
+
+
+def test_build_msal_app_for_the_public_cloud():
+    login = FakeLogin()
+    build(login, "https://login.microsoftonline.com")
+    assert login.calls == [
+        ("GET", "https://login.microsoftonline.com/tenant-1/v2.0/.well-known/openid-configuration")]
+
+
+@pytest.mark.parametrize(("discovery", "error_class"), [
+    (FakeResponse(400, {"error": "invalid_tenant", "error_codes": [90002],
+                        "error_description": "AADSTS90002: Tenant 'tenant-1' not found."}),
+     gc.TenantNotFoundError),
+    (FakeResponse(404, "<html>not here</html>"), gc.AuthenticationError),
+    (FakeResponse(503, "busy"), gc.ServiceUnavailableError),
+    (FakeResponse(200, "<html>captive portal</html>"), gc.MalformedResponseError),
+    (FakeResponse(200, {"issuer": "x"}), gc.MalformedResponseError),
+    (requests.ConnectionError("refused"), gc.ServiceUnavailableError),
+    (requests.Timeout("slow"), gc.ServiceUnavailableError),
+])
+def test_build_msal_app_errors(discovery, error_class):
+    with pytest.raises(error_class) as caught:
+        build(FakeLogin(discovery))
+    assert type(caught.value) is error_class
+
+
+def test_build_msal_app_tenant_not_found_details():
+    login = FakeLogin(FakeResponse(400, {"error": "invalid_tenant", "error_codes": [90002],
+                                         "error_description": "AADSTS90002: Tenant not found.",
+                                         "trace_id": "trace-1"}))
+    with pytest.raises(gc.TenantNotFoundError) as caught:
+        build(login)
+    error = caught.value
+    assert (error.status, error.code, error.request_id) == (400, "AADSTS90002", "trace-1")
+    assert error.detail == "AADSTS90002: Tenant not found."
+
+
+def test_build_msal_app_gives_msal_a_session_that_never_sleeps(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(gc.msal, "ConfidentialClientApplication",
+                        lambda client_id, **kwargs: seen.update(kwargs))
+    gc.build_msal_app("client", "secret", "https://login.microsoftonline.com", "tenant-1")
+    assert isinstance(seen["http_client"], gc.MsalSession)
+    assert seen["instance_discovery"] is False
+    assert seen["authority"] == "https://login.microsoftonline.com/tenant-1"
+
+
+def test_msal_session_neither_retries_nor_hangs(graph):
+    session = gc.MsalSession(timeout=(2, 0.2))
+    graph.reply(503, "busy", {"Retry-After": "30"})
+    started = time.monotonic()
+    assert session.get(graph.url + "/t/v2.0/.well-known/openid-configuration").status_code == 503
+    assert time.monotonic() - started < 5 and len(graph.requests) == 1
+    graph.reply(delay=1)
+    with pytest.raises(requests.Timeout):
+        session.get(graph.url + "/slow")
+
+
+def test_build_msal_app_refuses_plain_http():
+    with pytest.raises(gc.AuthenticationError):
+        build(FakeLogin(), "http://127.0.0.1:8080")
+
+
+def test_acquire_app_token_uses_msal_cache_and_force_refresh():
+    login = FakeLogin()
+    app = build(login, "https://login.microsoftonline.com")
+    assert gc.acquire_app_token(app, "https://graph.microsoft.com/") == "at-1"
+    assert gc.acquire_app_token(app, "https://graph.microsoft.com") == "at-1"
+    posts = [call for call in login.calls if call[0] == "POST"]
+    assert posts == [("POST", "https://login.microsoftonline.com/tenant-1/oauth2/v2.0/token",
+                      "https://graph.microsoft.com/.default")]
+    login.token = FakeResponse(200, {"access_token": "at-2", "expires_in": 3600})
+    assert gc.acquire_app_token(app, "https://graph.microsoft.com", force_refresh=True) == "at-2"
+    # Only discovery and two token requests: no instance-discovery lookup for aliases.
+    assert [call[0] for call in login.calls] == ["GET", "POST", "POST"]
+
+
+@pytest.mark.parametrize("login_endpoint", ["https://127.0.0.1:8443",
+                                            "https://login.microsoftonline.com"])
+def test_acquire_app_token_maps_real_msal_errors(login_endpoint):
+    login = FakeLogin(token=FakeResponse(400, {
+        "error": "unauthorized_client", "error_codes": [700016],
+        "error_description": "AADSTS700016: Application with identifier 'client' was not found."}))
+    with pytest.raises(gc.ConsentMissingError):
+        gc.acquire_app_token(build(login, login_endpoint), "https://graph.microsoft.com")
+    assert not [call for call in login.calls if "/discovery/instance" in call[1]]
+
+
+class StubApp:
+    """Returns MSAL-shaped results (or raises) like ConfidentialClientApplication."""
+
+    client_id = "client"
+
+    def __init__(self, result):
+        self.result = result
+        self.scopes = []
+        self.token_cache = msal.TokenCache()
+
+    def acquire_token_for_client(self, scopes):
+        self.scopes.append(scopes)
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result
+
+
+def aad(error, code, text=None):
+    return {"error": error, "error_codes": [code], "trace_id": "t-1",
+            "error_description": text or f"AADSTS{code}: something went wrong"}
+
+
+@pytest.mark.parametrize(("result", "error_class", "code"), [
+    (aad("unauthorized_client", 700016), gc.ConsentMissingError, "AADSTS700016"),
+    (aad("invalid_grant", 65001), gc.ConsentMissingError, "AADSTS65001"),
+    (aad("invalid_client", 7000215), gc.ClientSecretError, "AADSTS7000215"),
+    (aad("invalid_client", 7000222), gc.ClientSecretError, "AADSTS7000222"),
+    (aad("invalid_request", 90002), gc.TenantNotFoundError, "AADSTS90002"),
+    ({"error": "invalid_tenant", "error_description": "no such tenant"},
+     gc.TenantNotFoundError, "invalid_tenant"),
+    (aad("invalid_request", 50000), gc.AuthenticationError, "AADSTS50000"),
+    (aad("temporarily_unavailable", 90033), gc.ServiceUnavailableError, "AADSTS90033"),
+    ({"error": "temporarily_unavailable"}, gc.ServiceUnavailableError, "temporarily_unavailable"),
+    # The text is never used to decide: Microsoft says it may change.
+    (aad("invalid_client", 7000215, "AADSTS700016: looks like consent"),
+     gc.ClientSecretError, "AADSTS7000215"),
+    ({}, gc.AuthenticationError, None),
+    (None, gc.AuthenticationError, None),
+])
+def test_acquire_app_token_error_mapping(result, error_class, code):
+    app = StubApp(result)
+    with pytest.raises(error_class) as caught:
+        gc.acquire_app_token(app, "https://graph.microsoft.com")
+    assert type(caught.value) is error_class
+    assert caught.value.code == code
+    assert app.scopes == [["https://graph.microsoft.com/.default"]]
+
+
+def test_client_secret_error_tells_expired_from_invalid():
+    for code, expired in ((7000215, False), (7000222, True)):
+        with pytest.raises(gc.ClientSecretError) as caught:
+            gc.acquire_app_token(StubApp(aad("invalid_client", code)), "https://graph")
+        assert caught.value.expired is expired
+        assert caught.value.request_id == "t-1"
+        assert caught.value.detail == f"AADSTS{code}: something went wrong"
+
+
+@pytest.mark.parametrize(("exception", "error_class"), [
+    (requests.ConnectionError("refused"), gc.ServiceUnavailableError),
+    (requests.Timeout("slow"), gc.ServiceUnavailableError),
+    (msal.exceptions.MsalServiceError("HTTP Error: 503", error="http_error",
+                                      error_description="HTTP Error: 503"),
+     gc.ServiceUnavailableError),
+    (json.JSONDecodeError("Expecting value", "<html>", 0), gc.MalformedResponseError),
+])
+def test_acquire_app_token_transport_errors(exception, error_class):
+    with pytest.raises(error_class):
+        gc.acquire_app_token(StubApp(exception), "https://graph.microsoft.com")
+
+
+def test_acquire_app_token_returns_the_access_token():
+    app = StubApp({"access_token": "at", "token_type": "Bearer", "token_source": "cache"})
+    assert gc.acquire_app_token(app, "https://graph.microsoft.com") == "at"
+
+
+def test_error_hierarchy():
+    for cls in (gc.ConsentMissingError, gc.ClientSecretError, gc.TenantNotFoundError):
+        assert issubclass(cls, gc.AuthenticationError)
+    for cls in (gc.AuthenticationError, gc.PermissionDeniedError, gc.ThrottledError,
+                gc.ServiceUnavailableError, gc.MalformedResponseError, gc.UntrustedHostError):
+        assert issubclass(cls, gc.GraphError)
