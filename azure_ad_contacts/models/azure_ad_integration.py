@@ -18,6 +18,10 @@ DEFAULT_LOGIN_ENDPOINT = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com"
 CREATE_BATCH_SIZE = 1000
 GRAPH_TIMEOUT = 30  # seconds per Graph request
+# Seconds a sync may wait for Microsoft's throttling in one request: short while a user
+# waits on an HTTP worker, longer in the scheduled job.
+INTERACTIVE_MAX_WAIT = 15
+CRON_MAX_WAIT = 120
 # One dict per process: MSAL keeps discovery documents and throttling state in it, so
 # per-tenant apps built for every sync don't fetch the OpenID configuration again.
 _MSAL_HTTP_CACHE = {}
@@ -183,14 +187,19 @@ class AzureAdIntegration(models.Model):
         self._check_admin()
         self.sudo().write({"tenant_id": tenant_id, "token_cache": False, "consent_nonce": False})
         try:
-            self._get_graph_client().probe()
+            # A fresh MSAL HTTP cache: the shared one may still replay a "not consented"
+            # answer from before this consent for up to a minute.
+            self._get_graph_client(http_cache={}).probe()
         except graph_client.GraphError as error:
             message = self._graph_error_message(error)
             self.write({"state": "error", "last_error": message})
             raise UserError(message) from error
         self.write({"state": "connected", "last_error": False})
         self.message_post(body=self.env._("Connected to Azure AD tenant %(tenant)s.", tenant=tenant_id))
-        return self._sync("connect")[0]
+        result = self._sync("connect")[0]
+        # The confirmation the admin finds on the customer after Microsoft sends them back.
+        self.partner_id.message_post(body=self._result_message(result))
+        return result
 
     # -------------------------------------------------------------------- sync
 
@@ -242,7 +251,9 @@ class AzureAdIntegration(models.Model):
         client = None
         try:
             with self.env.cr.savepoint():
-                client = self._get_graph_client()
+                client = self._get_graph_client(
+                    max_wait=CRON_MAX_WAIT if trigger == "cron" else INTERACTIVE_MAX_WAIT
+                )
                 plan = reconcile.build_plan(
                     client.iter_user_pages(),
                     self._existing_contacts(),
@@ -380,7 +391,7 @@ class AzureAdIntegration(models.Model):
                 raise UserError(self.env._("Azure AD endpoints must use https: %(url)s", url=endpoint))
         return login, graph
 
-    def _get_msal_app(self):
+    def _get_msal_app(self, http_cache=None):
         """Factory seam for MSAL (tests may replace it): a confidential client for this
         customer's tenant over the stored token cache."""
         self.ensure_one()
@@ -390,15 +401,21 @@ class AzureAdIntegration(models.Model):
         if self.sudo().token_cache:
             cache.deserialize(self.sudo().token_cache)
         return graph_client.build_msal_app(
-            client_id, secret, login, self.tenant_id, token_cache=cache, http_cache=_MSAL_HTTP_CACHE
+            client_id,
+            secret,
+            login,
+            self.tenant_id,
+            token_cache=cache,
+            http_cache=_MSAL_HTTP_CACHE if http_cache is None else http_cache,
         )
 
-    def _get_graph_client(self):
+    def _get_graph_client(self, http_cache=None, max_wait=INTERACTIVE_MAX_WAIT):
         """Factory seam for the Graph client, with a token provider that keeps MSAL's
-        cache (the app token) on the integration."""
+        cache (the app token) on the integration. `max_wait` bounds the time spent
+        waiting for Microsoft's Retry-After/backoff in one request."""
         self.ensure_one()
         _login, graph = self._get_endpoints()
-        app = self._get_msal_app()
+        app = self._get_msal_app(http_cache=http_cache)
 
         def token_provider(force_refresh=False):
             token = graph_client.acquire_app_token(app, graph, force_refresh=force_refresh)
@@ -407,7 +424,7 @@ class AzureAdIntegration(models.Model):
                 app.token_cache.has_state_changed = False
             return token
 
-        return graph_client.GraphClient(graph, token_provider, timeout=GRAPH_TIMEOUT)
+        return graph_client.GraphClient(graph, token_provider, timeout=GRAPH_TIMEOUT, max_wait=max_wait)
 
     def _graph_error_message(self, error):
         """A message an administrator can act on, for each kind of Microsoft failure."""
@@ -482,16 +499,23 @@ class AzureAdIntegration(models.Model):
     # ------------------------------------------------------------ UI helpers
 
     @api.model
+    def _result_message(self, result):
+        if result.get("error"):
+            return self.env._("Azure AD sync failed: %(error)s", error=result["error"])
+        return self.env._(
+            "Azure AD sync: %(created)s created, %(updated)s updated, %(unchanged)s unchanged, "
+            "%(skipped)s skipped.",
+            **result,
+        )
+
+    @api.model
     def _notification(self, results):
         failed = [result for result in results if result.get("error")]
         totals = {
             key: sum(result[key] for result in results if not result.get("error"))
             for key in ("created", "updated", "unchanged", "skipped", "archived")
         }
-        message = self.env._(
-            "%(created)s created, %(updated)s updated, %(unchanged)s unchanged, %(skipped)s skipped.",
-            **totals,
-        )
+        message = self._result_message(totals)
         if failed:
             message = "\n".join(result["error"] for result in failed)
         return {
