@@ -26,9 +26,7 @@ def fake_entra():
     """The session's fake server, started on first use."""
     global _fake  # noqa: PLW0603
     if _fake is None:
-        _fake = FakeEntra(
-            cert_dir=tempfile.mkdtemp(prefix="fake-entra-certs-"), tenants=load_tenant_files()
-        )
+        _fake = FakeEntra(cert_dir=tempfile.mkdtemp(prefix="fake-entra-certs-"), tenants=load_tenant_files())
         _fake.start()
         # Odoo, MSAL and requests trust the fake's CA through the standard variable.
         os.environ["REQUESTS_CA_BUNDLE"] = _fake.certs.bundle_file

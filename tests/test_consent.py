@@ -60,8 +60,10 @@ class TestConsentFlow(AddonTest, HttpCase):
         return self.url_open(callback_url.removeprefix(self.base_url()), allow_redirects=False)
 
     def callback(self, **params):
-        return self.url_open("/azure_ad_contacts/oauth/callback?" + "&".join(f"{k}={v}" for k, v in params.items()),
-                             allow_redirects=False)
+        return self.url_open(
+            "/azure_ad_contacts/oauth/callback?" + "&".join(f"{k}={v}" for k, v in params.items()),
+            allow_redirects=False,
+        )
 
     # -- tests ---------------------------------------------------------------------------------
 
@@ -103,7 +105,9 @@ class TestConsentFlow(AddonTest, HttpCase):
     def test_unproven_tenant_is_refused(self):
         """A tenant that did not consent (the callback's tenant value is no proof)."""
         state = parse_qs(urlsplit(self.start_connect()).query)["state"][0]
-        response = self.callback(admin_consent="True", tenant="72f988bf-86f1-41af-91ab-2d7cd011db47", state=state)
+        response = self.callback(
+            admin_consent="True", tenant="72f988bf-86f1-41af-91ab-2d7cd011db47", state=state
+        )
         self.assertEqual(response.status_code, 400)
         self.assertIn("AADSTS700016", self.integration.last_error)
         self.assertEqual(self.integration.state, "error")
@@ -111,15 +115,21 @@ class TestConsentFlow(AddonTest, HttpCase):
 
     def test_unknown_tenant_is_refused(self):
         state = parse_qs(urlsplit(self.start_connect()).query)["state"][0]
-        response = self.callback(admin_consent="True", tenant="00000000-0000-0000-0000-000000000000", state=state)
+        response = self.callback(
+            admin_consent="True", tenant="00000000-0000-0000-0000-000000000000", state=state
+        )
         self.assertEqual(response.status_code, 400)
         self.assertIn("AADSTS90002", response.text)
 
     def test_missing_forged_expired_and_foreign_states_are_refused(self):
         self.start_connect()
         nonce = self.integration.consent_nonce
-        good = {"integration": self.integration.id, "user": self.env.ref("base.user_admin").id,
-                "db": self.env.cr.dbname, "nonce": nonce}
+        good = {
+            "integration": self.integration.id,
+            "user": self.env.ref("base.user_admin").id,
+            "db": self.env.cr.dbname,
+            "nonce": nonce,
+        }
         env = self.env(su=True)
         expired = hash_sign(env, STATE_SCOPE, good, expiration=datetime.now() - timedelta(seconds=10))
         forged = hash_sign(env, "another.scope", good, expiration_hours=1)

@@ -28,9 +28,7 @@ class TestSync(AzureAdCase):
         log = self.integration.sync_log_ids
         self.assertEqual(len(log), 1)
         self.assertEqual((log.trigger, log.state, log.created, log.skipped), ("connect", "done", 15, 6))
-        self.assertEqual(
-            log.skip_reasons, {"guest": 2, "disabled": 2, "no_email": 1, "duplicate_email": 1}
-        )
+        self.assertEqual(log.skip_reasons, {"guest": 2, "disabled": 2, "no_email": 1, "duplicate_email": 1})
         self.assertEqual(len(self.contacts()), 15)
 
     def test_s19_created_contacts_are_persons_under_the_customer(self):
@@ -65,7 +63,16 @@ class TestSync(AzureAdCase):
             }
         )
         self.set_users(
-            [user("id-adele", "adele.vance@contoso.example", "Adele", "Vance", jobTitle="CFO", mobilePhone=None)]
+            [
+                user(
+                    "id-adele",
+                    "adele.vance@contoso.example",
+                    "Adele",
+                    "Vance",
+                    jobTitle="CFO",
+                    mobilePhone=None,
+                )
+            ]
         )
         result = self.connect()
         self.assertEqual((result["created"], result["updated"]), (0, 1))
@@ -197,9 +204,7 @@ class TestSync(AzureAdCase):
     def test_s13_sync_reports_counts_and_s14_second_run_writes_nothing(self):
         self.connect()
         result = self.integration.sync_contacts()
-        self.assertEqual(
-            result[0], {**result[0], "created": 0, "updated": 0, "unchanged": 15, "skipped": 6}
-        )
+        self.assertEqual(result[0], {**result[0], "created": 0, "updated": 0, "unchanged": 15, "skipped": 6})
         contacts = self.contacts()
         write_dates = contacts.mapped("write_date")
         self.env.flush_all()
@@ -214,7 +219,13 @@ class TestSync(AzureAdCase):
     def test_s15_skips_no_email_guests_disabled_unless_included(self):
         users = [
             user("id-1", None, "No", "Mail", proxyAddresses=["smtp:secondary@contoso.example"]),
-            user("id-2", None, "Proxy", "Only", proxyAddresses=["smtp:x@contoso.example", "SMTP:Proxy@contoso.example"]),
+            user(
+                "id-2",
+                None,
+                "Proxy",
+                "Only",
+                proxyAddresses=["smtp:x@contoso.example", "SMTP:Proxy@contoso.example"],
+            ),
             user("id-3", "guest@ext.example", "Gue", "St", userType="Guest"),
             user("id-4", "off@contoso.example", "Dis", "Abled", accountEnabled=False),
         ]
@@ -225,9 +236,7 @@ class TestSync(AzureAdCase):
         self.integration.write({"include_guests": True, "include_disabled": True})
         result = self.integration.sync_contacts()[0]
         self.assertEqual((result["created"], result["skipped"]), (2, 1))
-        self.assertEqual(
-            self.integration.sync_log_ids[0].skip_reasons, {"no_email": 1}
-        )
+        self.assertEqual(self.integration.sync_log_ids[0].skip_reasons, {"no_email": 1})
 
     def test_s16_two_users_same_email_link_the_smallest_object_id(self):
         self.set_users(
