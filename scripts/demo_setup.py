@@ -15,8 +15,8 @@ import odoo
 from odoo.tools import config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fake_entra.control import FakeEntraControl  # noqa: E402
-from fake_entra.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET  # noqa: E402
+from fake_entra.control import FakeEntraControl
+from fake_entra.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 
 
 def addon_installed(database):

@@ -24,7 +24,7 @@ _fake = None
 
 def fake_entra():
     """The session's fake server, started on first use."""
-    global _fake  # noqa: PLW0603
+    global _fake
     if _fake is None:
         _fake = FakeEntra(cert_dir=tempfile.mkdtemp(prefix="fake-entra-certs-"), tenants=load_tenant_files())
         _fake.start()

@@ -1,6 +1,8 @@
 """SPEC §1 rules S1–S19, end to end: real ORM and PostgreSQL, real MSAL and requests over
 HTTPS to the fake Entra ID / Graph server."""
 
+from psycopg2 import IntegrityError
+
 from odoo.exceptions import AccessError, UserError
 
 from .common import CONTOSO, CONTOSO_ID, AzureAdCase, user
@@ -124,7 +126,7 @@ class TestSync(AzureAdCase):
         self.assertEqual(len(self.contacts()), 1)
         self.assertEqual(len(self.contacts(fabrikam)), 1)
         self.assertEqual(self.contacts(fabrikam).azure_ad_integration_id, fabrikam_integration)
-        with self.assertRaises(Exception), self.cr.savepoint():
+        with self.assertRaises(IntegrityError), self.cr.savepoint():
             self.env["azure.ad.integration"].create({"partner_id": fabrikam.id})
 
     def test_s5_contacts_not_in_entra_are_untouched(self):
