@@ -59,9 +59,7 @@ def test_docker_compose_file_is_valid():
     spec = yaml.safe_load(compose_file.read_text())
     services = spec["services"]
     assert services["db"]["image"] == "postgres:16"
-    assert (ROOT / services["odoo"]["build"]["context"] / "Dockerfile").read_text().startswith(
-        "# Odoo 18"
-    )
+    assert (ROOT / services["odoo"]["build"]["context"] / "Dockerfile").read_text().startswith("# Odoo 18")
     assert "FROM odoo:18" in (ROOT / "docker" / "Dockerfile").read_text()
     assert any(v.startswith("./azure_ad_contacts:/mnt/extra-addons/") for v in services["odoo"]["volumes"])
     assert services["odoo"]["depends_on"]["db"]["condition"] == "service_healthy"
@@ -71,7 +69,11 @@ def test_docker_compose_file_is_valid():
     compose_package = importlib.util.find_spec("compose")
     binary = Path(compose_package.submodule_search_locations[0]) / "docker-compose"
     result = subprocess.run(
-        [binary, "-f", compose_file, "config", "--quiet"], capture_output=True, text=True, cwd=ROOT, check=False
+        [binary, "-f", compose_file, "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
     )
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
     broken = compose_file.read_text().replace("image: postgres:16", "imag: postgres:16")
