@@ -63,14 +63,47 @@ class AzureAdIntegration(models.Model):
     include_disabled = fields.Boolean(help="Also import disabled accounts.")
     auto_sync = fields.Boolean(string="Automatic sync", help="Sync on a schedule.")
     sync_interval_hours = fields.Integer(string="Every (hours)", default=24)
+    next_sync_date = fields.Datetime(
+        compute="_compute_next_sync_date",
+        store=True,
+        readonly=False,  # a failed scheduled run postpones it without a successful sync
+        copy=False,
+        index=True,
+        help="When the scheduled sync runs next.",
+    )
+    # "Sync now" on a large tenant: the scheduled job runs it and notifies this user.
+    sync_requested_by = fields.Many2one("res.users", readonly=True, copy=False)
     last_sync_date = fields.Datetime(readonly=True, copy=False)
     last_error = fields.Text(readonly=True, copy=False)
+    # What the administrator can do about last_error: the UI offers the matching button.
+    last_error_kind = fields.Selection(
+        [
+            ("consent", "Consent missing"),
+            ("secret", "Client secret invalid or expired"),
+            ("throttled", "Microsoft busy or throttling"),
+            ("other", "Other"),
+        ],
+        readonly=True,
+        copy=False,
+    )
     # MSAL's serialized cache: only the short-lived app token, never a credential.
     token_cache = fields.Text(groups="base.group_system", copy=False, prefetch=False)
     # One-time value bound into the signed consent state (replay protection).
     consent_nonce = fields.Char(groups="base.group_system", copy=False, prefetch=False)
     sync_log_ids = fields.One2many("azure.ad.sync.log", "integration_id", string="Sync runs")
     last_log_id = fields.Many2one("azure.ad.sync.log", compute="_compute_last_log")
+    # The last run at a glance on the integration's form.
+    last_run_state = fields.Selection(
+        [("running", "Running"), ("done", "Done"), ("failed", "Failed")],
+        string="Last run",
+        compute="_compute_last_run",
+    )
+    last_run_date = fields.Datetime(string="Last run started", compute="_compute_last_run")
+    last_run_created = fields.Integer(string="Created", compute="_compute_last_run")
+    last_run_updated = fields.Integer(string="Updated", compute="_compute_last_run")
+    last_run_unchanged = fields.Integer(string="Unchanged", compute="_compute_last_run")
+    last_run_skipped = fields.Integer(string="Skipped", compute="_compute_last_run")
+    last_run_skip_summary = fields.Char(string="Skipped because", compute="_compute_last_run")
     contact_count = fields.Integer(compute="_compute_contact_count", string="Synced contacts")
 
     _sql_constraints = [
@@ -82,10 +115,41 @@ class AzureAdIntegration(models.Model):
         ),
     ]
 
+    @api.depends("auto_sync", "sync_interval_hours", "last_sync_date")
+    def _compute_next_sync_date(self):
+        for integration in self:
+            if not integration.auto_sync:
+                integration.next_sync_date = False
+            elif not integration.last_sync_date:
+                integration.next_sync_date = fields.Datetime.now()
+            else:
+                integration.next_sync_date = integration.last_sync_date + timedelta(
+                    hours=integration.sync_interval_hours
+                )
+
     @api.depends("sync_log_ids")
     def _compute_last_log(self):
         for integration in self:
             integration.last_log_id = integration.sync_log_ids[:1]
+
+    @api.depends(
+        "sync_log_ids.state",
+        "sync_log_ids.created",
+        "sync_log_ids.updated",
+        "sync_log_ids.unchanged",
+        "sync_log_ids.skipped",
+        "sync_log_ids.skip_reasons",
+    )
+    def _compute_last_run(self):
+        for integration in self:
+            log = integration.sync_log_ids[:1]
+            integration.last_run_state = log.state
+            integration.last_run_date = log.date_start
+            integration.last_run_created = log.created
+            integration.last_run_updated = log.updated
+            integration.last_run_unchanged = log.unchanged
+            integration.last_run_skipped = log.skipped
+            integration.last_run_skip_summary = log.skip_summary
 
     def _compute_contact_count(self):
         counts = dict(
@@ -147,14 +211,36 @@ class AzureAdIntegration(models.Model):
         }
 
     def action_sync_now(self):
+        """Syncs at once, or, for a tenant whose last run was large, hands the sync to the
+        scheduled job (no HTTP worker waits for minutes) and notifies the user when done."""
         self.ensure_one()
-        return self._notification(self._sync("manual"))
+        last_done = self.sync_log_ids.filtered(lambda log: log.state == "done")[:1]
+        if last_done.users_total <= BACKGROUND_SYNC_THRESHOLD:
+            return self._notification(self._sync("manual"))
+        self._check_syncable()
+        self.write({"sync_requested_by": self.env.uid})
+        self.env.ref("azure_ad_contacts.azure_ad_integration_cron_sync")._trigger()
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "type": "info",
+                "title": self.env._("Azure AD sync started"),
+                "message": self.env._(
+                    "%(customer)s has %(count)s users in Azure AD: the sync runs in the background. "
+                    "You will be notified when it is done.",
+                    customer=self.name,
+                    count=last_done.users_total,
+                ),
+                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
+            },
+        }
 
     def action_disconnect(self):
         """Forgets the token cache (S9); imported contacts stay as they are."""
         self._check_admin()
         self.sudo().write({"token_cache": False, "consent_nonce": False})
-        self.write({"state": "disconnected", "last_error": False})
+        self.write({"state": "disconnected", "last_error": False, "last_error_kind": False})
         for integration in self:
             integration.message_post(
                 body=self.env._("Disconnected from Azure AD. Imported contacts were kept.")
@@ -192,9 +278,11 @@ class AzureAdIntegration(models.Model):
             self._get_graph_client(http_cache={}).probe()
         except graph_client.GraphError as error:
             message = self._graph_error_message(error)
-            self.write({"state": "error", "last_error": message})
+            self.write(
+                {"state": "error", "last_error": message, "last_error_kind": self._graph_error_kind(error)}
+            )
             raise UserError(message) from error
-        self.write({"state": "connected", "last_error": False})
+        self.write({"state": "connected", "last_error": False, "last_error_kind": False})
         self.message_post(body=self.env._("Connected to Azure AD tenant %(tenant)s.", tenant=tenant_id))
         result = self._sync("connect")[0]
         # The confirmation the admin finds on the customer after Microsoft sends them back.
@@ -210,6 +298,10 @@ class AzureAdIntegration(models.Model):
             )
 
     def _sync(self, trigger):
+        self._check_syncable()
+        return [integration._sync_one(trigger) for integration in self]
+
+    def _check_syncable(self):
         self._check_admin()
         for integration in self:
             if integration.excluded:
@@ -223,7 +315,6 @@ class AzureAdIntegration(models.Model):
                         customer=integration.name,
                     )
                 )
-        return [integration._sync_one(trigger) for integration in self]
 
     def _lock_for_sync(self):
         """Row lock for the whole transaction: a second sync of this integration is refused
@@ -272,9 +363,13 @@ class AzureAdIntegration(models.Model):
                     "graph_requests": client.request_count if client else 0,
                 }
             )
-            values = {"last_error": message}
+            values = {"last_error": message, "last_error_kind": self._graph_error_kind(error)}
             if isinstance(error, graph_client.AuthenticationError | graph_client.PermissionDeniedError):
                 values["state"] = "error"
+            if self.auto_sync:
+                # Retry the schedule later, not at every run of the job.
+                delay = max(error.retry_after or 0, FAILED_SYNC_RETRY.total_seconds())
+                values["next_sync_date"] = fields.Datetime.now() + timedelta(seconds=delay)
             self.write(values)
             return {**log._counts(), "error": message}
         counts = plan.counts()
@@ -287,7 +382,14 @@ class AzureAdIntegration(models.Model):
                 "graph_requests": client.request_count,
             }
         )
-        self.write({"state": "connected", "last_sync_date": log.date_end, "last_error": False})
+        self.write(
+            {
+                "state": "connected",
+                "last_sync_date": log.date_end,
+                "last_error": False,
+                "last_error_kind": False,
+            }
+        )
         _logger.info(
             "Azure AD sync of %s (id %s) in %.1fs: %s",
             self.name,
@@ -426,6 +528,22 @@ class AzureAdIntegration(models.Model):
 
         return graph_client.GraphClient(graph, token_provider, timeout=GRAPH_TIMEOUT, max_wait=max_wait)
 
+    @api.model
+    def _graph_error_kind(self, error):
+        """Which remedy the UI offers for a Graph error (see last_error_kind)."""
+        if isinstance(
+            error,
+            graph_client.ConsentMissingError
+            | graph_client.PermissionDeniedError
+            | graph_client.TenantNotFoundError,
+        ):
+            return "consent"
+        if isinstance(error, graph_client.ClientSecretError):
+            return "secret"
+        if isinstance(error, graph_client.ThrottledError | graph_client.ServiceUnavailableError):
+            return "throttled"
+        return "other"
+
     def _graph_error_message(self, error):
         """A message an administrator can act on, for each kind of Microsoft failure."""
         customer = self.name
@@ -531,19 +649,54 @@ class AzureAdIntegration(models.Model):
         }
 
     @api.model
-    def _cron_sync_due(self, batch_size=20):
-        """Scheduled sync of the integrations whose interval has passed."""
-        now = fields.Datetime.now()
-        due = self.search(
-            [("auto_sync", "=", True), ("excluded", "=", False), ("state", "=", "connected")]
-        ).filtered(
-            lambda i: not i.last_sync_date or i.last_sync_date + timedelta(hours=i.sync_interval_hours) <= now
+    def _cron_sync_due(self, batch_seconds=CRON_BATCH_SECONDS):
+        """The scheduled job: "Sync now" requests first, then the integrations whose
+        interval has passed, in batches of about `batch_seconds` with progress."""
+        started = time.monotonic()
+        todo = self.search(
+            [("sync_requested_by", "!=", False), ("excluded", "=", False)], order="write_date"
+        ) | self.search(
+            [
+                ("auto_sync", "=", True),
+                ("excluded", "=", False),
+                ("state", "=", "connected"),
+                ("next_sync_date", "<=", fields.Datetime.now()),
+            ],
+            order="next_sync_date, id",
         )
-        for integration in due[:batch_size]:
-            try:
-                integration._sync("cron")
-            except UserError as error:
-                _logger.warning("Scheduled Azure AD sync of %s skipped: %s", integration.name, error)
-        self.env["ir.cron"]._notify_progress(
-            done=len(due[:batch_size]), remaining=max(len(due) - batch_size, 0)
-        )
+        done = 0
+        for integration in todo:
+            if done and time.monotonic() - started > batch_seconds:
+                break
+            integration._cron_sync_one()
+            done += 1
+        self.env["ir.cron"]._notify_progress(done=done, remaining=len(todo) - done)
+
+    def _cron_sync_one(self):
+        """One integration of the scheduled job: whatever fails stays with this customer."""
+        self.ensure_one()
+        requester = self.sync_requested_by
+        trigger = "manual" if requester else "cron"
+        try:
+            with self.env.cr.savepoint():
+                result = self.with_user(requester or self.env.user)._sync(trigger)[0]
+        except UserError as error:  # excluded, disconnected, already running
+            result = {"error": str(error)}
+            _logger.info("Azure AD sync of %s skipped: %s", self.name, error)
+        except Exception as error:  # one broken customer never stops the others
+            _logger.exception("Azure AD sync of %s (id %s) crashed", self.name, self.id)
+            result = {"error": self.env._("Unexpected error: %(error)s", error=error)}
+            if self.auto_sync:
+                self.next_sync_date = fields.Datetime.now() + FAILED_SYNC_RETRY
+        if requester:
+            self.sync_requested_by = False
+            requester._bus_send(
+                "simple_notification",
+                {
+                    "type": "danger" if result.get("error") else "success",
+                    "title": self.name,
+                    "message": self._result_message(result),
+                    "sticky": bool(result.get("error")),
+                },
+            )
+        return result

@@ -43,6 +43,13 @@ class ResPartner(models.Model):
         compute="_compute_azure_ad_state",
         groups="base.group_system",
     )
+    # The integration's status, for the "Sync contacts" menu on the customer form.
+    azure_ad_excluded = fields.Boolean(compute="_compute_azure_ad_state", groups="base.group_system")
+    azure_ad_last_sync_date = fields.Datetime(compute="_compute_azure_ad_state", groups="base.group_system")
+    azure_ad_last_error = fields.Text(compute="_compute_azure_ad_state", groups="base.group_system")
+    azure_ad_last_error_kind = fields.Selection(
+        related="azure_ad_integration_ids.last_error_kind", groups="base.group_system"
+    )
 
     _sql_constraints = [
         (
@@ -52,10 +59,19 @@ class ResPartner(models.Model):
         ),
     ]
 
-    @api.depends("azure_ad_integration_ids.state")
+    @api.depends(
+        "azure_ad_integration_ids.state",
+        "azure_ad_integration_ids.excluded",
+        "azure_ad_integration_ids.last_sync_date",
+        "azure_ad_integration_ids.last_error",
+    )
     def _compute_azure_ad_state(self):
         for partner in self:
-            partner.azure_ad_state = partner.azure_ad_integration_ids[:1].state or "none"
+            integration = partner.azure_ad_integration_ids[:1]
+            partner.azure_ad_state = integration.state or "none"
+            partner.azure_ad_excluded = integration.excluded
+            partner.azure_ad_last_sync_date = integration.last_sync_date
+            partner.azure_ad_last_error = integration.last_error
 
     def _azure_ad_integration(self):
         """The customer's integration, created (never connected) on first use."""
