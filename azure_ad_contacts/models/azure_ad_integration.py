@@ -18,10 +18,23 @@ DEFAULT_LOGIN_ENDPOINT = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com"
 CREATE_BATCH_SIZE = 1000
 GRAPH_TIMEOUT = 30  # seconds per Graph request
+# How the sync writes contacts: no chatter message, follower or tracking per contact.
+SYNC_CONTEXT = {
+    "active_test": False,
+    "tracking_disable": True,
+    "mail_create_nolog": True,
+    "mail_notrack": True,
+}
 # Seconds a sync may wait for Microsoft's throttling in one request: short while a user
 # waits on an HTTP worker, longer in the scheduled job.
 INTERACTIVE_MAX_WAIT = 15
 CRON_MAX_WAIT = 120
+# "Sync now" of a tenant whose last run saw more users than this runs in the background.
+BACKGROUND_SYNC_THRESHOLD = 5000
+# The scheduled job syncs integrations one after another for about this long per batch,
+# commits, and continues in a new batch: far below Odoo's cron time limits.
+CRON_BATCH_SECONDS = 60
+FAILED_SYNC_RETRY = timedelta(hours=1)
 # One dict per process: MSAL keeps discovery documents and throttling state in it, so
 # per-tenant apps built for every sync don't fetch the OpenID configuration again.
 _MSAL_HTTP_CACHE = {}
@@ -446,7 +459,7 @@ class AzureAdIntegration(models.Model):
         partners = (
             self.env["res.partner"]
             .sudo()
-            .with_context(active_test=False, tracking_disable=True, mail_create_nolog=True, mail_notrack=True)
+            .with_context(**SYNC_CONTEXT)
         )
         if plan.unlink_ids:
             # Clear old links first so that swapped links can't trip the unique constraint.

@@ -33,7 +33,15 @@ class AzureAdSyncLog(models.Model):
     skip_reasons = fields.Json(readonly=True)
     skip_summary = fields.Char(compute="_compute_skip_summary", string="Skipped because")
     graph_requests = fields.Integer(string="Graph requests", readonly=True)
+    users_total = fields.Integer(
+        compute="_compute_users_total", string="Users read", help="Users Microsoft Graph returned."
+    )
     error = fields.Text(readonly=True)
+
+    @api.depends("created", "updated", "unchanged", "skipped")
+    def _compute_users_total(self):
+        for log in self:
+            log.users_total = log.created + log.updated + log.unchanged + log.skipped
 
     @api.depends("skip_reasons")
     def _compute_skip_summary(self):
