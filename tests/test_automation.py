@@ -29,7 +29,7 @@ class TestScheduledSync(AzureAdCase):
 
     def run_cron(self, **kwargs):
         """The job as Odoo's scheduler runs it: with a progress record in the context."""
-        cron, progress = self.cron._add_progress()
+        _cron, progress = self.cron._add_progress()
         self.env["azure.ad.integration"].with_context(ir_cron_progress_id=progress.id)._cron_sync_due(
             **kwargs
         )
