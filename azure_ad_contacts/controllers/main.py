@@ -43,7 +43,7 @@ class AzureAdContactsController(http.Controller):
                 "state": state,
             }
         )
-        return request.redirect(f"{login}/organizations/v2.0/adminconsent?{query}", local=False)
+        return request.redirect(f"{login}/organizations/v2.0/adminconsent?{query}", code=302, local=False)
 
     @http.route("/azure_ad_contacts/oauth/callback", type="http", auth="user")
     def callback(self, state=None, admin_consent=None, tenant=None, error=None, **kwargs):
