@@ -57,6 +57,12 @@ class FakeEntraControl:
     def set_consent(self, tenant_id, granted):
         return self._call("POST", f"tenants/{tenant_id}/consent", {"granted": bool(granted)})
 
+    def set_groups(self, tenant_id, groups):
+        return self._call("PUT", f"tenants/{tenant_id}/groups", groups)
+
+    def set_groups_readable(self, tenant_id, readable):
+        return self._call("POST", f"tenants/{tenant_id}/groups_readable", {"readable": readable})
+
     def add_app(self, client_id, client_secret, secret_expired=False, **extra):
         payload = dict(extra, client_id=client_id, client_secret=client_secret,
                        secret_expired=secret_expired)

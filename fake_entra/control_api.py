@@ -43,6 +43,18 @@ def _set_consent(fake, body, tenant_id):
     return 200, {"tenant_id": tenant_id, "consented": granted}
 
 
+def _set_groups(fake, body, tenant_id):
+    groups = _as_list(body)
+    fake.set_groups(tenant_id, groups)
+    return 200, {"count": len(groups)}
+
+
+def _set_groups_readable(fake, body, tenant_id):
+    readable = bool(_as_dict(body)["readable"])
+    fake.set_groups_readable(tenant_id, readable)
+    return 200, {"tenant_id": tenant_id, "readable": readable}
+
+
 def _add_app(fake, body):
     fake.add_app(**_as_dict(body))
     return 201, {"client_id": body["client_id"]}
@@ -72,6 +84,8 @@ CONTROL_ROUTES = [(m, re.compile(p + "$"), a) for m, p, a in [
         200, fake.update_user(tid, uid, _as_dict(body)))),
     ("DELETE", _TENANT + "/users/([^/]+)", _delete_user),
     ("POST", _TENANT + "/consent", _set_consent),
+    ("PUT", _TENANT + "/groups", _set_groups),
+    ("POST", _TENANT + "/groups_readable", _set_groups_readable),
     ("POST", "apps", _add_app),
     ("POST", "faults", lambda fake, body: (201, {
         "faults": [fake.add_fault(**_as_dict(fault)) for fault in _as_list(body)]})),

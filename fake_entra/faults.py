@@ -1,7 +1,7 @@
 """Fault injection: scripted failures that the fake serves instead of (or before) a normal answer.
 
 A fault matches a request by ``target`` (the endpoint kind: ``users``, ``token``, ``openid``,
-``domains``, or ``any`` of these) and optionally by ``tenant``. Faults are considered in the order
+``domains``, ``groups``, or ``any`` of these) and optionally by ``tenant``. Faults are considered in the order
 they were added; the first one matching a request decides. ``after=N`` lets the first N matching
 requests through untouched, then the fault fires ``count`` times (``count=None``: until cleared).
 """
@@ -13,7 +13,7 @@ KINDS = (
     "429", "500", "502", "503", "504", "timeout", "reset", "malformed", "wrong_shape",
     "foreign_next_link", "repeat_page", "revoke",
 )
-TARGETS = ("users", "token", "openid", "domains", "any")
+TARGETS = ("users", "token", "openid", "domains", "groups", "any")
 STATUS_KINDS = {"429": 429, "500": 500, "502": 502, "503": 503, "504": 504}
 FOREIGN_NEXT_LINK = "https://graph.evil.example/v1.0/users?$skiptoken=x"
 DEFAULT_RETRY_AFTER_429 = 1

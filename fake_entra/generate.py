@@ -3,7 +3,8 @@
 ``generate_users(n, seed=…)`` returns Graph user objects; the same seed gives the same users,
 and a smaller ``n`` gives a prefix of a larger one. The default mix exercises the sync's skip
 rules (about 3 % guests, 3 % disabled, 2 % without ``mail`` but with a primary ``SMTP:`` proxy
-address, 1 % without any email, and some users without job title or mobile phone); ``plain=True``
+address, 1 % without any email, and some users without job title or mobile phone); guests and
+users without any email have no ``assignedLicenses``, everyone else one licence. ``plain=True``
 makes every user an enabled member with a mail (for benchmarks).
 
 CLI::
@@ -40,6 +41,7 @@ JOB_TITLES = (
 DEPARTMENTS = ("Finance", "Sales", "Engineering", "Marketing", "HR", "IT", "Operations")
 OFFICES = ("Seattle", "Berlin", "Paris", "London", "Remote", "New York", "Munich")
 GUEST_DOMAINS = ("partner.example", "supplier.example", "gmail.example", "outlook.example")
+E3_SKU = "6fd2c87f-b296-42f0-b197-1e91e994b900"  # Office 365 E3
 
 
 def _guid(rng):
@@ -84,6 +86,7 @@ def generate_users(n, seed=0, domain="contoso.example", plain=False, company=Non
             "department": rng.choice(DEPARTMENTS),
             "companyName": company,
             "officeLocation": rng.choice(OFFICES),
+            "assignedLicenses": [{"disabledPlans": [], "skuId": E3_SKU}],
         }
         if roll < 0.03:  # B2B guest: external mail, #EXT# UPN in the initial domain
             external = rng.choice(GUEST_DOMAINS)
@@ -92,14 +95,15 @@ def generate_users(n, seed=0, domain="contoso.example", plain=False, company=Non
                 userPrincipalName=f"{local}_{external}#EXT#@{initial_domain}",
                 proxyAddresses=[f"SMTP:{local}@{external}"],
                 otherMails=[f"{local}@{external}"],
-                userType="Guest", companyName=None, department=None,
+                userType="Guest", companyName=None, department=None, assignedLicenses=[],
             )
         elif roll < 0.06:
             user["accountEnabled"] = False
         elif roll < 0.08:  # no mailbox attribute, but a primary SMTP address
             user["mail"] = None
         elif roll < 0.09:  # no email anywhere
-            user.update(mail=None, proxyAddresses=[], userPrincipalName=f"{local}@{initial_domain}")
+            user.update(mail=None, proxyAddresses=[], userPrincipalName=f"{local}@{initial_domain}",
+                        assignedLicenses=[])
         users.append(user)
     return users
 

@@ -35,13 +35,15 @@ ROUTES = [
     (("GET",), r"/common/discovery/instance", "instance", "_instance_discovery"),
     (("GET",), r"/v1\.0/users", "users", "_users"),
     (("GET",), r"/v1\.0/domains", "domains", "_domains"),
+    (("GET",), r"/v1\.0/groups/([^/]+)/transitiveMembers(?:/microsoft\.graph\.(\w+))?", "groups",
+     "_transitive_members"),
     (("GET", "POST", "PUT", "PATCH", "DELETE"), r"/_fake/(.*)", "control", "_control"),
 ]
 ROUTES = [(m, re.compile(p + "$", re.IGNORECASE), k, h) for m, p, k, h in ROUTES]
-GRAPH_KINDS = ("users", "domains")
+GRAPH_KINDS = ("users", "domains", "groups")
 GRAPH_FAULT_CODES = {429: "TooManyRequests", 500: "InternalServerError", 502: "BadGateway",
                      503: "serviceNotAvailable", 504: "GatewayTimeout"}
-FAULTABLE_KINDS = ("openid", "token", "users", "domains")
+FAULTABLE_KINDS = ("openid", "token", "users", "domains", "groups")
 
 
 def _route(path):
@@ -98,7 +100,7 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
             elif kind in FAULTABLE_KINDS and self._apply_fault(kind, match):
                 pass  # the fault has answered (or dropped the connection)
             else:
-                getattr(self, handler)(*[unquote(g) for g in match.groups()])
+                getattr(self, handler)(*[g if g is None else unquote(g) for g in match.groups()])
         except Exception:
             _logger.exception("fake_entra: error handling %s %s", self.command, self.path)
             if self.status is None:
@@ -387,6 +389,53 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
             query.append(f"$top={top}")
         query.append(f"$skiptoken={protocol.encode_skiptoken(after_id)}")
         return f"{self._base_url()}/v1.0/users?{'&'.join(query)}"
+
+    def _transitive_members(self, group_id, cast):
+        """``GET /v1.0/groups/{id}/transitiveMembers[/microsoft.graph.user|group]``: members of
+        the group and of its nested groups, paged like /users ($select, $top, $skiptoken)."""
+        tenant_id = self._graph_tenant()
+        if tenant_id is None:
+            return
+        if cast not in (None, "user", "group"):
+            return self._graph_error(400, "Request_UnsupportedQuery",
+                                     f"The type cast 'microsoft.graph.{cast}' is not supported.")
+        if not protocol.is_guid(group_id):
+            return self._graph_error(400, "Request_BadRequest",
+                                     f"Invalid object identifier '{group_id}'.")
+        try:
+            selected, top, after_id = self._users_query()
+        except GraphRequestError as exc:
+            return self._graph_error(400, exc.code, str(exc))
+
+        def project(kind, member):
+            if cast is not None and kind != cast:
+                return None
+            if kind == "user":
+                value = protocol.project_user(member, selected or protocol.DEFAULT_USER_PROPERTIES)
+            else:
+                value = {"id": member["id"], "displayName": member.get("displayName")}
+            return value if cast else {"@odata.type": f"#microsoft.graph.{kind}", **value}
+
+        try:
+            page, has_more, last_id = self.fake.group_members_page(
+                tenant_id, group_id, after_id, top, project)
+        except KeyError:
+            return self._graph_error(
+                404, "Request_ResourceNotFound",
+                f"Resource '{group_id}' does not exist or one of its queried reference-property "
+                "objects are not present.")
+        except PermissionError:
+            return self._graph_error(403, "Authorization_RequestDenied",
+                                     "Insufficient privileges to complete the operation.")
+        context = "directoryObjects" if cast is None else f"{cast}s"
+        payload = {"@odata.context": f"{protocol.GRAPH_METADATA}#{context}"}
+        if has_more:
+            base = self.path.split("?", 1)[0]
+            query = [f"$select={self._query('$select')}"] if self._query("$select") else []
+            query += [f"$top={top}", f"$skiptoken={protocol.encode_skiptoken(last_id)}"]
+            payload["@odata.nextLink"] = f"{self._base_url()}{base}?{'&'.join(query)}"
+        payload["value"] = page
+        self._send_json(200, payload)
 
     def _domains(self):
         tenant_id = self._graph_tenant()

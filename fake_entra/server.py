@@ -1,8 +1,10 @@
 """``FakeEntra``: a local Microsoft Entra ID + Microsoft Graph over real HTTPS on 127.0.0.1.
 
 Serves what the addon needs (and what MSAL 1.39 calls): OpenID discovery, the client-credentials
-token endpoint, the v2.0 admin-consent page, ``GET /v1.0/users`` with paging and ``GET
-/v1.0/domains``; plus ``/_fake/*`` JSON control endpoints (see :mod:`fake_entra.control`).
+token endpoint, the v2.0 admin-consent page, ``GET /v1.0/users`` with paging, ``GET
+/v1.0/groups/{id}/transitiveMembers[/microsoft.graph.user]`` (groups from the tenant's
+``groups`` list, nested groups expanded, paged) and ``GET /v1.0/domains``; plus ``/_fake/*``
+JSON control endpoints (see :mod:`fake_entra.control`).
 
 Usage::
 

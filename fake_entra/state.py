@@ -22,7 +22,7 @@ DEFAULT_CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 DEFAULT_CLIENT_SECRET = "fake-entra-secret"
 DEFAULT_APP_NAME = "Odoo Azure AD Contacts"
 TOKEN_LIFETIME = 3599
-STAT_KINDS = ("openid", "token", "users", "domains", "consent")
+STAT_KINDS = ("openid", "token", "users", "domains", "groups", "consent")
 RECENT_REQUESTS = 500
 TENANTS_DIR = os.path.join(os.path.dirname(__file__), "tenants")
 
@@ -45,9 +45,12 @@ class Tenant:
         self.display_name = data.get("display_name") or self.tenant_id
         self.consented = bool(data.get("consented", False))
         self.domains = [str(d) for d in data.get("domains", [])]
+        # May the app read group members (GroupMember.Read.All granted)?
+        self.groups_readable = bool(data.get("groups_readable", True))
         self.users = {}
         self._sorted = None
         self.add_users(data.get("users", []))
+        self.set_groups(data.get("groups", []))
 
     def add_users(self, users):
         added = []
@@ -56,11 +59,42 @@ class Tenant:
             user.setdefault("id", str(uuid.uuid4()))
             self.users[str(user["id"])] = user
             added.append(user)
-        self._sorted = None
+        self.changed()
         return added
 
     def changed(self):
         self._sorted = None
+        self._members = {}
+
+    def set_groups(self, groups):
+        """Groups as ``{"id", "displayName", "members": [user or group ids]}``."""
+        self.groups = {}
+        for group in groups:
+            group = {"displayName": None, **group, "members": [str(m) for m in group.get("members", [])]}
+            if not is_guid(str(group.get("id", ""))):
+                raise ValueError(f"group id must be a GUID, got {group.get('id')!r}")
+            self.groups[str(group["id"]).lower()] = group
+        self._members = {}
+
+    def transitive_members(self, group_id):
+        """(lowercase ids, member objects) of a group and its nested groups, in Graph's stable
+        order (users and groups; members that no longer exist are left out)."""
+        group_id = group_id.lower()
+        if group_id not in self._members:
+            users = {str(uid).lower(): user for uid, user in self.users.items()}
+            found, todo, seen = {}, [group_id], {group_id}
+            while todo:
+                for member in self.groups[todo.pop()]["members"]:
+                    member = member.lower()
+                    if member in users:
+                        found[member] = ("user", users[member])
+                    elif member in self.groups and member not in seen:
+                        seen.add(member)
+                        found[member] = ("group", self.groups[member])
+                        todo.append(member)
+            ordered = sorted(found)
+            self._members[group_id] = (ordered, [found[member] for member in ordered])
+        return self._members[group_id]
 
     def sorted_users(self):
         """(lowercase ids, users) in Graph's stable order; cached until the next change."""
@@ -80,6 +114,8 @@ class Tenant:
         data = self.summary()
         del data["user_count"]
         data["users"] = copy.deepcopy(list(self.users.values()))
+        data["groups"] = copy.deepcopy(list(self.groups.values()))
+        data["groups_readable"] = self.groups_readable
         return data
 
 
@@ -162,6 +198,17 @@ class EntraState:
             tenant = self._tenant(tenant_id)
             del tenant.users[self._user(tenant, user_id)["id"]]
             tenant.changed()
+
+    def set_groups(self, tenant_id, groups):
+        """Replace a tenant's groups: ``[{"id", "displayName", "members": [ids]}]``; members
+        are user ids or ids of nested groups."""
+        with self._lock:
+            self._tenant(tenant_id).set_groups(groups)
+
+    def set_groups_readable(self, tenant_id, readable):
+        """Grant or withdraw GroupMember.Read.All: without it, group members answer 403."""
+        with self._lock:
+            self._tenant(tenant_id).groups_readable = bool(readable)
 
     def set_consent(self, tenant_id, granted):
         with self._lock:
@@ -299,6 +346,26 @@ class EntraState:
             start = bisect.bisect_right(ids, after_id.lower()) if after_id else 0
             page = [project(user) for user in users[start:start + top]]
             return page, start + top < len(users)
+
+    def group_members_page(self, tenant_id, group_id, after_id, top, project):
+        """(page, more?) of a group's transitive members after ``after_id``; ``project(kind,
+        member)`` returns the JSON object or None to leave a member out (a type cast).
+        Raises KeyError for an unknown group, PermissionError without GroupMember.Read.All."""
+        with self._lock:
+            tenant = self._tenants[tenant_id]
+            if group_id.lower() not in tenant.groups:
+                raise KeyError(group_id)
+            if not tenant.groups_readable:
+                raise PermissionError(group_id)
+            ids, members = tenant.transitive_members(group_id)
+            start = bisect.bisect_right(ids, after_id.lower()) if after_id else 0
+            page = []
+            while start < len(ids) and len(page) < top:
+                projected = project(*members[start])
+                if projected is not None:
+                    page.append(projected)
+                start += 1
+            return page, start < len(ids), (ids[start - 1] if start else "")
 
     def domains(self, tenant_id):
         with self._lock:

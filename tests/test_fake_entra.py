@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -328,6 +329,92 @@ def test_domains(fake):
     value = graph(fake, CONTOSO).get(f"{fake.base_url}/v1.0/domains").json()["value"]
     assert [(d["id"], d["isDefault"], d["isVerified"]) for d in value] == [
         ("contoso.example", True, True), ("contoso.onmicrosoft.com", False, True)]
+
+
+# ---------------------------------------------------------------------------- groups, licences
+SALES = "5c7ee0b1-2a8e-4f3d-9e61-6f0d2b1c0a01"
+SALES_EMEA = "5c7ee0b1-2a8e-4f3d-9e61-6f0d2b1c0a02"
+LOOP = "5c7ee0b1-2a8e-4f3d-9e61-6f0d2b1c0a03"
+
+
+def members_url(fake, group, cast="/microsoft.graph.user", query="?$select=id&$top=999"):
+    return f"{fake.base_url}/v1.0/groups/{group}/transitiveMembers{cast}{query}"
+
+
+def test_group_transitive_members_paged_with_nested_groups_and_casts(fake):
+    users = fake.tenant(BIG)["users"]
+    fake.set_groups(BIG, [
+        {"id": SALES, "displayName": "Sales",
+         "members": [u["id"] for u in users[:1500]] + [SALES_EMEA, "not-an-existing-object"]},
+        {"id": SALES_EMEA, "displayName": "Sales EMEA",
+         "members": [u["id"] for u in users[1400:1700]] + [LOOP]},
+        {"id": LOOP, "displayName": "Loop", "members": [SALES, users[2000]["id"]]},
+    ])
+    session = graph(fake)
+    pages = fetch_all(session, members_url(fake, SALES))
+    assert [len(p["value"]) for p in pages] == [999, 702]  # 1,700 + 1 via the loop, users only
+    assert all(set(member) == {"id"} for p in pages for member in p["value"])
+    ids = [member["id"] for p in pages for member in p["value"]]
+    expected = {u["id"] for u in users[:1700]} | {users[2000]["id"]}
+    assert len(ids) == len(set(ids)) and set(ids) == expected
+    assert "$select=id" in pages[0]["@odata.nextLink"] and pages[0]["@odata.nextLink"].startswith(
+        f"{fake.base_url}/v1.0/groups/{SALES}/transitiveMembers/microsoft.graph.user?")
+    everything = fetch_all(session, members_url(fake, SALES_EMEA, cast="", query=""))
+    types = Counter(m["@odata.type"] for p in everything for m in p["value"])
+    # Sales EMEA -> Loop -> Sales -> everyone; a cycle ends where it began.
+    assert types == {"#microsoft.graph.user": 1701, "#microsoft.graph.group": 2}
+    groups = fetch_all(session, members_url(fake, LOOP, "/microsoft.graph.group", ""))[0]["value"]
+    assert sorted(g["displayName"] for g in groups) == ["Sales", "Sales EMEA"]
+    assert fake.stats()["counts"]["groups"] == len(pages) + len(everything) + 1
+
+
+def test_group_members_errors(fake):
+    fake.set_groups(BIG, [{"id": SALES, "members": []}])
+    session = graph(fake)
+    assert session.get(members_url(fake, SALES)).json()["value"] == []
+    unknown = session.get(members_url(fake, UNKNOWN))
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "Request_ResourceNotFound"
+    malformed = session.get(members_url(fake, "sales"))
+    assert malformed.status_code == 400 and "Invalid object identifier" in malformed.text
+    device = session.get(members_url(fake, SALES, "/microsoft.graph.device"))
+    assert device.status_code == 400 and device.json()["error"]["code"] == "Request_UnsupportedQuery"
+    fake.set_groups_readable(BIG, False)
+    denied = session.get(members_url(fake, SALES))
+    assert denied.status_code == 403 and denied.json()["error"]["code"] == "Authorization_RequestDenied"
+    fake.add_fault(kind="429", target="groups", retry_after=2)
+    fake.set_groups_readable(BIG, True)
+    throttled = session.get(members_url(fake, SALES))
+    assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "2"
+    assert session.get(users_url(fake, top=1)).status_code == 200  # the fault was for groups only
+    with pytest.raises(ValueError, match="GUID"):
+        fake.set_groups(BIG, [{"id": "sales"}])
+
+
+def test_group_control_over_http_and_tenant_files(fake):
+    control = FakeEntraControl(fake.base_url, ca_file=fake.certs.bundle_file)
+    user_id = fake.tenant(BIG)["users"][0]["id"]
+    assert control.set_groups(BIG, [{"id": SALES, "members": [user_id]}]) == {"count": 1}
+    assert fake.tenant(BIG)["groups"] == [{"id": SALES, "displayName": None, "members": [user_id]}]
+    assert control.set_groups_readable(BIG, False)["readable"] is False
+    assert graph(fake).get(members_url(fake, SALES)).status_code == 403
+    tid = "3f2504e0-4f89-41d3-9a0c-0305e82c3302"
+    fake.put_tenant({"tenant_id": tid, "consented": True, "users": [{"id": "u1"}, {"id": "u2"}],
+                     "groups": [{"id": SALES, "members": ["u2"]}]})
+    page = graph(fake, tid).get(members_url(fake, SALES)).json()
+    assert page["value"] == [{"id": "u2"}]
+    fake.delete_user(tid, "u2")  # the membership goes with the user
+    assert graph(fake, tid).get(members_url(fake, SALES)).json()["value"] == []
+
+
+def test_assigned_licenses_only_when_selected(fake):
+    session = graph(fake)
+    plain = session.get(users_url(fake, top=50)).json()["value"]
+    assert all("assignedLicenses" not in u for u in plain)
+    licensed = session.get(users_url(fake, top=200, select=SELECT + ",assignedLicenses")).json()
+    users = licensed["value"]
+    assert all(isinstance(u["assignedLicenses"], list) for u in users)
+    assert all(not u["assignedLicenses"] for u in users if u["userType"] == "Guest")
+    assert any(u["assignedLicenses"] and u["assignedLicenses"][0]["skuId"] for u in users)
 
 
 # ---------------------------------------------------------------------------- faults
