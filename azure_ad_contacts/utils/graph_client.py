@@ -71,6 +71,14 @@ class UntrustedHostError(GraphError):
     """A link points outside the configured Graph endpoint."""
 
 
+class GroupNotFoundError(GraphError):
+    """A group of the integration's group filter does not exist (any more) in the tenant."""
+
+
+class GroupPermissionError(PermissionDeniedError):
+    """The app may not read group members: GroupMember.Read.All is not granted."""
+
+
 _AADSTS_ERRORS = {
     700016: ConsentMissingError,
     65001: ConsentMissingError,
@@ -218,6 +226,28 @@ class GraphClient:
         """Yield each page of users (a list of dicts), one page in memory at a time."""
         yield from self._pages(f"{self.graph_endpoint}/v1.0/users?$select={','.join(select)}"
                                f"&$top={top}")
+
+    def group_member_ids(self, group_id):
+        """Object ids of the users in a group, nested groups included (transitive members)."""
+        try:
+            group_id = str(uuid.UUID(group_id))
+        except (TypeError, ValueError, AttributeError):
+            raise GroupNotFoundError(f"{group_id!r} is not a group object id.") from None
+        url = (f"{self.graph_endpoint}/v1.0/groups/{group_id}/transitiveMembers/"
+               f"microsoft.graph.user?$select=id&$top={PAGE_SIZE}")
+        try:
+            for page in self._pages(url):
+                for member in page:
+                    if isinstance(member, dict) and isinstance(member.get("id"), str):
+                        yield member["id"]
+        except PermissionDeniedError as exc:
+            raise GroupPermissionError(exc.detail, status=exc.status, code=exc.code,
+                                       request_id=exc.request_id) from exc
+        except GraphError as exc:
+            if exc.status == 404:
+                raise GroupNotFoundError(exc.detail, status=404, code=exc.code,
+                                         request_id=exc.request_id) from exc
+            raise
 
     def probe(self):
         """Read one user id: proves the token and the permission work."""

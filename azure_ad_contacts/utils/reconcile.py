@@ -1,5 +1,8 @@
 """Turn (Entra users, existing contacts) into a write plan: pure Python, no I/O, no Odoo."""
 
+import fnmatch
+import hashlib
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -11,6 +14,16 @@ MAX_OBJECT_ID = 128  # Entra object ids are 36-character GUIDs
 # PostgreSQL would refuse.
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _FIELDS = ("name", "function", "mobile")
+
+# Contact.flags: what the ORM knows about a contact beyond its synced values.
+INACTIVE = 1  # archived in Odoo
+ARCHIVED_BY_SYNC = 2  # archived as a leaver by a sync: active again when its user returns
+NEVER_OVERWRITE = 4  # pinned: linked and marked, but its fields are never written
+NEVER_ARCHIVE = 8  # pinned: never archived as a leaver
+OTHER_TENANT = 16  # synced from another tenant (integration) of the same customer
+
+# Why a linked contact is archived when its user is not in Entra at all.
+DELETED = "deleted"
 
 
 def clean_text(value, limit=MAX_TEXT):
@@ -47,6 +60,74 @@ def contact_name(user):
     return full[:MAX_TEXT] or clean_text(user.get("displayName")) or entra_email(user) or ""
 
 
+def _first_business_phone(user):
+    phones = user.get("businessPhones")
+    if isinstance(phones, list):
+        for phone in phones:
+            phone = clean_text(phone)
+            if phone:
+                return phone
+    return ""
+
+
+def _text_property(name):
+    return lambda user: clean_text(user.get(name))
+
+
+# Optional mappings beyond S4, each switched on per integration:
+# contact field -> (the Graph property to $select, how to read it from a user).
+EXTRA_MAPPINGS = {
+    "phone": ("businessPhones", _first_business_phone),
+    "azure_ad_department": ("department", _text_property("department")),
+    "azure_ad_company_name": ("companyName", _text_property("companyName")),
+    "azure_ad_office": ("officeLocation", _text_property("officeLocation")),
+}
+
+
+def compile_patterns(patterns):
+    """One regex for glob patterns (`noreply*`, `*room*@*`), case-insensitive; None if none."""
+    globs = [p.strip().lower() for p in patterns if isinstance(p, str) and p.strip()]
+    if not globs:
+        return None
+    return re.compile("|".join(f"(?:{fnmatch.translate(glob)})" for glob in globs))
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """A sync's per-integration options. The defaults are the rules S1-S19."""
+
+    include_guests: bool = False
+    include_disabled: bool = False
+    # Skip users without any entry in `assignedLicenses` ("unlicensed").
+    licensed_only: bool = False
+    # Glob patterns matched against the email and the UPN ("excluded"): service and shared
+    # mailboxes such as `noreply*` or `*room*@*`.
+    exclude_patterns: tuple = ()
+    # Lower-cased object ids of the allowed users (transitive group members), None for all.
+    group_member_ids: frozenset | None = None
+    # Contact fields of EXTRA_MAPPINGS to keep in sync as well.
+    extra_fields: tuple = ()
+    # A linked contact whose email is still the last synced one follows an email change in
+    # Entra (instead of S7's new contact); needs Contact.synced_email.
+    follow_email: bool = False
+    # Leavers: archive the linked contact of a disabled user / of a user deleted from Entra
+    # or no longer passing the filters.
+    archive_disabled: bool = False
+    archive_deleted: bool = False
+
+    def __post_init__(self):
+        unknown = set(self.extra_fields) - EXTRA_MAPPINGS.keys()
+        if unknown:
+            raise ValueError(f"unknown extra fields: {sorted(unknown)}")
+
+    def graph_properties(self):
+        """The Graph properties these rules read beyond the default $select."""
+        names = [EXTRA_MAPPINGS[name][0] for name in self.extra_fields]
+        if self.licensed_only:
+            names.append("assignedLicenses")
+        return tuple(dict.fromkeys(names))
+
+
 @dataclass(slots=True)
 class EntraUser:
     object_id: str
@@ -54,6 +135,7 @@ class EntraUser:
     name: str
     function: str
     mobile: str
+    extra: tuple | None = None  # values of Rules.extra_fields, in that order
 
 
 @dataclass(slots=True)
@@ -61,7 +143,9 @@ class Contact:
     """An existing child contact of the customer, as the ORM layer reads it.
 
     `object_id` is the stored Entra object id (of this integration only); `linked` tells
-    whether the contact carries the Azure AD mark.
+    whether the contact carries the Azure AD mark. `flags` holds the bits above,
+    `synced_email` the normalized email the sync last wrote, `extra` the current values of
+    Rules.extra_fields.
     """
 
     id: int
@@ -71,17 +155,23 @@ class Contact:
     name: str | None = None
     function: str | None = None
     mobile: str | None = None
+    flags: int = 0
+    synced_email: str | None = None
+    extra: tuple | None = None
 
 
 @dataclass(slots=True)
 class Plan:
-    """What a sync writes. Apply `unlink_ids` first, then `updates`, then `creates`."""
+    """What a sync writes. Apply `unlink_ids` first, then `updates`, then `creates`, then
+    `archives`."""
 
     creates: list = field(default_factory=list)
     updates: dict = field(default_factory=dict)
     unlink_ids: list = field(default_factory=list)
     unchanged: int = 0
     skipped: Counter = field(default_factory=Counter)
+    archives: dict = field(default_factory=dict)  # contact id -> why: "disabled", DELETED, a skip reason
+    linked: int = 0  # active contacts linked to the integration before the sync
 
     @property
     def created(self):
@@ -92,23 +182,55 @@ class Plan:
         """Contacts written: new values, a new link, or a lost link."""
         return len(self.updates.keys() | set(self.unlink_ids))
 
+    @property
+    def archived(self):
+        return len(self.archives)
+
     def counts(self):
         return {"created": self.created, "updated": self.updated,
                 "unchanged": self.unchanged, "skipped": self.skipped.total()}
 
+    def digest(self):
+        """A fingerprint of everything this plan writes (not of what it skips)."""
+        digest = hashlib.sha256()
 
-def _read_user(raw, object_id, include_guests, include_disabled):
-    """An EntraUser, or the reason (S15) to skip it."""
+        def put(value):
+            digest.update(json.dumps(value, sort_keys=True, default=str).encode())
+            digest.update(b"\n")
+
+        for values in sorted(self.creates, key=lambda values: values["azure_ad_object_id"]):
+            put(values)
+        for contact_id in sorted(self.updates):
+            put([contact_id, self.updates[contact_id]])
+        put(sorted(self.unlink_ids))
+        put(sorted(self.archives.items()))
+        return digest.hexdigest()
+
+
+def _read_user(raw, object_id, rules, pattern, readers):
+    """An EntraUser, or the reason (S15 and the filters of Rules) to skip it."""
     user_type = raw.get("userType")
-    if not include_guests and isinstance(user_type, str) and user_type.lower() == "guest":
+    if not rules.include_guests and isinstance(user_type, str) and user_type.lower() == "guest":
         return "guest"
-    if not include_disabled and raw.get("accountEnabled") is False:
+    if not rules.include_disabled and raw.get("accountEnabled") is False:
         return "disabled"
+    if rules.licensed_only:
+        licenses = raw.get("assignedLicenses")
+        if not isinstance(licenses, list) or not licenses:
+            return "unlicensed"
+    if rules.group_member_ids is not None and object_id.lower() not in rules.group_member_ids:
+        return "not_in_group"
     email = entra_email(raw)
     if email is None:
         return "no_email"
+    if pattern is not None:
+        upn = raw.get("userPrincipalName")
+        if pattern.match(normalize_email(email)) or (
+                isinstance(upn, str) and pattern.match(upn.strip().lower())):
+            return "excluded"
     return EntraUser(object_id, email, contact_name(raw), clean_text(raw.get("jobTitle")),
-                     clean_text(raw.get("mobilePhone")))
+                     clean_text(raw.get("mobilePhone")),
+                     tuple(read(raw) for read in readers) if readers else None)
 
 
 def _object_id(raw):
@@ -121,75 +243,225 @@ def _object_id(raw):
     return None
 
 
+def _label(raw):
+    """How a skipped user is shown in a preview."""
+    if not isinstance(raw, dict):
+        return ""
+    return (entra_email(raw) or clean_text(raw.get("displayName"))
+            or clean_text(raw.get("userPrincipalName")) or clean_text(raw.get("id")))
+
+
 def _precedence(user):
     """S16 order: the smallest object id, case-insensitively (ties by the raw id)."""
     return user.object_id.lower(), user.object_id
 
 
-def build_plan(pages, contacts, include_guests=False, include_disabled=False):
-    """Plan the sync of streamed Graph user pages onto the customer's contacts (S3-S19)."""
-    plan = Plan()
+def _held_by_other_tenant(contact):
+    """Synced from another tenant of the customer and not given up by it (archived leaver)."""
+    return contact.flags & OTHER_TENANT and not contact.flags & ARCHIVED_BY_SYNC
+
+
+def _follows(contact, key):
+    """Whether a contact linked to a user follows that user's new email `key` (rule 6): its
+    email changed in Entra, not in Odoo (still the last value the sync wrote)."""
+    email = normalize_email(contact.email)
+    return (contact.linked and email is not None and email != key
+            and email == normalize_email(contact.synced_email))
+
+
+def _create_values(user, rules):
+    values = {"name": user.name, "email": user.email, "function": user.function or False,
+              "mobile": user.mobile or False, "azure_ad_object_id": user.object_id}
+    for name, value in zip(rules.extra_fields, user.extra or (), strict=True):
+        values[name] = value or False
+    if rules.follow_email:
+        values["azure_ad_synced_email"] = user.email
+    return values
+
+
+def _update_values(contact, user, key, rules, linked_to):
+    """What to write on `contact` for `user` (S4, S6 and the options); {} if nothing."""
+    vals = {}
+    if not contact.flags & NEVER_OVERWRITE:
+        vals = {name: getattr(user, name) or False for name in _FIELDS
+                if (getattr(user, name) or False) != (getattr(contact, name) or False)}
+        if rules.extra_fields:
+            current = contact.extra or ()
+            for index, name in enumerate(rules.extra_fields):
+                new = user.extra[index] or False
+                old = (current[index] if index < len(current) else None) or False
+                if new != old:
+                    vals[name] = new
+        if normalize_email(contact.email) != key:  # a contact that follows (rule 6)
+            vals["email"] = user.email
+    if rules.follow_email:
+        email_after = vals.get("email", contact.email)
+        if normalize_email(email_after) == key and normalize_email(contact.synced_email) != key:
+            vals["azure_ad_synced_email"] = user.email
+    if linked_to != user.object_id or not contact.linked:
+        vals.update(azure_ad_object_id=user.object_id, azure_ad_synced=True)
+    if contact.flags & ARCHIVED_BY_SYNC:  # a leaver came back
+        vals.update(active=True, azure_ad_archived=False)
+    return vals
+
+
+def _read_pages(pages, rules, skip):
+    """The users that get a contact, by normalized email (S15, S16 and the filters).
+
+    Returns (winners, seen object ids or None, {object id: skip reason} of skipped users or
+    None): the last two only when leavers are archived."""
+    pattern = compile_patterns(rules.exclude_patterns)
+    readers = tuple(EXTRA_MAPPINGS[name][1] for name in rules.extra_fields)
+    gone = {} if rules.archive_disabled or rules.archive_deleted else None
     seen_ids = set()
     winners = {}  # normalized email -> EntraUser (S16)
     for page in pages:
         for raw in page:
             object_id = _object_id(raw)
             if object_id is None:
-                plan.skipped["invalid"] += 1
+                skip(None, _label(raw), "invalid")
                 continue
             if object_id in seen_ids:  # a page served twice must not count or plan twice
-                plan.skipped["duplicate_user"] += 1
+                skip(object_id, _label(raw), "duplicate_user")
                 continue
             seen_ids.add(object_id)
-            user = _read_user(raw, object_id, include_guests, include_disabled)
+            user = _read_user(raw, object_id, rules, pattern, readers)
             if isinstance(user, str):
-                plan.skipped[user] += 1
+                if gone is not None:
+                    gone[object_id] = user
+                skip(object_id, _label(raw), user)
                 continue
             key = normalize_email(user.email)
             rival = winners.get(key)
             if rival is not None:
-                plan.skipped["duplicate_email"] += 1
-                if _precedence(rival) < _precedence(user):
+                loser = user if _precedence(rival) < _precedence(user) else rival
+                skip(loser.object_id, loser.email, "duplicate_email")
+                if loser is user:
                     continue
             winners[key] = user
-    del seen_ids
+    # Seen ids only tell deleted users apart; don't hold them longer otherwise.
+    return winners, seen_ids if rules.archive_deleted else None, gone
 
-    by_email = {}
-    links = {}  # contact id -> the object id it is linked to now
+
+@dataclass(slots=True)
+class _ContactIndex:
+    by_email: dict = field(default_factory=dict)  # normalized email of a user -> its contacts
+    links: dict = field(default_factory=dict)  # contact id -> the object id it is linked to now
+    by_object_id: dict = field(default_factory=dict)  # follow_email only: object id -> contact
+    linked_contacts: list = field(default_factory=list)  # leavers only: the marked linked ones
+
+
+def _index_contacts(contacts, winners, rules, plan):
+    """One pass over the customer's contacts: only what the plan needs is kept."""
+    index = _ContactIndex()
+    track_leavers = rules.archive_disabled or rules.archive_deleted
     for contact in contacts:
         key = normalize_email(contact.email)
         if key in winners:
-            by_email.setdefault(key, []).append(contact)
+            index.by_email.setdefault(key, []).append(contact)
         if contact.object_id:
-            links[contact.id] = contact.object_id
+            index.links[contact.id] = contact.object_id
+            if contact.linked and not contact.flags & INACTIVE:
+                plan.linked += 1
+            if rules.follow_email:
+                index.by_object_id[contact.object_id] = contact
+            if track_leavers and contact.linked:
+                index.linked_contacts.append(contact)
+    return index
 
-    planned = {}  # contact id -> the object id it will be linked to
+
+def _followers(winners, index):
+    """Rule 6: object id -> the linked contact that follows its user's new email."""
+    followed = {}
     for key, user in winners.items():
-        # S17: the contact already linked to this user, else the oldest one.
-        contact = min(by_email.get(key, ()), default=None,
-                      key=lambda c: (links.get(c.id) != user.object_id, c.id))
+        contact = index.by_object_id.get(user.object_id)
+        if contact is not None and _follows(contact, key):
+            followed[user.object_id] = contact
+    return followed
+
+
+def _match(winners, index, rules, plan, skip):
+    """Give each user its contact (rule 6, S17, one person per customer) and plan the writes.
+    Returns (contact id -> object id it will be linked to, object ids that get a contact)."""
+    followed = _followers(winners, index) if rules.follow_email else {}
+    claimed = {contact.id for contact in followed.values()}
+    links = index.links
+    planned = {}
+    kept = set()
+    for key, user in winners.items():
+        contact = followed.get(user.object_id)
         if contact is None:
-            plan.creates.append({"name": user.name, "email": user.email,
-                                 "function": user.function or False,
-                                 "mobile": user.mobile or False,
-                                 "azure_ad_object_id": user.object_id})
+            candidates = index.by_email.get(key, ())
+            if claimed:  # a contact that follows its user is that user's, whoever has its old address
+                candidates = [c for c in candidates if c.id not in claimed]
+            # S17: the contact already linked to this user, else the oldest one.
+            contact = min(candidates, default=None,
+                          key=lambda c: (links.get(c.id) != user.object_id, c.id))
+            if (contact is not None and links.get(contact.id) != user.object_id
+                    and any(_held_by_other_tenant(c) for c in candidates)):
+                # One contact per person: the tenant that synced it first keeps it.
+                skip(user.object_id, user.email, "other_tenant")
+                continue
+        kept.add(user.object_id)
+        if contact is None:
+            plan.creates.append(_create_values(user, rules))
             continue
         planned[contact.id] = user.object_id
-        vals = {name: getattr(user, name) or False for name in _FIELDS
-                if (getattr(user, name) or False) != (getattr(contact, name) or False)}
-        if links.get(contact.id) != user.object_id or not contact.linked:
-            vals.update(azure_ad_object_id=user.object_id, azure_ad_synced=True)
+        vals = _update_values(contact, user, key, rules, links.get(contact.id))
         if vals:
             plan.updates[contact.id] = vals
         else:
             plan.unchanged += 1
+    return planned, kept
 
+
+def _leavers(index, planned, kept, seen_ids, gone, rules):
+    """Linked contacts whose user is disabled, deleted or filtered out, when the integration
+    archives them: {contact id: why}. Pinned and already archived contacts are left alone."""
+    archives = {}
+    for contact in index.linked_contacts:
+        if contact.id in planned or contact.flags & (INACTIVE | NEVER_ARCHIVE):
+            continue
+        object_id = contact.object_id
+        if object_id in kept:
+            continue  # its user lives on in another contact
+        if seen_ids is not None and object_id not in seen_ids:
+            reason = DELETED
+        else:
+            reason = gone.get(object_id)
+        if reason is None:
+            continue
+        if rules.archive_disabled if reason == "disabled" else rules.archive_deleted:
+            archives[contact.id] = reason
+    return archives
+
+
+def build_plan(pages, contacts, include_guests=False, include_disabled=False, rules=None,
+               on_skip=None):
+    """Plan the sync of streamed Graph user pages onto the customer's contacts (S3-S19).
+
+    `rules` (a Rules) replaces the two include_* flags; `on_skip(object_id, label, reason)`
+    is called for every skipped user (previews).
+    """
+    if rules is None:
+        rules = Rules(include_guests=include_guests, include_disabled=include_disabled)
+    plan = Plan()
+
+    def skip(object_id, label, reason):
+        plan.skipped[reason] += 1
+        if on_skip is not None:
+            on_skip(object_id, label, reason)
+
+    winners, seen_ids, gone = _read_pages(pages, rules, skip)
+    index = _index_contacts(contacts, winners, rules, plan)
+    planned, kept = _match(winners, index, rules, plan, skip)
     # A link moves when its contact now belongs to another user, or when its (kept) user now
     # belongs to another contact (S7). Links of skipped or vanished users stay (S5).
-    kept = {user.object_id for user in winners.values()}
     plan.unlink_ids = [
-        contact_id for contact_id, object_id in links.items()
+        contact_id for contact_id, object_id in index.links.items()
         if planned.get(contact_id, object_id) != object_id
         or (contact_id not in planned and object_id in kept)
     ]
+    if index.linked_contacts:
+        plan.archives = _leavers(index, planned, kept, seen_ids, gone, rules)
     return plan
