@@ -82,7 +82,11 @@ class TestConsentFlow(AddonTest, HttpCase):
         self.assertIn("admin_consent=True", callback_url)
         response = self.back_to_odoo(callback_url)
         self.assertIn(response.status_code, (302, 303), response.text[:500])
-        self.assertTrue(response.headers["Location"].endswith(f"/odoo/res.partner/{self.customer.id}"))
+        self.assertTrue(
+            response.headers["Location"].endswith(
+                f"/odoo/res.partner/{self.customer.id}?azure_ad_connected=1"
+            )
+        )
         self.assertEqual(self.integration.state, "connected")
         self.assertEqual(self.integration.tenant_id, CONTOSO_ID)
         log = self.integration.sync_log_ids

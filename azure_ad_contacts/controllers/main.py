@@ -63,7 +63,8 @@ class AzureAdContactsController(http.Controller):
         except UserError as failure:
             # Not re-raised: the error state and message are committed with this response.
             return self._error_page(integration, str(failure))
-        return request.redirect(f"/odoo/res.partner/{integration.partner_id.id}")
+        # The customer form shows the confirmation with the counts (azure_ad_sync_contacts widget).
+        return request.redirect(f"/odoo/res.partner/{integration.partner_id.id}?azure_ad_connected=1")
 
     def _integration(self, integration_id):
         if not request.env.is_admin():

@@ -47,6 +47,7 @@ class ResPartner(models.Model):
     azure_ad_excluded = fields.Boolean(compute="_compute_azure_ad_state", groups="base.group_system")
     azure_ad_last_sync_date = fields.Datetime(compute="_compute_azure_ad_state", groups="base.group_system")
     azure_ad_last_error = fields.Text(compute="_compute_azure_ad_state", groups="base.group_system")
+    azure_ad_last_run_summary = fields.Char(compute="_compute_azure_ad_state", groups="base.group_system")
     azure_ad_last_error_kind = fields.Selection(
         related="azure_ad_integration_ids.last_error_kind", groups="base.group_system"
     )
@@ -64,6 +65,7 @@ class ResPartner(models.Model):
         "azure_ad_integration_ids.excluded",
         "azure_ad_integration_ids.last_sync_date",
         "azure_ad_integration_ids.last_error",
+        "azure_ad_integration_ids.last_run_state",
     )
     def _compute_azure_ad_state(self):
         for partner in self:
@@ -72,6 +74,13 @@ class ResPartner(models.Model):
             partner.azure_ad_excluded = integration.excluded
             partner.azure_ad_last_sync_date = integration.last_sync_date
             partner.azure_ad_last_error = integration.last_error
+            partner.azure_ad_last_run_summary = integration.last_run_state == "done" and self.env._(
+                "%(created)s created, %(updated)s updated, %(unchanged)s unchanged, %(skipped)s skipped",
+                created=integration.last_run_created,
+                updated=integration.last_run_updated,
+                unchanged=integration.last_run_unchanged,
+                skipped=integration.last_run_skipped,
+            )
 
     def _azure_ad_integration(self):
         """The customer's integration, created (never connected) on first use."""

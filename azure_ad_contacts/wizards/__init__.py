@@ -1,1 +1,2 @@
 from . import azure_ad_connect_wizard
+from . import azure_ad_disconnect_wizard

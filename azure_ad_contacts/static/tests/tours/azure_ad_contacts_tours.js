@@ -1,0 +1,257 @@
+/**
+ * Browser tours of the customer form (tests/test_ui.py starts them in headless Chromium).
+ * Microsoft's consent page is not an Odoo page: the test's browser plays the customer's
+ * administrator there and clicks Accept; the tour resumes when Odoo is back.
+ */
+import { registry } from "@web/core/registry";
+
+const tours = registry.category("web_tour.tours");
+
+const openContactsTab = {
+    content: "Open the customer's Contacts & Addresses tab",
+    trigger: ".o_notebook .nav-link:contains(Contacts & Addresses)",
+    run: "click",
+};
+const openSyncContactsMenu = {
+    content: "Open the Sync contacts menu",
+    trigger: ".o_azure_ad_sync_contacts_toggle",
+    run: "click",
+};
+
+tours.add("azure_ad_contacts_connect", {
+    steps: () => [
+        openContactsTab,
+        {
+            content: "Not connected yet: no status",
+            trigger: ".o_azure_ad_sync_contacts_menu:not(:has(.o_azure_ad_error))",
+        },
+        openSyncContactsMenu,
+        {
+            content: "Not connected: the menu offers Sync with Azure AD, not Manage",
+            trigger: ".o_azure_ad_sync_contacts_dropdown:not(:has(.o_azure_ad_manage)) .o_azure_ad_connect:contains(Sync with Azure AD)",
+            run: "click",
+        },
+        {
+            content: "The wizard says what will happen",
+            trigger: ".modal .o_azure_ad_connect_wizard:contains(administrator of the customer):contains(take a few minutes):contains(Credentials are never stored)",
+        },
+        {
+            content: "Connect: off to Microsoft's consent page (the customer's admin accepts there)",
+            trigger: ".modal .o_azure_ad_wizard_connect:contains(Connect)",
+            run: "click",
+        },
+        {
+            content: "Back on the customer: the confirmation with the counts",
+            trigger: ".o_notification:contains(Connected to Azure AD):contains(15 created, 0 updated, 0 unchanged, 6 skipped)",
+            timeout: 30000,
+        },
+        {
+            content: "The status says connected, with the last sync",
+            trigger: ".o_azure_ad_status:contains(Connected to Azure AD):contains(Last sync)",
+        },
+        {
+            content: "The imported contacts, with the Azure AD icon",
+            trigger: ".o_field_x2many_kanban .o_kanban_record:contains(Adele Vance) .o_azure_ad_icon img",
+        },
+        {
+            content: "The contact that exists only in Odoo has no icon",
+            trigger: ".o_field_x2many_kanban .o_kanban_record:contains(External Auditor):not(:has(.o_azure_ad_icon))",
+        },
+        openSyncContactsMenu,
+        {
+            content: "Connected: the menu offers Manage Azure AD integration",
+            trigger: ".o_azure_ad_sync_contacts_dropdown:not(:has(.o_azure_ad_connect)) .o_azure_ad_manage:contains(Manage Azure AD integration)",
+        },
+    ],
+});
+
+tours.add("azure_ad_contacts_sync_and_disconnect", {
+    steps: () => [
+        openContactsTab,
+        openSyncContactsMenu,
+        {
+            content: "Manage Azure AD integration",
+            trigger: ".o_azure_ad_manage",
+            run: "click",
+        },
+        {
+            content: "The manage page: tenant, state, last run's counts, options, run history",
+            trigger: ".o_form_view:has(.o_field_widget[name=tenant_id]:contains(9188040d)):has(.o_statusbar_status .o_arrow_button_current:contains(Connected)):has(.o_azure_ad_last_run_counts:contains(15)):has(.o_field_widget[name=include_guests]):has(.o_field_widget[name=sync_log_ids] .o_data_row)",
+        },
+        {
+            content: "Sync now",
+            trigger: ".o_azure_ad_sync_now:contains(Sync now)",
+            run: "click",
+        },
+        {
+            content: "The notification with the counts",
+            trigger: ".o_notification:contains(Azure AD sync done):contains(1 created, 0 updated, 15 unchanged, 6 skipped)",
+            timeout: 30000,
+        },
+        {
+            content: "The run history shows the manual run",
+            trigger: ".o_field_widget[name=sync_log_ids] .o_data_row:contains(Manual)",
+        },
+        {
+            content: "Disconnect",
+            trigger: ".o_form_statusbar .o_azure_ad_disconnect",
+            run: "click",
+        },
+        {
+            content: "The confirmation says that imported contacts stay",
+            trigger: ".modal .o_azure_ad_disconnect_wizard:contains(Imported contacts stay):contains(16)",
+        },
+        {
+            content: "Disconnect, again, in the confirmation",
+            trigger: ".modal .o_azure_ad_confirm_disconnect",
+            run: "click",
+        },
+        {
+            content: "Disconnected",
+            trigger: ".o_notification:contains(is no longer connected to Azure AD)",
+        },
+        {
+            content: "The page shows it and offers Reconnect",
+            trigger: ".o_form_view:not(:has(.modal)) .o_statusbar_status .o_arrow_button_current:contains(Disconnected)",
+        },
+        {
+            content: "No Sync now any more",
+            trigger: ".o_form_statusbar:has(.o_azure_ad_reconnect):not(:has(.o_azure_ad_sync_now))",
+        },
+        {
+            content: "Back to the customer",
+            trigger: ".o_breadcrumb .breadcrumb-item:first a",
+            run: "click",
+        },
+        {
+            content: "The customer shows the disconnection; contacts were kept",
+            trigger: ".o_azure_ad_status:contains(Disconnected from Azure AD)",
+        },
+        {
+            content: "The synced contacts are still there",
+            trigger: ".o_field_x2many_kanban .o_kanban_record:contains(Adele Vance)",
+        },
+        openSyncContactsMenu,
+        {
+            content: "Disconnected: connect again, or manage",
+            trigger: ".o_azure_ad_sync_contacts_dropdown:has(.o_azure_ad_manage) .o_azure_ad_connect",
+        },
+    ],
+});
+
+tours.add("azure_ad_contacts_icons", {
+    steps: () => [
+        {
+            content: "Contacts kanban: synced contacts carry the Azure AD icon",
+            trigger: ".o_kanban_view .o_kanban_record:contains(Adele Vance) .o_azure_ad_card_icon .o_azure_ad_icon",
+        },
+        {
+            content: "Filter: Synced from Azure AD",
+            trigger: ".o_searchview_dropdown_toggler",
+            run: "click",
+        },
+        {
+            trigger: ".o_filter_menu .o_menu_item:contains(Synced from Azure AD)",
+            run: "click",
+        },
+        {
+            content: "Only synced contacts remain",
+            trigger: ".o_kanban_view:not(:has(.o_kanban_record:contains(External Auditor))) .o_kanban_record:contains(Adele Vance)",
+        },
+        {
+            content: "List view",
+            trigger: ".o_switch_view.o_list",
+            run: "click",
+        },
+        {
+            content: "The list's Azure AD column shows the icon",
+            trigger: ".o_list_view .o_data_row:contains(Adele Vance) td[name=azure_ad_synced] .o_azure_ad_icon",
+        },
+        {
+            content: "Open the contact",
+            trigger: ".o_list_view .o_data_row td.o_data_cell:contains(Adele Vance)",
+            run: "click",
+        },
+        {
+            content: "The contact form shows the icon",
+            trigger: ".o_form_view .o_azure_ad_form_icon .o_azure_ad_icon:contains(Azure AD)",
+            run: "hover",
+        },
+        {
+            content: "Its tooltip says what a sync overwrites",
+            trigger: ".o_popover:contains(Managed by Azure AD):contains(name, job position and mobile)",
+        },
+    ],
+});
+
+tours.add("azure_ad_contacts_no_menu", {
+    steps: () => [
+        openContactsTab,
+        {
+            content: "The contacts and their Azure AD icon are visible",
+            trigger: ".o_field_x2many_kanban .o_kanban_record:contains(Adele Vance) .o_azure_ad_icon",
+        },
+        {
+            content: "but no Sync contacts menu: integration details are for administrators",
+            trigger: ".o_form_view:not(:has(.o_azure_ad_sync_contacts_menu)):not(:has(.o_azure_ad_sync_contacts))",
+        },
+    ],
+});
+
+tours.add("azure_ad_contacts_error_consent", {
+    steps: () => [
+        openContactsTab,
+        {
+            content: "The customer form says consent is missing, and offers Reconnect",
+            trigger: ".o_azure_ad_error:contains(consent again) .o_azure_ad_reconnect",
+            run: "click",
+        },
+        {
+            content: "Reconnect opens the connect wizard",
+            trigger: ".modal:has(.o_azure_ad_connect_wizard) .o_azure_ad_wizard_connect:contains(Reconnect)",
+        },
+        {
+            trigger: ".modal .btn:contains(Cancel)",
+            run: "click",
+        },
+        openSyncContactsMenu,
+        {
+            trigger: ".o_azure_ad_manage",
+            run: "click",
+        },
+        {
+            content: "The manage page shows the error and its Reconnect button",
+            trigger: ".o_form_view .o_azure_ad_error:contains(consent again) .o_azure_ad_reconnect_error",
+        },
+    ],
+});
+
+tours.add("azure_ad_contacts_error_secret", {
+    steps: () => [
+        openContactsTab,
+        {
+            content: "The customer form says the secret expired, and links to the settings",
+            trigger: ".o_azure_ad_error:contains(AADSTS7000222) .o_azure_ad_open_settings",
+            run: "click",
+        },
+        {
+            content: "The settings of the Azure AD app",
+            trigger: ".o_setting_container .o_field_widget[name=azure_ad_client_secret]",
+        },
+    ],
+});
+
+tours.add("azure_ad_contacts_error_throttled", {
+    steps: () => [
+        openContactsTab,
+        {
+            content: "The customer form says Microsoft throttles, and when to try again",
+            trigger: ".o_azure_ad_error:contains(throttling):contains(try again in) .o_azure_ad_manage_error",
+            run: "click",
+        },
+        {
+            content: "The manage page shows it too, with Sync now at hand",
+            trigger: ".o_form_view:has(.o_azure_ad_error:contains(throttling)) .o_azure_ad_sync_now",
+        },
+    ],
+});

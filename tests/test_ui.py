@@ -1,0 +1,178 @@
+"""The customer form in a real browser: Odoo tours in headless Chromium against the fake
+Microsoft Entra ID, plus checks of what the server sends to whom."""
+
+import json
+from unittest.mock import patch
+
+from lxml import etree
+
+from odoo.tests import HttpCase, common, new_test_user, tagged
+
+from odoo.addons.azure_ad_contacts.models import azure_ad_integration
+
+from fake_entra.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+
+from .common import CONTOSO_ID, AddonTest, configure_addon, fake_entra, user
+
+# Runs in every page the browser opens; acts only on the fake Microsoft consent page, where
+# it does what the customer's administrator does: read the request, click Accept.
+CUSTOMER_ADMIN_ACCEPTS = """
+if (location.origin === %(origin)s && location.pathname.endsWith("/adminconsent")) {
+    window.addEventListener("DOMContentLoaded", () => {
+        console.info("Consent page: accepting for", document.getElementById("app-name").textContent);
+        document.getElementById("accept").click();
+    });
+}
+"""
+
+
+class CustomerAdminBrowser(common.ChromeBrowser):
+    """Odoo's test Chromium, as the customer's administrator uses it on Microsoft's side:
+    it trusts the fake Microsoft (whose CA Chromium does not know), lets its requests through
+    (Odoo's test browser answers 404 to anything but Odoo) and clicks Accept on the consent page."""
+
+    microsoft_origin = None
+
+    def _spawn_chrome(self, cmd):
+        return super()._spawn_chrome([cmd[0], "--ignore-certificate-errors", *cmd[1:]])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        script = CUSTOMER_ADMIN_ACCEPTS % {"origin": json.dumps(self.microsoft_origin)}
+        self._websocket_request("Page.addScriptToEvaluateOnNewDocument", params={"source": script})
+
+    def _handle_request_paused(self, **params):
+        if params["request"]["url"].startswith(self.microsoft_origin + "/"):
+            self._websocket_send("Fetch.continueRequest", params={"requestId": params["requestId"]})
+        else:
+            super()._handle_request_paused(**params)
+
+
+@tagged("post_install", "-at_install")
+class TestCustomerFormTours(AddonTest, HttpCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.fake = fake_entra()
+        configure_addon(cls.env, cls.fake)
+        cls.startClassPatcher(patch.object(CustomerAdminBrowser, "microsoft_origin", cls.fake.base_url))
+        cls.startClassPatcher(patch.object(common, "ChromeBrowser", CustomerAdminBrowser))
+        cls.customer = cls.env["res.partner"].create({"name": "Contoso Ltd", "is_company": True})
+        # In Odoo before the first sync and not in Entra: never touched (S5), no icon.
+        cls.env["res.partner"].create(
+            {"name": "External Auditor", "parent_id": cls.customer.id, "email": "auditor@audit.example"}
+        )
+        cls.plain_user = new_test_user(cls.env, login="plain_tour", groups="base.group_user")
+
+    def setUp(self):
+        super().setUp()
+        self.fake.reset()
+        azure_ad_integration._MSAL_HTTP_CACHE.clear()
+        # The consent redirect URI is built from it: Microsoft must send the browser back here.
+        self.env["ir.config_parameter"].sudo().set_param("web.base.url", self.base_url())
+
+    @property
+    def integration(self):
+        return self.customer.azure_ad_integration_ids
+
+    def connect(self):
+        self.fake.set_consent(CONTOSO_ID, True)
+        return self.customer._azure_ad_integration()._complete_consent(CONTOSO_ID)
+
+    def customer_url(self):
+        return f"/odoo/res.partner/{self.customer.id}"
+
+    def test_connect_through_microsoft_consent(self):
+        self.start_tour(self.customer_url(), "azure_ad_contacts_connect", login="admin")
+        self.env.invalidate_all()
+        self.assertEqual(self.integration.state, "connected")
+        self.assertEqual(self.integration.tenant_id, CONTOSO_ID)
+        self.assertEqual(self.integration.sync_log_ids.mapped("trigger"), ["connect"])
+        synced = self.customer.child_ids.filtered("azure_ad_synced")
+        self.assertEqual(len(synced), 15)
+        # The browser itself went through Microsoft's consent page and clicked Accept there.
+        consent_requests = [
+            (r["method"], r["status"])
+            for r in self.fake.stats()["requests"]
+            if r["path"].startswith("/organizations")
+        ]
+        self.assertEqual(consent_requests, [("GET", 200), ("POST", 302)])
+
+    def test_sync_now_and_disconnect(self):
+        self.connect()
+        self.fake.add_user(CONTOSO_ID, user("id-new-hire", "new.hire@contoso.example", "New", "Hire"))
+        self.start_tour(self.customer_url(), "azure_ad_contacts_sync_and_disconnect", login="admin")
+        self.env.invalidate_all()
+        self.assertEqual(self.integration.state, "disconnected")
+        self.assertEqual(self.integration.sync_log_ids.mapped("trigger"), ["manual", "connect"])
+        self.assertFalse(self.integration.sudo().token_cache)
+        # Disconnecting kept every imported contact (S9).
+        self.assertEqual(len(self.customer.child_ids.filtered("azure_ad_synced")), 16)
+
+    def test_icons_filter_and_tooltip(self):
+        self.connect()
+        self.start_tour("/odoo/contacts", "azure_ad_contacts_icons", login="admin")
+
+    def test_user_without_settings_rights_sees_no_menu(self):
+        self.connect()
+        self.start_tour(self.customer_url(), "azure_ad_contacts_no_menu", login="plain_tour")
+
+    def test_consent_revoked_offers_reconnect(self):
+        self.connect()
+        self.fake.set_consent(CONTOSO_ID, False)
+        self.fake.expire_tokens()
+        result = self.integration.sync_contacts()[0]
+        self.assertIn("AADSTS700016", result["error"])
+        self.assertEqual((self.integration.state, self.integration.last_error_kind), ("error", "consent"))
+        self.start_tour(self.customer_url(), "azure_ad_contacts_error_consent", login="admin")
+
+    def test_expired_secret_points_to_the_settings(self):
+        self.connect()
+        self.fake.add_app(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, secret_expired=True)
+        self.fake.expire_tokens()
+        result = self.integration.sync_contacts()[0]
+        self.assertIn("AADSTS7000222", result["error"])
+        self.assertEqual((self.integration.state, self.integration.last_error_kind), ("error", "secret"))
+        self.start_tour(self.customer_url(), "azure_ad_contacts_error_secret", login="admin")
+
+    def test_throttling_says_when_to_try_again(self):
+        self.connect()
+        self.fake.add_fault(kind="429", target="users", count=None, retry_after=120)
+        result = self.integration.sync_contacts()[0]
+        self.assertIn("120 seconds", result["error"])
+        # Throttling is not the connection's fault: it stays connected.
+        self.assertEqual(
+            (self.integration.state, self.integration.last_error_kind), ("connected", "throttled")
+        )
+        self.start_tour(self.customer_url(), "azure_ad_contacts_error_throttled", login="admin")
+
+
+@tagged("post_install", "-at_install")
+class TestCustomerFormAccess(AddonTest, HttpCase):
+    """S12 on the server side: the Sync contacts menu and the integration's fields are not
+    even sent to users without Settings rights."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.plain_user = new_test_user(cls.env, login="plain_view", groups="base.group_user")
+
+    def form_arch(self, env):
+        return etree.fromstring(env["res.partner"].get_views([(False, "form")])["views"]["form"]["arch"])
+
+    def test_admin_receives_the_menu(self):
+        arch = self.form_arch(self.env)
+        self.assertTrue(arch.xpath("//widget[@name='azure_ad_sync_contacts']"))
+        self.assertTrue(arch.xpath("//field[@name='azure_ad_last_error']"))
+
+    def test_plain_user_receives_neither_menu_nor_integration_fields(self):
+        env = self.env(user=self.plain_user)
+        arch = self.form_arch(env)
+        self.assertFalse(arch.xpath("//widget[@name='azure_ad_sync_contacts']"))
+        self.assertFalse(arch.xpath("//*[contains(@class, 'o_azure_ad_sync_contacts')]"))
+        fields = {node.get("name") for node in arch.iter("field")}
+        self.assertFalse(
+            {name for name in fields if name.startswith("azure_ad_") and name != "azure_ad_synced"}
+        )
+        # The mark itself stays visible to everybody (S12).
+        self.assertIn("azure_ad_synced", fields)
