@@ -1,13 +1,15 @@
+import dataclasses
 import logging
 import secrets
 import time
 from datetime import timedelta
 
 import msal
+from markupsafe import escape
 from psycopg2 import errors as pg_errors
 
-from odoo import api, fields, models
-from odoo.exceptions import AccessError, UserError
+from odoo import Command, api, fields, models
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL, config, split_every
 
 from ..utils import graph_client, reconcile
@@ -38,6 +40,28 @@ FAILED_SYNC_RETRY = timedelta(hours=1)
 # One dict per process: MSAL keeps discovery documents and throttling state in it, so
 # per-tenant apps built for every sync don't fetch the OpenID configuration again.
 _MSAL_HTTP_CACHE = {}
+# Contact fields whose changes a sync records in the contact's chatter (change history).
+HISTORY_FIELDS = (
+    "name", "email", "function", "mobile", "phone", "azure_ad_department",
+    "azure_ad_company_name", "azure_ad_office", "active",
+)
+HISTORY_BATCH_SIZE = 1000
+
+
+class ArchiveConfirmationNeeded(Exception):
+    """A run would archive more contacts than the integration's safety threshold allows."""
+
+    def __init__(self, plan):
+        super().__init__(plan.archived)
+        self.plan = plan
+
+
+class PreviewOutdated(Exception):
+    """The tenant or the contacts changed between a preview and its "Apply"."""
+
+    def __init__(self, plan):
+        super().__init__(plan.digest())
+        self.plan = plan
 
 
 class AzureAdIntegration(models.Model):
@@ -74,6 +98,71 @@ class AzureAdIntegration(models.Model):
     )
     include_guests = fields.Boolean(help="Also import guest (B2B) accounts.")
     include_disabled = fields.Boolean(help="Also import disabled accounts.")
+    # Beyond S1-S19 (README "Beyond the basics"): every default keeps S1-S19.
+    licensed_only = fields.Boolean(
+        string="Licensed users only", help="Skip users without any Microsoft 365 licence."
+    )
+    exclude_patterns = fields.Text(
+        string="Exclude mailboxes",
+        help="Email or sign-in name patterns to skip, one per line (or comma-separated), "
+        "* and ? as wildcards: e.g. noreply*, *room*@*, scan@*. Matching ignores case.",
+    )
+    group_ids = fields.Text(
+        string="Only members of groups",
+        help="Object ids of Entra groups, one per line: only their members (nested groups "
+        "included) become contacts. Needs the application permission GroupMember.Read.All.",
+    )
+    disabled_action = fields.Selection(
+        [("keep", "Keep the contact"), ("archive", "Archive the contact")],
+        string="Disabled users",
+        default="keep",
+        required=True,
+        help="What happens to the contact of a user whose account is disabled in Azure AD.",
+    )
+    deleted_action = fields.Selection(
+        [("keep", "Keep the contact"), ("archive", "Archive the contact")],
+        string="Deleted or filtered-out users",
+        default="keep",
+        required=True,
+        help="What happens to the contact of a user deleted from Azure AD or no longer "
+        "matching the filters. Only contacts the sync linked are archived, never deleted; "
+        "they become active again when their user returns.",
+    )
+    archive_max_count = fields.Integer(
+        string="Confirm above (contacts)",
+        default=50,
+        help="A run that would archive more contacts than this stops before writing anything "
+        "and asks for a confirmation (0: no limit).",
+    )
+    archive_max_percent = fields.Integer(
+        string="Confirm above (%)",
+        default=25,
+        help="A run that would archive more than this share of the synced contacts stops "
+        "before writing anything and asks for a confirmation (0: no limit).",
+    )
+    # How many archives an administrator confirmed for the next run (never the scheduled one).
+    archive_allowance = fields.Integer(readonly=True, copy=False)
+    follow_email_changes = fields.Boolean(
+        help="When a user's email changes in Azure AD and the contact still has the last synced "
+        "email, the contact's email follows instead of a new contact being created.",
+    )
+    map_business_phone = fields.Boolean(string="Business phone → Phone")
+    map_department = fields.Boolean(string="Department")
+    map_company_name = fields.Boolean(string="Company name")
+    map_office = fields.Boolean(string="Office")
+    log_changes = fields.Boolean(
+        string="Change history",
+        help="Each contact's chatter records the fields a sync changed (old → new), and each "
+        "run lists the contacts it changed.",
+    )
+    additional_tenant = fields.Boolean(
+        readonly=True,
+        copy=False,
+        help="Another Entra tenant of this customer (e.g. after a merger): it matches the "
+        "customer's contacts by email like the first one.",
+    )
+    # The last run stopped for the archive safety threshold: what it says.
+    pending_confirmation = fields.Text(compute="_compute_pending_confirmation")
     auto_sync = fields.Boolean(string="Automatic sync", help="Sync on a schedule.")
     sync_interval_hours = fields.Integer(string="Every (hours)", default=24)
     next_sync_date = fields.Datetime(
@@ -107,7 +196,7 @@ class AzureAdIntegration(models.Model):
     last_log_id = fields.Many2one("azure.ad.sync.log", compute="_compute_last_log")
     # The last run at a glance on the integration's form.
     last_run_state = fields.Selection(
-        [("running", "Running"), ("done", "Done"), ("failed", "Failed")],
+        [("running", "Running"), ("done", "Done"), ("failed", "Failed"), ("confirm", "Needs confirmation")],
         string="Last run",
         compute="_compute_last_run",
     )
@@ -120,7 +209,15 @@ class AzureAdIntegration(models.Model):
     contact_count = fields.Integer(compute="_compute_contact_count", string="Synced contacts")
 
     _sql_constraints = [
-        ("partner_uniq", "unique(partner_id)", "This customer already has an Azure AD integration."),
+        # S1; an explicitly added tenant of the same customer is the only exception.
+        (
+            "partner_uniq",
+            "EXCLUDE (partner_id WITH =) WHERE (additional_tenant IS NOT TRUE)",
+            (
+                "This customer already has an Azure AD integration. To connect another tenant to "
+                'it, use "Add another tenant" on that integration.'
+            ),
+        ),
         (
             "interval_positive",
             "CHECK(sync_interval_hours > 0)",
@@ -335,8 +432,12 @@ class AzureAdIntegration(models.Model):
         (and is retried by Odoo) instead of creating duplicates."""
         try:
             with self.env.cr.savepoint(flush=False):
+                # All tenants of the customer: they share its contacts (rule 8).
                 self.env.cr.execute(
-                    SQL("SELECT id FROM azure_ad_integration WHERE id = %s FOR UPDATE NOWAIT", self.id)
+                    SQL(
+                        "SELECT id FROM azure_ad_integration WHERE partner_id = %s FOR UPDATE NOWAIT",
+                        self.partner_id.id,
+                    )
                 )
         except pg_errors.LockNotAvailable:
             raise UserError(
@@ -358,13 +459,11 @@ class AzureAdIntegration(models.Model):
                 client = self._get_graph_client(
                     max_wait=CRON_MAX_WAIT if trigger == "cron" else INTERACTIVE_MAX_WAIT
                 )
-                plan = reconcile.build_plan(
-                    client.iter_user_pages(),
-                    self._existing_contacts(),
-                    include_guests=self.include_guests,
-                    include_disabled=self.include_disabled,
-                )
-                self._apply_plan(plan)
+                plan = self._plan_contacts(client)
+                self._check_plan(plan, trigger)
+                self._apply_plan(plan, log)
+        except ArchiveConfirmationNeeded as stop:
+            return self._stop_for_confirmation(stop.plan, log, trigger, client.request_count)
         except graph_client.GraphError as error:
             message = self._graph_error_message(error)
             _logger.warning("Azure AD sync of %s (id %s) failed: %s", self.name, self.id, error)
@@ -385,7 +484,7 @@ class AzureAdIntegration(models.Model):
                 values["next_sync_date"] = fields.Datetime.now() + timedelta(seconds=delay)
             self.write(values)
             return {**log._counts(), "error": message}
-        counts = plan.counts()
+        counts = {**plan.counts(), "archived": plan.archived}
         log.write(
             {
                 **counts,
@@ -401,6 +500,7 @@ class AzureAdIntegration(models.Model):
                 "last_sync_date": log.date_end,
                 "last_error": False,
                 "last_error_kind": False,
+                **({"archive_allowance": 0} if trigger != "cron" else {}),
             }
         )
         _logger.info(
@@ -412,33 +512,57 @@ class AzureAdIntegration(models.Model):
         )
         return log._counts()
 
-    def _existing_contacts(self):
+    def _existing_contacts(self, rules=None):
         """The customer's child contacts, archived included (S3), as plain tuples.
 
         Read with one SQL query: a re-sync of a 100,000-user tenant must not load
         100,000 records into the ORM cache just to compare five columns."""
-        self.env["res.partner"].flush_model(
+        rules = rules or reconcile.Rules()
+        Partner = self.env["res.partner"]
+        Partner.flush_model(
             [
                 "parent_id",
                 "email",
                 "name",
                 "function",
                 "mobile",
+                "active",
                 "azure_ad_object_id",
                 "azure_ad_integration_id",
                 "azure_ad_synced",
+                "azure_ad_archived",
+                "azure_ad_never_overwrite",
+                "azure_ad_never_archive",
+                "azure_ad_synced_email",
+                *rules.extra_fields,
             ]
         )
+        # Contacts synced from another tenant of this customer (rule 8).
+        other_tenants = self.search([("partner_id", "=", self.partner_id.id), ("id", "!=", self.id)]).ids
         self.env.cr.execute(
             SQL(
                 """SELECT id, email,
                           CASE WHEN azure_ad_integration_id = %s THEN azure_ad_object_id END,
                           azure_ad_integration_id = %s AND azure_ad_synced IS TRUE,
-                          name, function, mobile
+                          name, function, mobile,
+                          (active IS NOT TRUE)::int * %s
+                          + (azure_ad_archived IS TRUE)::int * %s
+                          + (azure_ad_never_overwrite IS TRUE)::int * %s
+                          + (azure_ad_never_archive IS TRUE)::int * %s
+                          + (azure_ad_synced IS TRUE AND azure_ad_integration_id = ANY(%s::int[]))::int * %s,
+                          azure_ad_synced_email
+                          %s
                      FROM res_partner
                     WHERE parent_id = %s""",
                 self.id,
                 self.id,
+                reconcile.INACTIVE,
+                reconcile.ARCHIVED_BY_SYNC,
+                reconcile.NEVER_OVERWRITE,
+                reconcile.NEVER_ARCHIVE,
+                other_tenants,
+                reconcile.OTHER_TENANT,
+                SQL("").join(SQL(", %s", SQL.identifier(name)) for name in rules.extra_fields),
                 self.partner_id.id,
             )
         )
@@ -451,11 +575,15 @@ class AzureAdIntegration(models.Model):
                 name=row[4],
                 function=row[5],
                 mobile=row[6],
+                flags=row[7],
+                synced_email=reconcile.normalize_email(row[8]),
+                extra=row[9:] or None,
             )
             for row in self.env.cr.fetchall()
         ]
 
-    def _apply_plan(self, plan):
+    def _apply_plan(self, plan, log=None):
+        history = self._history_before(plan) if self.log_changes else None
         partners = (
             self.env["res.partner"]
             .sudo()
@@ -478,6 +606,10 @@ class AzureAdIntegration(models.Model):
             # Keep memory flat on large tenants: write the batch out, drop it from the cache.
             partners.flush_model()
             partners.invalidate_model()
+        if plan.archives:  # leavers: archived, never deleted; back when their user returns
+            partners.browse(list(plan.archives)).write({"active": False, "azure_ad_archived": True})
+        if history is not None:
+            self._record_history(plan, history, log)
 
     # ------------------------------------------------------- Microsoft seams
 
@@ -587,6 +719,21 @@ class AzureAdIntegration(models.Model):
                 tenant=self.tenant_id,
                 customer=customer,
             )
+        if isinstance(error, graph_client.GroupPermissionError):
+            return self.env._(
+                "The app may not read the group members of %(customer)s (Authorization_RequestDenied). "
+                "Grant the application permission GroupMember.Read.All to your Azure AD app, then "
+                "reconnect so that a customer administrator consents again, or remove the group "
+                "filter.",
+                customer=customer,
+            )
+        if isinstance(error, graph_client.GroupNotFoundError):
+            return self.env._(
+                "A group of the group filter of %(customer)s does not exist in its tenant "
+                "(%(detail)s). Correct the group ids in the integration's options. Nothing was changed.",
+                customer=customer,
+                detail=error.detail,
+            )
         if isinstance(error, graph_client.PermissionDeniedError):
             return self.env._(
                 "The app may not read the users of %(customer)s (Authorization_RequestDenied). "
@@ -633,6 +780,14 @@ class AzureAdIntegration(models.Model):
     def _result_message(self, result):
         if result.get("error"):
             return self.env._("Azure AD sync failed: %(error)s", error=result["error"])
+        if result.get("needs_confirmation"):
+            return result["needs_confirmation"]
+        if result.get("archived"):
+            return self.env._(
+                "Azure AD sync: %(created)s created, %(updated)s updated, %(unchanged)s unchanged, "
+                "%(skipped)s skipped, %(archived)s archived.",
+                **result,
+            )
         return self.env._(
             "Azure AD sync: %(created)s created, %(updated)s updated, %(unchanged)s unchanged, "
             "%(skipped)s skipped.",
@@ -642,6 +797,7 @@ class AzureAdIntegration(models.Model):
     @api.model
     def _notification(self, results):
         failed = [result for result in results if result.get("error")]
+        stopped = [result for result in results if result.get("needs_confirmation")]
         totals = {
             key: sum(result[key] for result in results if not result.get("error"))
             for key in ("created", "updated", "unchanged", "skipped", "archived")
@@ -649,6 +805,18 @@ class AzureAdIntegration(models.Model):
         message = self._result_message(totals)
         if failed:
             message = "\n".join(result["error"] for result in failed)
+        elif stopped:
+            return {
+                "type": "ir.actions.client",
+                "tag": "display_notification",
+                "params": {
+                    "type": "warning",
+                    "title": self.env._("Azure AD sync needs your confirmation"),
+                    "message": "\n".join(result["needs_confirmation"] for result in stopped),
+                    "sticky": True,
+                    "next": {"type": "ir.actions.client", "tag": "soft_reload"},
+                },
+            }
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
@@ -713,3 +881,281 @@ class AzureAdIntegration(models.Model):
                 },
             )
         return result
+
+    # ------------------------------------------------- beyond the basics (README)
+
+    @api.depends("sync_log_ids.state", "sync_log_ids.error")
+    def _compute_pending_confirmation(self):
+        for integration in self:
+            log = integration.sync_log_ids[:1]
+            integration.pending_confirmation = log.state == "confirm" and log.error
+
+    @api.constrains("tenant_id", "partner_id")
+    def _check_tenant_once_per_customer(self):
+        for integration in self.filtered("tenant_id"):
+            if self.search_count(
+                [
+                    ("partner_id", "=", integration.partner_id.id),
+                    ("tenant_id", "=ilike", integration.tenant_id),
+                    ("id", "!=", integration.id),
+                ]
+            ):
+                raise ValidationError(
+                    self.env._(
+                        "The tenant %(tenant)s is already connected to %(customer)s.",
+                        tenant=integration.tenant_id,
+                        customer=integration.name,
+                    )
+                )
+
+    @api.constrains("group_ids", "archive_max_count", "archive_max_percent")
+    def _check_sync_options(self):
+        for integration in self:
+            for group_id in _option_values(integration.group_ids):
+                if not graph_client.is_object_id(group_id):
+                    raise ValidationError(
+                        self.env._(
+                            "%(value)s is not the object id of an Entra group (a GUID such as "
+                            "3f2504e0-4f89-11d3-9a0c-0305e82c3301).",
+                            value=group_id,
+                        )
+                    )
+            if integration.archive_max_count < 0 or not 0 <= integration.archive_max_percent <= 100:
+                raise ValidationError(
+                    self.env._("The archive confirmation limits must be positive (and at most 100 %).")
+                )
+
+    @api.depends("partner_id.name", "tenant_id", "additional_tenant")
+    def _compute_display_name(self):
+        for integration in self:
+            name = integration.partner_id.name or ""
+            if integration.additional_tenant:
+                name = f"{name} ({integration.tenant_id or self.env._('new tenant')})"
+            integration.display_name = name
+
+    def _sync_rules(self):
+        """The reconciliation rules this integration's options ask for."""
+        self.ensure_one()
+        mappings = (
+            ("phone", self.map_business_phone),
+            ("azure_ad_department", self.map_department),
+            ("azure_ad_company_name", self.map_company_name),
+            ("azure_ad_office", self.map_office),
+        )
+        return reconcile.Rules(
+            include_guests=self.include_guests,
+            include_disabled=self.include_disabled,
+            licensed_only=self.licensed_only,
+            exclude_patterns=tuple(_option_values(self.exclude_patterns)),
+            extra_fields=tuple(name for name, mapped in mappings if mapped),
+            follow_email=self.follow_email_changes,
+            archive_disabled=self.disabled_action == "archive",
+            archive_deleted=self.deleted_action == "archive",
+        )
+
+    def _plan_contacts(self, client, on_skip=None):
+        """Read the tenant through `client` and plan the sync; writes no contact."""
+        rules = self._sync_rules()
+        group_ids = _option_values(self.group_ids)
+        if group_ids:
+            members = frozenset(
+                member.lower() for group_id in group_ids for member in client.group_member_ids(group_id)
+            )
+            rules = dataclasses.replace(rules, group_member_ids=members)
+        extra = rules.graph_properties()
+        if extra:  # only what the options need: the default request stays SPEC §2's
+            pages = client.iter_user_pages(select=tuple(dict.fromkeys(graph_client.USER_SELECT + extra)))
+        else:
+            pages = client.iter_user_pages()
+        return reconcile.build_plan(pages, self._existing_contacts(rules), rules=rules, on_skip=on_skip)
+
+    def _check_plan(self, plan, trigger):
+        """Raises when `plan` must not be applied as it is: the tenant changed since the
+        preview being applied, or too many leavers for the safety threshold."""
+        expected = self.env.context.get("azure_ad_preview_digest")
+        if expected:
+            if plan.digest() != expected:
+                raise PreviewOutdated(plan)
+            return  # "Apply" in the preview: the administrator saw exactly these archives
+        if not plan.archives or not self._archive_threshold_exceeded(plan):
+            return
+        # A confirmation is for the run it was given for, never for the scheduled job.
+        allowance = 0 if trigger == "cron" else self.archive_allowance
+        if plan.archived > allowance:
+            raise ArchiveConfirmationNeeded(plan)
+
+    def _archive_threshold_exceeded(self, plan):
+        count = plan.archived
+        return bool(
+            (self.archive_max_count and count > self.archive_max_count)
+            or (self.archive_max_percent and count * 100 > self.archive_max_percent * plan.linked)
+        )
+
+    def _stop_for_confirmation(self, plan, log, trigger, request_count):
+        """Ends a run that would archive too many contacts, with nothing written."""
+        message = self.env._(
+            "This sync of %(customer)s would archive %(count)s of its %(linked)s synced contacts, "
+            "more than the safety threshold allows. Nothing was written. Check them with "
+            '"Preview", then confirm with "Archive them".',
+            customer=self.name,
+            count=plan.archived,
+            linked=plan.linked,
+        )
+        now = fields.Datetime.now()
+        log.write(
+            {
+                "state": "confirm",
+                "date_end": now,
+                "archive_pending": plan.archived,
+                "error": message,
+                "skip_reasons": dict(plan.skipped) or False,
+                "graph_requests": request_count,
+            }
+        )
+        values = {} if trigger == "cron" else {"archive_allowance": 0}
+        if self.auto_sync:  # ask again at the next interval, not at every run of the job
+            values["next_sync_date"] = now + timedelta(hours=self.sync_interval_hours)
+        self.write(values)
+        self.message_post(body=message)
+        _logger.info("Azure AD sync of %s (id %s) waits for confirmation: %s", self.name, self.id, message)
+        return {**log._counts(), "needs_confirmation": message}
+
+    def action_confirm_archive(self):
+        """Confirms the archives the last run stopped for, and syncs: this run may archive
+        as many contacts as the stopped one would have."""
+        self.ensure_one()
+        self._check_admin()
+        log = self.sync_log_ids[:1]
+        if log.state != "confirm":
+            raise UserError(
+                self.env._("No sync of %(customer)s waits for a confirmation.", customer=self.name)
+            )
+        self.archive_allowance = log.archive_pending
+        self.message_post(
+            body=self.env._(
+                "%(user)s confirmed archiving up to %(count)s contacts.",
+                user=self.env.user.name,
+                count=log.archive_pending,
+            )
+        )
+        return self.action_sync_now()
+
+    def action_preview(self):
+        """Dry run: what a sync would create, update, skip and archive, before anything is written."""
+        self.ensure_one()
+        self._check_admin()
+        return self.env["azure.ad.preview.wizard"]._open_for(self)
+
+    def action_add_tenant(self):
+        """Several tenants for one customer (e.g. after a merger): a second integration."""
+        self.ensure_one()
+        self._check_admin()
+        other = self.create({"partner_id": self.partner_id.id, "additional_tenant": True})
+        other.message_post(
+            body=self.env._(
+                "Additional tenant of %(customer)s, added by %(user)s.",
+                customer=self.name,
+                user=self.env.user.name,
+            )
+        )
+        return other.action_open_connect_wizard()
+
+    def _preview(self, limit):
+        """The plan a sync would apply now, and up to `limit` skipped users as (label,
+        reason) pairs. Writes no contact."""
+        self.ensure_one()
+        self._check_syncable()
+        skipped = []
+
+        def on_skip(_object_id, label, reason):
+            if len(skipped) < limit:
+                skipped.append((label, reason))
+
+        try:
+            plan = self._plan_contacts(self._get_graph_client(), on_skip=on_skip)
+        except graph_client.GraphError as error:
+            raise UserError(self._graph_error_message(error)) from error
+        return plan, skipped
+
+    def _contact_values(self, contact_ids, field_names):
+        """{contact id: {field: value}} with one SQL query (no ORM cache on large runs)."""
+        self.env["res.partner"].flush_model(field_names)
+        self.env.cr.execute(
+            SQL(
+                "SELECT id, %s FROM res_partner WHERE id = ANY(%s)",
+                SQL(", ").join(SQL.identifier(name) for name in field_names),
+                list(contact_ids),
+            )
+        )
+        return {row[0]: dict(zip(field_names, row[1:], strict=True)) for row in self.env.cr.fetchall()}
+
+    def _history_before(self, plan):
+        """The current values of what `plan` changes, for the change history."""
+        changed = {name for values in plan.updates.values() for name in values}
+        if plan.archives:
+            changed.add("active")
+        names = [name for name in HISTORY_FIELDS if name in changed]
+        contact_ids = plan.updates.keys() | plan.archives.keys()
+        return self._contact_values(contact_ids, names) if names and contact_ids else {}
+
+    def _record_history(self, plan, before, log):
+        """One chatter note per changed contact with its changes (old → new), posted in
+        batches; the run log lists the contacts. Created contacts get no note."""
+        Fields = self.env["ir.model.fields"]
+        field_ids = {name: Fields._get("res.partner", name).id for name in HISTORY_FIELDS}
+        labels = self.env["azure.ad.sync.log"]._skip_reason_labels()
+        note = self.env["ir.model.data"]._xmlid_to_res_id("mail.mt_note")
+        changed = []
+        messages = []
+        for contact_id in sorted(before):
+            values = dict(plan.updates.get(contact_id, {}))
+            if contact_id in plan.archives:
+                values["active"] = False
+            trackings = [
+                _tracking_value(field_ids[name], name, old, values[name])
+                for name, old in before[contact_id].items()
+                if name in values and (old or False) != (values[name] or False)
+            ]
+            if not trackings:
+                continue
+            if contact_id in plan.archives:
+                reason = plan.archives[contact_id]
+                body = self.env._("Archived by Azure AD sync: %(reason)s.", reason=labels.get(reason, reason))
+            elif values.get("active"):
+                body = self.env._("Active again: the user is back in Azure AD.")
+            else:
+                body = self.env._("Updated by Azure AD sync.")
+            changed.append(contact_id)
+            messages.append(
+                {
+                    "author_id": self.env.user.partner_id.id,
+                    "model": "res.partner",
+                    "res_id": contact_id,
+                    "message_type": "notification",
+                    "is_internal": True,
+                    "subtype_id": note,
+                    "body": escape(body),
+                    "tracking_value_ids": [Command.create(tracking) for tracking in trackings],
+                }
+            )
+        Partner = self.env["res.partner"].sudo()
+        for batch in split_every(HISTORY_BATCH_SIZE, messages, list):
+            Partner._message_create(batch)
+        if log and changed:
+            log.sudo().changed_partner_ids = [Command.set(changed)]
+
+
+def _option_values(text):
+    """The entries of a one-per-line (or comma-separated) option."""
+    return [value.strip() for line in (text or "").splitlines() for value in line.split(",") if value.strip()]
+
+
+def _tracking_value(field_id, name, old, new):
+    """A mail.tracking.value for a char field, or for `active`."""
+    if name == "active":
+        return {
+            "field_id": field_id,
+            "old_value_integer": int(bool(old)),
+            "new_value_integer": int(bool(new)),
+        }
+    return {"field_id": field_id, "old_value_char": old or "", "new_value_char": new or ""}

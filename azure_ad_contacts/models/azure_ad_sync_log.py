@@ -1,4 +1,5 @@
 from odoo import api, fields, models
+from odoo.exceptions import UserError
 
 
 class AzureAdSyncLog(models.Model):
@@ -17,7 +18,7 @@ class AzureAdSyncLog(models.Model):
         readonly=True,
     )
     state = fields.Selection(
-        [("running", "Running"), ("done", "Done"), ("failed", "Failed")],
+        [("running", "Running"), ("done", "Done"), ("failed", "Failed"), ("confirm", "Needs confirmation")],
         default="running",
         required=True,
         readonly=True,
@@ -30,6 +31,18 @@ class AzureAdSyncLog(models.Model):
     unchanged = fields.Integer(readonly=True)
     skipped = fields.Integer(readonly=True)
     archived = fields.Integer(readonly=True)
+    # A run stopped by the archive safety threshold: how many it would have archived.
+    archive_pending = fields.Integer(string="Would archive", readonly=True)
+    # Change history: the contacts this run changed (their chatter has the details).
+    changed_partner_ids = fields.Many2many(
+        "res.partner",
+        "azure_ad_sync_log_changed_partner_rel",
+        "log_id",
+        "partner_id",
+        string="Changed contacts",
+        readonly=True,
+    )
+    changed_count = fields.Integer(compute="_compute_changed_count", string="Contacts changed")
     skip_reasons = fields.Json(readonly=True)
     skip_summary = fields.Char(compute="_compute_skip_summary", string="Skipped because")
     graph_requests = fields.Integer(string="Graph requests", readonly=True)
@@ -42,6 +55,11 @@ class AzureAdSyncLog(models.Model):
     def _compute_users_total(self):
         for log in self:
             log.users_total = log.created + log.updated + log.unchanged + log.skipped
+
+    @api.depends("changed_partner_ids")
+    def _compute_changed_count(self):
+        for log in self:
+            log.changed_count = len(log.changed_partner_ids)
 
     @api.depends("skip_reasons")
     def _compute_skip_summary(self):
@@ -60,7 +78,35 @@ class AzureAdSyncLog(models.Model):
             "duplicate_email": self.env._("duplicate email"),
             "duplicate_user": self.env._("user listed twice"),
             "invalid": self.env._("malformed user record"),
+            "unlicensed": self.env._("no licence"),
+            "not_in_group": self.env._("not in the groups"),
+            "excluded": self.env._("excluded mailbox"),
+            "other_tenant": self.env._("synced from another tenant of the customer"),
+            # Why a contact was archived (leavers), besides the filters above.
+            "deleted": self.env._("deleted from Azure AD"),
         }
+
+    def action_view_changed_contacts(self):
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Contacts changed by this run"),
+            "res_model": "res.partner",
+            "view_mode": "list,form",
+            "domain": [("id", "in", self.changed_partner_ids.ids)],
+            "context": {"active_test": False},
+        }
+
+    def action_confirm_archive(self):
+        """The "Archive them" button of a run stopped by the safety threshold."""
+        self.ensure_one()
+        if self != self.integration_id.sync_log_ids[:1]:
+            raise UserError(self.env._("A newer sync ran since: confirm that one instead."))
+        return self.integration_id.action_confirm_archive()
+
+    def action_preview(self):
+        self.ensure_one()
+        return self.integration_id.action_preview()
 
     def _counts(self):
         self.ensure_one()

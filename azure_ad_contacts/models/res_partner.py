@@ -27,6 +27,40 @@ class ResPartner(models.Model):
         help="Managed by Azure AD: each sync overwrites the name, job position and mobile "
         "of this contact with the values from Microsoft Entra ID.",
     )
+    # Per-contact pins (README "Beyond the basics"), administrators only.
+    azure_ad_never_overwrite = fields.Boolean(
+        string="Never overwrite",
+        copy=False,
+        groups="base.group_system",
+        help="The Azure AD sync keeps this contact linked but never changes its fields.",
+    )
+    azure_ad_never_archive = fields.Boolean(
+        string="Never archive",
+        copy=False,
+        groups="base.group_system",
+        help="The Azure AD sync never archives this contact, even when its user leaves.",
+    )
+    azure_ad_archived = fields.Boolean(
+        string="Archived by Azure AD sync",
+        copy=False,
+        readonly=True,
+        groups="base.group_system",
+        help="Archived because its user left Azure AD: active again when the user returns.",
+    )
+    azure_ad_synced_email = fields.Char(
+        string="Last synced email",
+        copy=False,
+        readonly=True,
+        groups="base.group_system",
+        help="The email Azure AD had at the last sync: while the contact's email is unchanged, "
+        "it follows email changes in Azure AD (when the integration says so).",
+    )
+    # Optional mappings of the integration (Entra has no standard res.partner field for them).
+    azure_ad_department = fields.Char(string="Department", copy=False)
+    azure_ad_company_name = fields.Char(
+        string="Company (Azure AD)", copy=False, help="The company name the user has in Azure AD."
+    )
+    azure_ad_office = fields.Char(string="Office", copy=False)
     # The customer side: one integration per company (S1).
     azure_ad_integration_ids = fields.One2many(
         "azure.ad.integration", "partner_id", groups="base.group_system"

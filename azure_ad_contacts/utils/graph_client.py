@@ -180,6 +180,15 @@ def acquire_app_token(app, graph_endpoint, force_refresh=False):
     return result["access_token"]
 
 
+def is_object_id(value):
+    """Whether `value` is an Entra object id (a GUID)."""
+    try:
+        uuid.UUID(value)
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return len(value.strip("{}")) == 36
+
+
 def _origin(url):
     """(scheme, host, port) of a URL, None when it carries anything that could mislead a parser."""
     try:
@@ -229,10 +238,9 @@ class GraphClient:
 
     def group_member_ids(self, group_id):
         """Object ids of the users in a group, nested groups included (transitive members)."""
-        try:
-            group_id = str(uuid.UUID(group_id))
-        except (TypeError, ValueError, AttributeError):
-            raise GroupNotFoundError(f"{group_id!r} is not a group object id.") from None
+        if not is_object_id(group_id):
+            raise GroupNotFoundError(f"{group_id!r} is not a group object id.")
+        group_id = str(uuid.UUID(group_id))
         url = (f"{self.graph_endpoint}/v1.0/groups/{group_id}/transitiveMembers/"
                f"microsoft.graph.user?$select=id&$top={PAGE_SIZE}")
         try:

@@ -1,2 +1,4 @@
 from . import azure_ad_connect_wizard
 from . import azure_ad_disconnect_wizard
+from . import azure_ad_preview_line
+from . import azure_ad_preview_wizard
