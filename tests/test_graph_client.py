@@ -584,8 +584,9 @@ def aad(error, code, text=None):
     # The text is never used to decide: Microsoft says it may change.
     (aad("invalid_client", 7000215, "AADSTS700016: looks like consent"),
      gc.ClientSecretError, "AADSTS7000215"),
-    ({}, gc.AuthenticationError, None),
-    (None, gc.AuthenticationError, None),
+    ({}, gc.MalformedResponseError, None),
+    (None, gc.MalformedResponseError, None),
+    ({"token_type": "Bearer"}, gc.MalformedResponseError, None),
 ])
 def test_acquire_app_token_error_mapping(result, error_class, code):
     app = StubApp(result)

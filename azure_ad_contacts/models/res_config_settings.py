@@ -11,7 +11,9 @@ class ResConfigSettings(models.TransientModel):
         string="Application (client) ID", config_parameter="azure_ad_contacts.client_id"
     )
     azure_ad_client_secret = fields.Char(
-        string="Client secret", config_parameter="azure_ad_contacts.client_secret"
+        string="Client secret",
+        config_parameter="azure_ad_contacts.client_secret",
+        groups="base.group_system",
     )
     azure_ad_login_endpoint = fields.Char(
         string="Login endpoint",
@@ -24,6 +26,14 @@ class ResConfigSettings(models.TransientModel):
         default=DEFAULT_GRAPH_ENDPOINT,
     )
     azure_ad_redirect_uri = fields.Char(string="Redirect URI", compute="_compute_azure_ad_redirect_uri")
+
+    @api.model
+    def default_get(self, fields):
+        # Odoo's default_get reads config parameters with sudo and checks no access: without
+        # this, any internal user could fetch the client secret over RPC.
+        self.check_access("read")
+        self.check_field_access_rights("read", fields)
+        return super().default_get(fields)
 
     def _compute_azure_ad_redirect_uri(self):
         uri = self.env["azure.ad.integration"]._consent_redirect_uri()

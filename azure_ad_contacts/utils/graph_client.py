@@ -5,6 +5,7 @@ import random
 import re
 import time
 import uuid
+from collections import Counter
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
@@ -17,6 +18,7 @@ USER_SELECT = (
 )
 PAGE_SIZE = 999  # Graph's maximum for /users
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_SAME_LINK = 2  # a page served twice is tolerated (its users are counted once), not more
 
 
 class GraphError(Exception):
@@ -175,9 +177,12 @@ def acquire_app_token(app, graph_endpoint, force_refresh=False):
         raise ServiceUnavailableError(str(exc)) from exc
     except ValueError as exc:  # a token response that is not JSON
         raise MalformedResponseError(str(exc)) from exc
-    if not isinstance(result, dict) or not result.get("access_token"):
-        raise _token_error(result if isinstance(result, dict) else {})
-    return result["access_token"]
+    if isinstance(result, dict) and result.get("access_token"):
+        return result["access_token"]
+    if not isinstance(result, dict) or not result.get("error"):
+        # Not a refusal (that would carry an error code): a garbled answer, worth a retry.
+        raise MalformedResponseError("The token endpoint answered with neither a token nor an error.")
+    raise _token_error(result)
 
 
 def is_object_id(value):
@@ -272,7 +277,12 @@ class GraphClient:
         ]
 
     def _pages(self, url):
+        followed = Counter()  # a nextLink that keeps coming back would page forever
         while url:
+            followed[url] += 1
+            if followed[url] > MAX_SAME_LINK:
+                raise MalformedResponseError(
+                    f"Graph keeps sending the same page link (a paging loop): {url[:200]}", status=200)
             body = self._get(url)
             if not isinstance(body.get("value"), list):
                 raise MalformedResponseError("The response has no 'value' list.", status=200)
