@@ -512,12 +512,12 @@ class AzureAdIntegration(models.Model):
         )
         return log._counts()
 
-    def _existing_contacts(self, rules=None):
+    def _existing_contacts(self):
         """The customer's child contacts, archived included (S3), as plain tuples.
 
         Read with one SQL query: a re-sync of a 100,000-user tenant must not load
         100,000 records into the ORM cache just to compare five columns."""
-        rules = rules or reconcile.Rules()
+        rules = self._sync_rules()
         Partner = self.env["res.partner"]
         Partner.flush_model(
             [
@@ -887,8 +887,13 @@ class AzureAdIntegration(models.Model):
     @api.depends("sync_log_ids.state", "sync_log_ids.error")
     def _compute_pending_confirmation(self):
         for integration in self:
-            log = integration.sync_log_ids[:1]
+            log = integration._latest_log()
             integration.pending_confirmation = log.state == "confirm" and log.error
+
+    def _latest_log(self):
+        """The last run, by the log's order (a cached one2many may hold new runs last)."""
+        self.ensure_one()
+        return self.env["azure.ad.sync.log"].search([("integration_id", "=", self.id)], limit=1)
 
     @api.constrains("tenant_id", "partner_id")
     def _check_tenant_once_per_customer(self):
@@ -967,7 +972,7 @@ class AzureAdIntegration(models.Model):
             pages = client.iter_user_pages(select=tuple(dict.fromkeys(graph_client.USER_SELECT + extra)))
         else:
             pages = client.iter_user_pages()
-        return reconcile.build_plan(pages, self._existing_contacts(rules), rules=rules, on_skip=on_skip)
+        return reconcile.build_plan(pages, self._existing_contacts(), rules=rules, on_skip=on_skip)
 
     def _check_plan(self, plan, trigger):
         """Raises when `plan` must not be applied as it is: the tenant changed since the
@@ -1025,7 +1030,7 @@ class AzureAdIntegration(models.Model):
         as many contacts as the stopped one would have."""
         self.ensure_one()
         self._check_admin()
-        log = self.sync_log_ids[:1]
+        log = self._latest_log()
         if log.state != "confirm":
             raise UserError(
                 self.env._("No sync of %(customer)s waits for a confirmation.", customer=self.name)

@@ -41,6 +41,7 @@ class AzureAdSyncLog(models.Model):
         "partner_id",
         string="Changed contacts",
         readonly=True,
+        context={"active_test": False},  # archived leavers are changed contacts too
     )
     changed_count = fields.Integer(compute="_compute_changed_count", string="Contacts changed")
     skip_reasons = fields.Json(readonly=True)
@@ -100,7 +101,7 @@ class AzureAdSyncLog(models.Model):
     def action_confirm_archive(self):
         """The "Archive them" button of a run stopped by the safety threshold."""
         self.ensure_one()
-        if self != self.integration_id.sync_log_ids[:1]:
+        if self != self.integration_id._latest_log():
             raise UserError(self.env._("A newer sync ran since: confirm that one instead."))
         return self.integration_id.action_confirm_archive()
 
