@@ -185,6 +185,7 @@ class AzureAdIntegration(models.Model):
             ("throttled", "Microsoft busy or throttling"),
             ("other", "Other"),
         ],
+        string="Kind of error",
         readonly=True,
         copy=False,
     )

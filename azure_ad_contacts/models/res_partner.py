@@ -78,10 +78,18 @@ class ResPartner(models.Model):
         groups="base.group_system",
     )
     # The integration's status, for the "Sync contacts" menu on the customer form.
-    azure_ad_excluded = fields.Boolean(compute="_compute_azure_ad_state", groups="base.group_system")
-    azure_ad_last_sync_date = fields.Datetime(compute="_compute_azure_ad_state", groups="base.group_system")
-    azure_ad_last_error = fields.Text(compute="_compute_azure_ad_state", groups="base.group_system")
-    azure_ad_last_run_summary = fields.Char(compute="_compute_azure_ad_state", groups="base.group_system")
+    azure_ad_excluded = fields.Boolean(
+        string="Excluded from Azure AD sync", compute="_compute_azure_ad_state", groups="base.group_system"
+    )
+    azure_ad_last_sync_date = fields.Datetime(
+        string="Last Azure AD sync", compute="_compute_azure_ad_state", groups="base.group_system"
+    )
+    azure_ad_last_error = fields.Text(
+        string="Azure AD error", compute="_compute_azure_ad_state", groups="base.group_system"
+    )
+    azure_ad_last_run_summary = fields.Char(
+        string="Last Azure AD run", compute="_compute_azure_ad_state", groups="base.group_system"
+    )
     azure_ad_last_error_kind = fields.Selection(
         related="azure_ad_integration_ids.last_error_kind", groups="base.group_system"
     )

@@ -3,16 +3,16 @@ from odoo.exceptions import UserError
 
 
 class AzureAdConnectWizard(models.TransientModel):
-    """"Connect to Azure Active Directory": says what will happen, then sends the
-    administrator to Microsoft's consent page."""
+    """The "Connect to Azure Active Directory" dialog: says what will happen, then sends
+    the administrator to Microsoft's consent page."""
 
     _name = "azure.ad.connect.wizard"
     _description = "Connect a customer to Azure AD"
 
     integration_id = fields.Many2one("azure.ad.integration", required=True, ondelete="cascade")
     partner_id = fields.Many2one(related="integration_id.partner_id")
-    reconnect = fields.Boolean(compute="_compute_reconnect")
-    app_configured = fields.Boolean(compute="_compute_app_configured")
+    reconnect = fields.Boolean(string="Connected before", compute="_compute_reconnect")
+    app_configured = fields.Boolean(string="Azure AD app configured", compute="_compute_app_configured")
 
     @api.depends("integration_id.state")
     def _compute_reconnect(self):

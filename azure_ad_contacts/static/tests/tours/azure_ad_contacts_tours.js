@@ -18,6 +18,12 @@ const openSyncContactsMenu = {
     run: "click",
 };
 
+const openSyncRuns = {
+    content: "Open the run history",
+    trigger: ".o_notebook .nav-link:contains(Sync runs)",
+    run: "click",
+};
+
 tours.add("azure_ad_contacts_connect", {
     steps: () => [
         openContactsTab,
@@ -75,8 +81,13 @@ tours.add("azure_ad_contacts_sync_and_disconnect", {
             run: "click",
         },
         {
-            content: "The manage page: tenant, state, last run's counts, options, run history",
-            trigger: ".o_form_view:has(.o_field_widget[name=tenant_id]:contains(9188040d)):has(.o_statusbar_status .o_arrow_button_current:contains(Connected)):has(.o_azure_ad_last_run_counts:contains(15)):has(.o_field_widget[name=include_guests]):has(.o_field_widget[name=sync_log_ids] .o_data_row)",
+            content: "The manage page: tenant, state, last run's counts, options",
+            trigger: ".o_form_view:has(.o_field_widget[name=tenant_id]:contains(9188040d)):has(.o_statusbar_status .o_arrow_button_current:contains(Connected)):has(.o_azure_ad_last_run_counts:contains(15 created)):has(.o_field_widget[name=include_guests])",
+        },
+        openSyncRuns,
+        {
+            content: "and the run history: the first sync, at connect",
+            trigger: ".o_field_widget[name=sync_log_ids] .o_data_row:contains(Connect)",
         },
         {
             content: "Sync now",
@@ -88,6 +99,7 @@ tours.add("azure_ad_contacts_sync_and_disconnect", {
             trigger: ".o_notification:contains(Azure AD sync done):contains(1 created, 0 updated, 15 unchanged, 6 skipped)",
             timeout: 30000,
         },
+        openSyncRuns,
         {
             content: "The run history shows the manual run",
             trigger: ".o_field_widget[name=sync_log_ids] .o_data_row:contains(Manual)",
@@ -99,7 +111,7 @@ tours.add("azure_ad_contacts_sync_and_disconnect", {
         },
         {
             content: "The confirmation says that imported contacts stay",
-            trigger: ".modal .o_azure_ad_disconnect_wizard:contains(Imported contacts stay):contains(16)",
+            trigger: ".modal .o_azure_ad_disconnect_wizard:contains(Imported contacts stay):has(.o_field_widget[name=contact_count]:contains(16))",
         },
         {
             content: "Disconnect, again, in the confirmation",
@@ -252,6 +264,50 @@ tours.add("azure_ad_contacts_error_throttled", {
         {
             content: "The manage page shows it too, with Sync now at hand",
             trigger: ".o_form_view:has(.o_azure_ad_error:contains(throttling)) .o_azure_ad_sync_now",
+        },
+    ],
+});
+
+tours.add("azure_ad_contacts_german", {
+    steps: () => [
+        {
+            content: "Kontakte & Adressen",
+            trigger: ".o_notebook .nav-link:contains(Kontakte & Adressen)",
+            run: "click",
+        },
+        {
+            content: "The status in German",
+            trigger: ".o_azure_ad_status:contains(Mit Azure AD verbunden):contains(Letzte Synchronisierung)",
+        },
+        {
+            content: "Kontakte synchronisieren",
+            trigger: ".o_azure_ad_sync_contacts_toggle:contains(Kontakte synchronisieren)",
+            run: "click",
+        },
+        {
+            content: "Verwaltung der Azure AD-Integration",
+            trigger: ".o_azure_ad_manage:contains(Verwaltung der Azure AD-Integration)",
+            run: "click",
+        },
+        {
+            content: "Jetzt synchronisieren, Trennen",
+            trigger: ".o_form_statusbar:has(.o_azure_ad_sync_now:contains(Jetzt synchronisieren)) .o_azure_ad_disconnect:contains(Trennen)",
+            run: "click",
+        },
+        {
+            content: "The confirmation in German",
+            trigger: ".modal:contains(Von Azure AD trennen) .o_azure_ad_disconnect_wizard:contains(Importierte Kontakte bleiben)",
+        },
+        {
+            trigger: ".modal .o_azure_ad_confirm_disconnect:contains(Trennen)",
+        },
+        {
+            trigger: ".modal .btn:contains(Abbrechen)",
+            run: "click",
+        },
+        {
+            content: "Still connected",
+            trigger: ".o_form_view:not(:has(.modal)) .o_statusbar_status .o_arrow_button_current:contains(Verbunden)",
         },
     ],
 });

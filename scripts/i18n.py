@@ -1,0 +1,102 @@
+"""Translation files of azure_ad_contacts: export the .pot from a database that has the addon
+installed, and merge it into every .po (new terms empty, existing translations kept, gone terms
+dropped). Called by scripts/update_translations; tests/test_i18n.py uses its helpers.
+
+Usage: i18n.py -c CONF -d DB
+"""
+
+import argparse
+import io
+import sys
+from pathlib import Path
+
+import polib
+
+ADDON = "azure_ad_contacts"
+I18N = Path(__file__).resolve().parent.parent / ADDON / "i18n"
+POT = I18N / f"{ADDON}.pot"
+HEADER = {
+    "MIME-Version": "1.0",
+    "Content-Type": "text/plain; charset=UTF-8",
+    "Content-Transfer-Encoding": "8bit",
+    "Plural-Forms": "nplurals=2; plural=(n != 1);",
+}
+
+
+def export_pot(cr):
+    """The addon's terms as Odoo exports them (models, views, data, Python, JS, QWeb)."""
+    from odoo.tools.translate import trans_export
+
+    buffer = io.BytesIO()
+    trans_export(None, [ADDON], buffer, "po", cr)
+    return buffer.getvalue().decode()
+
+
+def entry_key(entry):
+    return (entry.msgctxt, entry.msgid)
+
+
+def merge(pot, po, lang):
+    """A new catalog: the .pot's entries (with their references and flags) carrying the
+    translations `po` already has."""
+    known = {entry_key(entry): entry for entry in po if not entry.obsolete}
+    merged = polib.POFile(wrapwidth=78)
+    merged.header = po.header or f"Translation of {ADDON} ({lang})."
+    merged.metadata = {
+        **pot.metadata,
+        **HEADER,
+        "Language": lang,
+        **{key: value for key, value in po.metadata.items() if key in ("Last-Translator", "Language-Team")},
+    }
+    for template in pot:
+        entry = polib.POEntry(
+            msgctxt=template.msgctxt,
+            msgid=template.msgid,
+            msgstr=known[entry_key(template)].msgstr if entry_key(template) in known else "",
+            occurrences=template.occurrences,
+            comment=template.comment,
+            tcomment=template.tcomment,
+            flags=[flag for flag in template.flags if flag != "fuzzy"],
+        )
+        merged.append(entry)
+    return merged
+
+
+def untranslated(po):
+    return [entry.msgid for entry in po if not entry.obsolete and not entry.msgstr.strip()]
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("-c", dest="conf", required=True)
+    parser.add_argument("-d", dest="database", required=True)
+    args = parser.parse_args()
+
+    import odoo
+    from odoo.tools import config
+
+    config.parse_config(["-c", args.conf, "-d", args.database])
+    with odoo.modules.registry.Registry(args.database).cursor() as cr:
+        pot_text = export_pot(cr)
+    POT.write_text(pot_text)
+    pot = polib.pofile(pot_text)
+    print(f"{POT.relative_to(I18N.parent.parent)}: {len(pot)} terms")
+    missing_total = 0
+    for po_path in sorted(I18N.glob("*.po")):
+        merged = merge(pot, polib.pofile(str(po_path)), po_path.stem)
+        merged.save(str(po_path))
+        missing = untranslated(merged)
+        missing_total += len(missing)
+        print(
+            f"{po_path.relative_to(I18N.parent.parent)}: {len(merged) - len(missing)} translated, "
+            f"{len(missing)} to translate"
+        )
+        for msgid in missing:
+            print(f"    {msgid[:100]!r}")
+    return 1 if missing_total else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
