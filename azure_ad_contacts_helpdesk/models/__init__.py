@@ -1,0 +1,3 @@
+from . import azure_ad_integration
+from . import helpdesk_ticket
+from . import res_partner

@@ -1,0 +1,410 @@
+"""The helpdesk bridge (azure_ad_contacts_helpdesk) with OCA's real helpdesk_mgmt: tickets from
+the mail gateway, the portal and the form land on the synced contact and its customer."""
+
+import re
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+from odoo.exceptions import AccessError, UserError
+from odoo.tests import Form, HttpCase, new_test_user, tagged
+
+from odoo.addons.azure_ad_contacts.models import azure_ad_integration
+
+from .common import CONTOSO_ID, AddonTest, AzureAdCase, configure_addon, fake_entra, user
+
+FABRIKAM_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+
+
+def rfc822(sender, subject="Printer on fire", body="The printer on floor 2 is on fire again."):
+    """An incoming email as the mail gateway receives it (bytes, RFC 822)."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = "support@msp.example"
+    message["Subject"] = subject
+    message["Message-Id"] = make_msgid(domain="mail.contoso.example")
+    message.set_content(body)
+    return message.as_bytes()
+
+
+class HelpdeskCase(AzureAdCase):
+    test_module = "azure_ad_contacts_helpdesk"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.Ticket = cls.env["helpdesk.ticket"]
+        cls.agent = new_test_user(
+            cls.env, login="hd_agent", groups="base.group_user,helpdesk_mgmt.group_helpdesk_user"
+        )
+
+    def receive(self, sender, **kwargs):
+        ticket_id = self.env["mail.thread"].message_process("helpdesk.ticket", rfc822(sender, **kwargs))
+        self.assertTrue(ticket_id, "the mail gateway created no ticket")
+        return self.Ticket.browse(ticket_id)
+
+    def partners_with(self, email):
+        return (
+            self.env["res.partner"]
+            .with_context(active_test=False)
+            .search([("email_normalized", "=", email.lower())])
+        )
+
+
+class TestHelpdeskMail(HelpdeskCase):
+    def test_mail_from_a_synced_user_lands_on_the_contact_and_its_customer(self):
+        self.connect()
+        adele = self.contact("adele.vance@contoso.example")
+        ticket = self.receive("Adele Vance <adele.vance@contoso.example>")
+        self.assertRecordValues(
+            ticket,
+            [
+                {
+                    "partner_id": adele.id,
+                    "commercial_partner_id": self.customer.id,
+                    "partner_name": "Adele Vance",
+                    "azure_ad_synced": True,
+                    "azure_ad_suggested_customer_id": False,
+                    "name": "Printer on fire",
+                }
+            ],
+        )
+        self.assertIn("on fire again", str(ticket.description))
+        self.assertEqual(ticket.message_ids[:1].author_id, adele)
+
+    def test_case_and_blank_variants_of_the_address(self):
+        # Existing before the first sync, with blanks and capitals: the sync links it (S3) and
+        # keeps its email as typed; mail from the plain address must still find it.
+        typed = self.env["res.partner"].create(
+            {"name": "Lynne R.", "parent_id": self.customer.id, "email": "  LYNNE.Robbins@Contoso.EXAMPLE "}
+        )
+        self.connect()
+        self.assertTrue(typed.azure_ad_synced)
+        adele = self.contact("adele.vance@contoso.example")
+        for sender, contact in [
+            ("ADELE.VANCE@CONTOSO.EXAMPLE", adele),
+            ('"Vance, Adele" <Adele.Vance@Contoso.Example>', adele),
+            ("lynne.robbins@contoso.example", typed),
+            ("Lynne <Lynne.ROBBINS@contoso.example>", typed),
+        ]:
+            with self.subTest(sender=sender):
+                ticket = self.receive(sender)
+                self.assertEqual(ticket.partner_id, contact)
+                self.assertEqual(ticket.commercial_partner_id, self.customer)
+
+    def test_the_synced_contact_wins_over_other_partners_with_the_address(self):
+        # An older, stray partner with the same address (e.g. created by hand before the
+        # customer was connected): Odoo's gateway alone would pick either.
+        stray = self.env["res.partner"].create({"name": "A. Vance", "email": "adele.vance@contoso.example"})
+        self.connect()
+        adele = self.contact("adele.vance@contoso.example")
+        self.assertNotEqual(stray, adele)
+        ticket = self.receive("adele.vance@contoso.example")
+        self.assertEqual(ticket.partner_id, adele)
+        self.assertEqual(ticket.commercial_partner_id, self.customer)
+
+    def test_the_same_person_synced_under_two_customers_gets_the_oldest_contact(self):
+        self.connect()
+        adele = self.contact("adele.vance@contoso.example")
+        # Named to sort first: Odoo's gateway alone would pick this customer's contact.
+        alpine = self.env["res.partner"].create({"name": "Alpine Ski House", "is_company": True})
+        integration = self.env["azure.ad.integration"].create({"partner_id": alpine.id})
+        self.set_users([user("ad-fab-1", "adele.vance@contoso.example", "Adele", "Vance")], FABRIKAM_ID)
+        self.connect(integration, FABRIKAM_ID)
+        self.assertEqual(len(self.partners_with("adele.vance@contoso.example")), 2)
+        self.assertEqual(self.receive("adele.vance@contoso.example").partner_id, adele)
+
+    def test_mail_from_an_unknown_address_keeps_the_gateway_behaviour(self):
+        self.connect()
+        ticket = self.receive("someone@elsewhere.example")
+        self.assertFalse(ticket.partner_id)
+        self.assertFalse(ticket.azure_ad_suggested_customer_id)
+        self.assertFalse(self.partners_with("someone@elsewhere.example"))
+
+
+class TestHelpdeskSuggestion(HelpdeskCase):
+    def test_connect_stores_the_tenants_verified_domains(self):
+        self.connect()
+        self.assertEqual(self.integration.email_domains, "contoso.example contoso.onmicrosoft.com")
+        self.assertEqual(self.integration.email_domains_source, "graph")
+        self.assertEqual(self.fake.stats()["counts"]["domains"], 1)
+
+    def test_unknown_address_of_a_known_domain_suggests_sync_instead_of_a_new_partner(self):
+        self.connect()
+        ticket = self.receive("New Hire <new.hire@contoso.example>")
+        self.assertFalse(ticket.partner_id)
+        self.assertFalse(self.partners_with("new.hire@contoso.example"), "no stray partner")
+        self.assertEqual(ticket.azure_ad_suggested_customer_id, self.customer)
+        self.assertEqual(self.Ticket.search([("azure_ad_suggested_customer_id", "!=", False)]), ticket)
+        # The other verified domain of the tenant counts too.
+        other = self.receive("new.hire@CONTOSO.onmicrosoft.com")
+        self.assertEqual(other.azure_ad_suggested_customer_id, self.customer)
+
+        # The person joins the tenant; the agent (an administrator) clicks "Sync now".
+        self.fake.add_user(CONTOSO_ID, user("new-hire-1", "new.hire@contoso.example", "New", "Hire"))
+        action = ticket.action_azure_ad_sync_customer()
+        new_hire = self.contact("new.hire@contoso.example")
+        self.assertTrue(new_hire.azure_ad_synced)
+        self.assertRecordValues(
+            ticket,
+            [
+                {
+                    "partner_id": new_hire.id,
+                    "commercial_partner_id": self.customer.id,
+                    "partner_name": "New Hire",
+                    "azure_ad_synced": True,
+                    "azure_ad_suggested_customer_id": False,
+                }
+            ],
+        )
+        self.assertEqual(action["params"]["type"], "success")
+        self.assertIn("New Hire", action["params"]["message"])
+        last_log = self.env["azure.ad.sync.log"].search(
+            [("integration_id", "=", self.integration.id)], order="id desc", limit=1
+        )
+        self.assertEqual((last_log.trigger, last_log.state), ("manual", "done"))
+
+    def test_sync_that_does_not_import_the_person_says_so(self):
+        self.connect()
+        # Grady Archie's account is disabled: skipped by the sync's default filters (S15).
+        ticket = self.receive("grady.archie@contoso.example")
+        self.assertEqual(ticket.azure_ad_suggested_customer_id, self.customer)
+        action = ticket.action_azure_ad_sync_customer()
+        self.assertEqual(action["params"]["type"], "warning")
+        self.assertIn("grady.archie@contoso.example", action["params"]["message"])
+        self.assertFalse(ticket.partner_id)
+        self.assertEqual(ticket.azure_ad_suggested_customer_id, self.customer)
+
+    def test_any_later_sync_matches_waiting_tickets(self):
+        self.connect()
+        ticket = self.receive("new.hire@contoso.example")
+        self.fake.add_user(CONTOSO_ID, user("new-hire-1", "new.hire@contoso.example", "New", "Hire"))
+        self.integration.sync_contacts()  # API (or scheduled) sync: no click needed
+        self.assertEqual(ticket.partner_id, self.contact("new.hire@contoso.example"))
+        self.assertFalse(ticket.azure_ad_suggested_customer_id)
+
+    def test_tickets_from_before_the_first_sync_are_matched_by_it(self):
+        early = self.receive("Adele.Vance@contoso.example")
+        stray_requester = self.receive("megan.bowen@contoso.example")
+        megan_stray = self.env["res.partner"].create(
+            {"name": "Megan", "email": "megan.bowen@contoso.example"}
+        )
+        stray_requester.partner_id = megan_stray
+        self.assertFalse(early.partner_id or early.azure_ad_suggested_customer_id)
+        self.connect()
+        self.assertEqual(early.partner_id, self.contact("adele.vance@contoso.example"))
+        self.assertEqual(stray_requester.partner_id, self.contact("megan.bowen@contoso.example"))
+
+    def test_closed_tickets_are_left_alone(self):
+        ticket = self.receive("adele.vance@contoso.example")
+        ticket.stage_id = self.env["helpdesk.ticket.stage"].search([("closed", "=", True)], limit=1)
+        self.connect()
+        self.assertFalse(ticket.partner_id)
+
+    def test_without_the_domains_permission_the_contacts_domains_are_used(self):
+        self.fake.add_fault(kind="malformed", target="domains", count=None)
+        self.set_users(
+            [
+                user("u-1", "ann@contoso.example", "Ann"),
+                user("u-2", "bob@Sales.Contoso.example", "Bob"),
+            ]
+        )
+        self.connect()
+        self.assertEqual(self.integration.state, "connected", "the sync itself must not fail")
+        self.assertEqual(self.integration.email_domains, "contoso.example sales.contoso.example")
+        self.assertEqual(self.integration.email_domains_source, "contacts")
+        self.assertEqual(
+            self.receive("carl@sales.contoso.example").azure_ad_suggested_customer_id, self.customer
+        )
+        # Permission granted (which needs the customer's consent again): reconnecting reads
+        # the verified domains, which replace the fallback.
+        self.fake.clear_faults()
+        self.connect()
+        self.assertEqual(self.integration.email_domains_source, "graph")
+        self.assertEqual(self.integration.email_domains, "contoso.example contoso.onmicrosoft.com")
+
+    def test_later_syncs_read_the_domains_once_a_day(self):
+        self.connect()
+        self.integration.sync_contacts()
+        self.integration.action_sync_now()
+        self.assertEqual(self.fake.stats()["counts"]["domains"], 1)
+        self.integration.email_domains_date = "2000-01-01 00:00:00"
+        self.integration.sync_contacts()
+        self.assertEqual(self.fake.stats()["counts"]["domains"], 2)
+
+    def test_a_domain_claimed_by_two_customers_suggests_nothing(self):
+        self.connect()
+        fabrikam = self.env["res.partner"].create({"name": "Fabrikam Inc", "is_company": True})
+        self.env["azure.ad.integration"].create(
+            {"partner_id": fabrikam.id, "state": "connected", "email_domains": "contoso.example"}
+        )
+        self.assertFalse(self.receive("new.hire@contoso.example").azure_ad_suggested_customer_id)
+        self.assertEqual(
+            self.receive("x@contoso.onmicrosoft.com").azure_ad_suggested_customer_id, self.customer
+        )
+
+    def test_excluded_or_disconnected_customers_are_not_suggested(self):
+        self.connect()
+        self.integration.excluded = True
+        self.assertFalse(self.receive("new.hire@contoso.example").azure_ad_suggested_customer_id)
+        self.integration.excluded = False
+        self.integration.action_disconnect()
+        self.assertFalse(self.receive("new.hire@contoso.example").azure_ad_suggested_customer_id)
+
+    def test_sync_button_without_a_suggested_customer(self):
+        ticket = self.receive("someone@elsewhere.example")
+        with self.assertRaises(UserError):
+            ticket.action_azure_ad_sync_customer()
+
+    def test_agents_see_the_suggestion_but_only_administrators_sync(self):
+        self.connect()
+        ticket = self.receive("new.hire@contoso.example")
+        as_agent = ticket.with_user(self.agent)
+        self.assertEqual(as_agent.azure_ad_suggested_customer_id.name, "Contoso Ltd")
+        self.assertFalse(as_agent.azure_ad_synced)
+        with self.assertRaises(AccessError):
+            as_agent.action_azure_ad_sync_customer()
+
+
+class TestHelpdeskManualAndCounts(HelpdeskCase):
+    def test_ticket_typed_by_an_agent_gets_the_synced_requester(self):
+        self.connect()
+        adele = self.contact("adele.vance@contoso.example")
+        form = Form(self.Ticket.with_user(self.agent))
+        form.name = "Cannot log in"
+        form.description = "<p>Since this morning</p>"
+        form.partner_email = "  Adele.VANCE@contoso.example "
+        ticket = form.save()
+        self.assertEqual(ticket.partner_id, adele)
+        self.assertEqual(ticket.commercial_partner_id, self.customer)
+        self.assertEqual(ticket.partner_name, "Adele Vance")
+
+    def test_agent_typing_the_address_later_matches_the_ticket(self):
+        self.connect()
+        ticket = self.Ticket.with_user(self.agent).create({"name": "Call", "description": "<p>Phone</p>"})
+        self.assertFalse(ticket.partner_id)
+        ticket.partner_email = "megan.bowen@contoso.example"
+        self.assertEqual(ticket.partner_id, self.contact("megan.bowen@contoso.example"))
+
+    def test_a_chosen_synced_contact_is_kept(self):
+        self.connect()
+        alex = self.contact("alex.wilber@contoso.example")
+        ticket = self.Ticket.create(
+            {
+                "name": "For Alex",
+                "description": "<p>x</p>",
+                "partner_id": alex.id,
+                "partner_email": "other@x.example",
+            }
+        )
+        self.assertEqual(ticket.partner_id, alex)
+
+    def test_open_tickets_from_synced_contacts_are_counted_on_integration_and_customer(self):
+        self.connect()
+        tickets = self.receive("adele.vance@contoso.example") | self.receive("alex.wilber@contoso.example")
+        self.receive("someone@elsewhere.example")
+        local = self.env["res.partner"].create(
+            {"name": "Local", "parent_id": self.customer.id, "email": "local@contoso.example"}
+        )
+        self.Ticket.create({"name": "Local", "description": "<p>x</p>", "partner_id": local.id})
+        self.assertEqual(self.integration.helpdesk_open_ticket_count, 2)
+        self.assertEqual(self.customer.azure_ad_open_ticket_count, 2)
+        self.assertTrue(self.customer.azure_ad_customer)
+        for action in (
+            self.integration.action_view_helpdesk_tickets(),
+            self.customer.action_view_azure_ad_tickets(),
+        ):
+            self.assertEqual(action["res_model"], "helpdesk.ticket")
+            self.assertEqual(self.Ticket.search(action["domain"]), tickets)
+        tickets[0].stage_id = self.env["helpdesk.ticket.stage"].search([("closed", "=", True)], limit=1)
+        self.integration.invalidate_recordset()
+        self.customer.invalidate_recordset()
+        self.assertEqual(self.integration.helpdesk_open_ticket_count, 1)
+        self.assertEqual(self.customer.azure_ad_open_ticket_count, 1)
+
+    def test_german_translations(self):
+        self.env["res.lang"]._activate_lang("de_DE")
+        self.env["ir.module.module"]._load_module_terms(
+            ["azure_ad_contacts_helpdesk"], ["de_DE"], overwrite=True
+        )
+        german = self.Ticket.with_context(lang="de_DE")
+        self.assertEqual(
+            german.fields_get(["azure_ad_suggested_customer_id"])["azure_ad_suggested_customer_id"]["string"],
+            "Aus Azure AD zu synchronisierender Kunde",
+        )
+        arch = german.with_user(self.agent).get_view(view_type="form")["arch"]
+        self.assertIn("Die Adresse des Anfragenden", arch)
+        self.assertIn("Bitten Sie einen Administrator", arch)
+        self.connect()
+        ticket = self.receive("grady.archie@contoso.example").with_context(lang="de_DE")
+        self.assertIn("wurde synchronisiert", ticket.action_azure_ad_sync_customer()["params"]["message"])
+
+    def test_views_render_the_mark_the_banner_and_the_buttons(self):
+        ticket_form = self.Ticket.get_view(view_type="form")["arch"]
+        self.assertIn("o_azure_ad_badge", ticket_form)
+        self.assertIn("o_azure_ad_sync_suggestion", ticket_form)
+        self.assertIn("action_azure_ad_sync_customer", ticket_form)
+        agent_form = self.Ticket.with_user(self.agent).get_view(view_type="form")["arch"]
+        self.assertNotIn("action_azure_ad_sync_customer", agent_form, "the button is for administrators")
+        self.assertIn("Ask an administrator", agent_form)
+        self.assertIn("o_azure_ad_icon", self.Ticket.get_view(view_type="kanban")["arch"])
+        self.assertIn("azure_ad_synced", self.Ticket.get_view(view_type="list")["arch"])
+        integration_form = self.env["azure.ad.integration"].get_view(view_type="form")["arch"]
+        self.assertIn("action_view_helpdesk_tickets", integration_form)
+        partner_form = self.env["res.partner"].get_view(view_type="form")["arch"]
+        self.assertIn("action_view_azure_ad_tickets", partner_form)
+
+
+@tagged("post_install", "-at_install")
+class TestHelpdeskPortal(AddonTest, HttpCase):
+    test_module = "azure_ad_contacts_helpdesk"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.fake = fake_entra()
+        configure_addon(cls.env, cls.fake)
+        cls.customer = cls.env["res.partner"].create({"name": "Contoso Ltd", "is_company": True})
+        cls.integration = cls.env["azure.ad.integration"].create({"partner_id": cls.customer.id})
+        # A portal login made for Adele before the customer was connected: its partner is
+        # not under the customer, so the sync creates the synced contact beside it.
+        cls.portal_user = new_test_user(
+            cls.env,
+            login="adele_portal",
+            password="adele_portal_pw",
+            groups="base.group_portal",
+            name="Adele (portal)",
+            email="Adele.Vance@contoso.example",
+        )
+
+    def setUp(self):
+        super().setUp()
+        self.fake.reset()
+        azure_ad_integration._MSAL_HTTP_CACHE.clear()
+        self.fake.set_consent(CONTOSO_ID, True)
+        self.integration._complete_consent(CONTOSO_ID)
+
+    def test_portal_ticket_lands_on_the_synced_contact_and_stays_visible_to_its_author(self):
+        adele = self.env["res.partner"].search(
+            [("parent_id", "=", self.customer.id), ("email", "=", "adele.vance@contoso.example")]
+        )
+        self.assertTrue(adele.azure_ad_synced)
+        self.assertNotEqual(adele, self.portal_user.partner_id)
+        self.authenticate("adele_portal", "adele_portal_pw")
+        page = self.url_open("/new/ticket")
+        self.assertEqual(page.status_code, 200)
+        csrf = re.search(r'name="csrf_token"\s+value="([^"]+)"', page.text)
+        self.assertTrue(csrf, "no csrf token on the portal form")
+        response = self.url_open(
+            "/submitted/ticket",
+            data={"csrf_token": csrf[1], "subject": "VPN down", "description": "Since 9:00"},
+            allow_redirects=False,
+        )
+        self.assertIn(response.status_code, (302, 303), response.text[:500])
+        ticket = self.env["helpdesk.ticket"].search([("name", "=", "VPN down")])
+        self.assertEqual(len(ticket), 1)
+        self.assertEqual(ticket.partner_id, adele)
+        self.assertEqual(ticket.commercial_partner_id, self.customer)
+        self.assertTrue(ticket.azure_ad_synced)
+        # The portal author still follows and sees the ticket.
+        self.assertIn(self.portal_user.partner_id, ticket.message_partner_ids)
+        self.assertEqual(self.url_open(f"/my/ticket/{ticket.id}").status_code, 200)
