@@ -244,7 +244,9 @@ def _object_id(raw):
 
 
 def _label(raw):
-    """How a skipped user is shown in a preview."""
+    """How a skipped user (a Graph user, or already a label) is shown in a preview."""
+    if isinstance(raw, str):
+        return raw
     if not isinstance(raw, dict):
         return ""
     return (entra_email(raw) or clean_text(raw.get("displayName"))
@@ -319,17 +321,17 @@ def _read_pages(pages, rules, skip):
         for raw in page:
             object_id = _object_id(raw)
             if object_id is None:
-                skip(None, _label(raw), "invalid")
+                skip(None, raw, "invalid")
                 continue
             if object_id in seen_ids:  # a page served twice must not count or plan twice
-                skip(object_id, _label(raw), "duplicate_user")
+                skip(object_id, raw, "duplicate_user")
                 continue
             seen_ids.add(object_id)
             user = _read_user(raw, object_id, rules, pattern, readers)
             if isinstance(user, str):
                 if gone is not None:
                     gone[object_id] = user
-                skip(object_id, _label(raw), user)
+                skip(object_id, raw, user)
                 continue
             key = normalize_email(user.email)
             rival = winners.get(key)
@@ -447,10 +449,10 @@ def build_plan(pages, contacts, include_guests=False, include_disabled=False, ru
         rules = Rules(include_guests=include_guests, include_disabled=include_disabled)
     plan = Plan()
 
-    def skip(object_id, label, reason):
+    def skip(object_id, user, reason):
         plan.skipped[reason] += 1
-        if on_skip is not None:
-            on_skip(object_id, label, reason)
+        if on_skip is not None:  # labels only for previews
+            on_skip(object_id, _label(user), reason)
 
     winners, seen_ids, gone = _read_pages(pages, rules, skip)
     index = _index_contacts(contacts, winners, rules, plan)
