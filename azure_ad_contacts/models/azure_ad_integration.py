@@ -1110,7 +1110,22 @@ class AzureAdIntegration(models.Model):
         Fields = self.env["ir.model.fields"]
         field_ids = {name: Fields._get("res.partner", name).id for name in HISTORY_FIELDS}
         labels = self.env["azure.ad.sync.log"]._skip_reason_labels()
-        note = self.env["ir.model.data"]._xmlid_to_res_id("mail.mt_note")
+        Partner = self.env["res.partner"].sudo()
+        author_id, email_from = Partner._message_compute_author(raise_on_email=False)
+        # What mail.message would otherwise compute per message (reply-to, record name):
+        # once for the run, as mail.thread's _message_log_batch does.
+        common = {
+            "author_id": author_id,
+            "email_from": email_from,
+            "model": "res.partner",
+            "message_type": "notification",
+            "is_internal": True,
+            "subtype_id": self.env["ir.model.data"]._xmlid_to_res_id("mail.mt_note"),
+            "record_name": False,
+            "record_alias_domain_id": False,
+            "record_company_id": False,
+            "reply_to": self.env["mail.thread"]._notify_get_reply_to(default=email_from)[False],
+        }
         changed = []
         messages = []
         for contact_id in sorted(before):
@@ -1132,21 +1147,18 @@ class AzureAdIntegration(models.Model):
             else:
                 body = self.env._("Updated by Azure AD sync.")
             changed.append(contact_id)
-            messages.append(
-                {
-                    "author_id": self.env.user.partner_id.id,
-                    "model": "res.partner",
-                    "res_id": contact_id,
-                    "message_type": "notification",
-                    "is_internal": True,
-                    "subtype_id": note,
-                    "body": escape(body),
-                    "tracking_value_ids": [Command.create(tracking) for tracking in trackings],
-                }
-            )
-        Partner = self.env["res.partner"].sudo()
+            messages.append(({**common, "res_id": contact_id, "body": escape(body)}, trackings))
+        Tracking = self.env["mail.tracking.value"].sudo()
         for batch in split_every(HISTORY_BATCH_SIZE, messages, list):
-            Partner._message_create(batch)
+            created = Partner._message_create([values for values, _trackings in batch])
+            # The old → new values of the whole batch in one create, not one per message.
+            Tracking.create(
+                [
+                    {**tracking, "mail_message_id": message.id}
+                    for message, (_values, trackings) in zip(created, batch, strict=True)
+                    for tracking in trackings
+                ]
+            )
         if log and changed:
             log.sudo().changed_partner_ids = [Command.set(changed)]
 
