@@ -143,6 +143,7 @@ class AzureAdIntegration(models.Model):
     # How many archives an administrator confirmed for the next run (never the scheduled one).
     archive_allowance = fields.Integer(readonly=True, copy=False)
     follow_email_changes = fields.Boolean(
+        string="Follow email changes in Azure AD",
         help="When a user's email changes in Azure AD and the contact still has the last synced "
         "email, the contact's email follows instead of a new contact being created.",
     )
