@@ -14,6 +14,9 @@
         "views/azure_ad_integration_views.xml",
         "views/res_partner_views.xml",
     ],
+    "assets": {
+        "web.assets_tests": ["azure_ad_contacts_helpdesk/static/tests/tours/**/*"],
+    },
     "auto_install": True,
     "installable": True,
 }

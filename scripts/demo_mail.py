@@ -64,10 +64,10 @@ def main():
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("-c", dest="conf", default=str(ROOT / ".local" / "odoo-demo.conf"))
-    parser.add_argument("-d", dest="database", default=os.environ.get("DEMO_DB", "azure_ad_demo"))
+    parser.add_argument("-d", dest="database", help="default: the database of the config file")
     parser.add_argument("--from", dest="sender", default="Adele Vance <adele.vance@contoso.example>")
     parser.add_argument("--subject", default="My laptop does not start")
-    parser.add_argument("--body", default="Hi, since this morning my laptop shows a black screen. Adele")
+    parser.add_argument("--body", default="Hi, since this morning my laptop shows a black screen.")
     parser.add_argument("--join", action="store_true", help="add the sender to the fake Contoso tenant first")
     parser.add_argument(
         "--fake-entra",
@@ -78,7 +78,8 @@ def main():
     if not Path(args.conf).is_file():
         sys.exit(f"{args.conf} not found: run bin/demo first.")
     os.environ.setdefault("REQUESTS_CA_BUNDLE", str(ROOT / ".local" / "certs" / "fake-entra-bundle.pem"))
-    config.parse_config(["-c", args.conf, "-d", args.database])
+    config.parse_config(["-c", args.conf, *(["-d", args.database] if args.database else [])])
+    args.database = config["db_name"]
     if args.join:
         join_tenant(args.fake_entra, args.sender)
 

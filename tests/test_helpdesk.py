@@ -1,18 +1,24 @@
 """The helpdesk bridge (azure_ad_contacts_helpdesk) with OCA's real helpdesk_mgmt: tickets from
 the mail gateway, the portal and the form land on the synced contact and its customer."""
 
+import io
 import re
 from email.message import EmailMessage
 from email.utils import make_msgid
+from pathlib import Path
+
+import polib
 
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import Form, HttpCase, new_test_user, tagged
+from odoo.tools.translate import trans_export
 
 from odoo.addons.azure_ad_contacts.models import azure_ad_integration
 
 from .common import CONTOSO_ID, AddonTest, AzureAdCase, configure_addon, fake_entra, user
 
 FABRIKAM_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+BRIDGE = Path(__file__).resolve().parent.parent / "azure_ad_contacts_helpdesk"
 
 
 def rfc822(sender, subject="Printer on fire", body="The printer on floor 2 is on fire again."):
@@ -321,6 +327,28 @@ class TestHelpdeskManualAndCounts(HelpdeskCase):
         self.assertEqual(self.integration.helpdesk_open_ticket_count, 1)
         self.assertEqual(self.customer.azure_ad_open_ticket_count, 1)
 
+    def test_german_po_is_current_and_complete(self):
+        buffer = io.BytesIO()
+        trans_export(None, ["azure_ad_contacts_helpdesk"], buffer, "po", self.env.cr)
+        exported = {(entry.msgctxt, entry.msgid) for entry in polib.pofile(buffer.getvalue().decode())}
+        german = polib.pofile(str(BRIDGE / "i18n" / "de.po"))
+        committed = {(entry.msgctxt, entry.msgid) for entry in german}
+        self.assertEqual(
+            (sorted(exported - committed, key=str), sorted(committed - exported, key=str)),
+            ([], []),
+            "(terms missing from azure_ad_contacts_helpdesk/i18n/de.po, terms gone from the code)",
+        )
+        self.assertEqual([entry.msgid for entry in german if not entry.msgstr.strip()], [])
+        placeholder = re.compile(r"%\(\w+\)[sd]")
+        self.assertEqual(
+            [
+                e.msgid
+                for e in german
+                if sorted(placeholder.findall(e.msgstr)) != sorted(placeholder.findall(e.msgid))
+            ],
+            [],
+        )
+
     def test_german_translations(self):
         self.env["res.lang"]._activate_lang("de_DE")
         self.env["ir.module.module"]._load_module_terms(
@@ -340,13 +368,13 @@ class TestHelpdeskManualAndCounts(HelpdeskCase):
 
     def test_views_render_the_mark_the_banner_and_the_buttons(self):
         ticket_form = self.Ticket.get_view(view_type="form")["arch"]
-        self.assertIn("o_azure_ad_badge", ticket_form)
+        self.assertIn("o_azure_ad_form_icon", ticket_form)
         self.assertIn("o_azure_ad_sync_suggestion", ticket_form)
         self.assertIn("action_azure_ad_sync_customer", ticket_form)
         agent_form = self.Ticket.with_user(self.agent).get_view(view_type="form")["arch"]
         self.assertNotIn("action_azure_ad_sync_customer", agent_form, "the button is for administrators")
         self.assertIn("Ask an administrator", agent_form)
-        self.assertIn("o_azure_ad_icon", self.Ticket.get_view(view_type="kanban")["arch"])
+        self.assertIn("o_azure_ad_card_icon", self.Ticket.get_view(view_type="kanban")["arch"])
         self.assertIn("azure_ad_synced", self.Ticket.get_view(view_type="list")["arch"])
         integration_form = self.env["azure.ad.integration"].get_view(view_type="form")["arch"]
         self.assertIn("action_view_helpdesk_tickets", integration_form)
@@ -355,7 +383,7 @@ class TestHelpdeskManualAndCounts(HelpdeskCase):
 
 
 @tagged("post_install", "-at_install")
-class TestHelpdeskPortal(AddonTest, HttpCase):
+class TestHelpdeskBrowser(AddonTest, HttpCase):
     test_module = "azure_ad_contacts_helpdesk"
 
     @classmethod
@@ -408,3 +436,18 @@ class TestHelpdeskPortal(AddonTest, HttpCase):
         # The portal author still follows and sees the ticket.
         self.assertIn(self.portal_user.partner_id, ticket.message_partner_ids)
         self.assertEqual(self.url_open(f"/my/ticket/{ticket.id}").status_code, 200)
+
+    def test_sync_now_from_the_ticket_banner_in_the_browser(self):
+        self.fake.add_user(CONTOSO_ID, user("new-hire-1", "new.hire@contoso.example", "New", "Hire"))
+        raw = rfc822("New Hire <new.hire@contoso.example>", subject="First day: no laptop")
+        ticket = self.env["helpdesk.ticket"].browse(
+            self.env["mail.thread"].message_process("helpdesk.ticket", raw)
+        )
+        self.assertEqual(ticket.azure_ad_suggested_customer_id, self.customer)
+        self.start_tour(
+            f"/odoo/helpdesk.ticket/{ticket.id}", "azure_ad_contacts_helpdesk_sync_from_ticket", login="admin"
+        )
+        self.env.invalidate_all()
+        self.assertEqual(ticket.partner_id.email, "new.hire@contoso.example")
+        self.assertTrue(ticket.partner_id.azure_ad_synced)
+        self.assertEqual(ticket.commercial_partner_id, self.customer)
