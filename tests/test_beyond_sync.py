@@ -1,12 +1,16 @@
 """Beyond S1-S19 (README "Beyond the basics"), end to end: real ORM and PostgreSQL, real MSAL
 and requests over HTTPS to the fake Entra ID / Graph server. Each option is off by default."""
 
+import json
+from unittest.mock import patch
 from urllib.parse import parse_qs, urlsplit
 
 from psycopg2 import IntegrityError
 
 from odoo import fields
 from odoo.exceptions import AccessError, UserError, ValidationError
+
+from odoo.addons.azure_ad_contacts.models import azure_ad_integration
 
 from fake_entra import generate_users
 
@@ -164,6 +168,37 @@ class TestLeavers(BeyondCase):
         self.assertTrue(all(self.contacts().mapped("active")))
         self.assertGreater(self.integration.next_sync_date, fields.Datetime.now(), "asks again next interval")
         self.assertEqual(self.integration.archive_allowance, 5, "kept for the administrator's run")
+
+
+    def test_large_tenant_confirmation_runs_in_the_background(self):
+        people = self.people(4)
+        self.set_users(people)
+        self.connect()
+        self.integration.write(
+            {"deleted_action": "archive", "archive_max_count": 1, "archive_max_percent": 0}
+        )
+        self.set_users(people[:1])
+        cron = self.env.ref("azure_ad_contacts.azure_ad_integration_cron_sync")
+
+        def run_job():
+            self.env["bus.bus"].search([]).unlink()
+            _cron, progress = cron._add_progress()
+            self.env["azure.ad.integration"].with_context(ir_cron_progress_id=progress.id)._cron_sync_due()
+            self.env.cr.precommit.run()  # the bus writes its notifications when the job commits
+            [bus] = self.env["bus.bus"].search([("message", "like", "simple_notification")])
+            return json.loads(bus.message)["payload"]
+
+        with patch.object(azure_ad_integration, "BACKGROUND_SYNC_THRESHOLD", 2):
+            self.assertEqual(self.integration.action_sync_now()["params"]["type"], "info")
+            notification = run_job()  # "Sync now" of the requester: stops, and says so
+            self.assertEqual((notification["type"], notification["sticky"]), ("warning", True))
+            self.assertIn("would archive 3", notification["message"])
+            self.assertEqual(self.integration.action_confirm_archive()["params"]["type"], "info")
+            notification = run_job()
+            self.assertEqual(notification["type"], "success")
+            self.assertIn("3 archived", notification["message"])
+        log = self.integration._latest_log()
+        self.assertEqual((log.trigger, log.state, log.archived), ("manual", "done", 3))
 
 
 class TestFilters(BeyondCase):

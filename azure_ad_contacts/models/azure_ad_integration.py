@@ -876,10 +876,14 @@ class AzureAdIntegration(models.Model):
             requester._bus_send(
                 "simple_notification",
                 {
-                    "type": "danger" if result.get("error") else "success",
+                    "type": "danger"
+                    if result.get("error")
+                    else "warning"
+                    if result.get("needs_confirmation")
+                    else "success",
                     "title": self.name,
                     "message": self._result_message(result),
-                    "sticky": bool(result.get("error")),
+                    "sticky": bool(result.get("error") or result.get("needs_confirmation")),
                 },
             )
         return result
