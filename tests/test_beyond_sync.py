@@ -20,6 +20,7 @@ FABRIKAM_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 LICENCE = [{"skuId": "c7df2760-2c81-4ef7-b578-5b5392b571df", "disabledPlans": []}]
 SALES = "5c7ee0b1-2a8e-4f3d-9e61-6f0d2b1c0a01"
 SALES_EMEA = "5c7ee0b1-2a8e-4f3d-9e61-6f0d2b1c0a02"
+CUSTOMER_FACING = "0d7c2f4e-3b1a-4e5f-9c8d-7a6b5c4d3e22"  # a group of fake_entra/tenants/contoso.json
 NO_LIMIT = {"archive_max_count": 0, "archive_max_percent": 0}
 
 
@@ -269,6 +270,15 @@ class TestFilters(BeyondCase):
             {"group_ids": f"{SALES}\n{SALES_EMEA}", "deleted_action": "archive", **NO_LIMIT}
         )
         self.assertEqual(self.sync()["archived"], 1048)
+
+    def test_group_filter_on_the_demo_tenant(self):
+        self.integration.group_ids = CUSTOMER_FACING  # 3 users and the Marketing group (2 more)
+        result = self.connect()
+        self.assertEqual((result["created"], result["skipped"]), (5, 16))
+        self.assertEqual(
+            sorted(self.contacts().mapped("name")),
+            ["Adele Vance", "Alex Wilber", "Isaiah Langer", "Lynne Robbins", "Megan Bowen"],
+        )
 
     def test_group_errors_say_what_to_do_and_change_nothing(self):
         self.connect()
