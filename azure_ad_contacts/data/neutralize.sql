@@ -1,5 +1,7 @@
--- A copied database must not talk to the customers' tenants: forget tokens, stop schedules.
+-- A copied database must not talk to the customers' tenants: forget tokens, stop schedules
+-- and "Sync now" requests waiting for the scheduled job.
 UPDATE azure_ad_integration
    SET token_cache = NULL,
        consent_nonce = NULL,
-       auto_sync = FALSE;
+       auto_sync = FALSE,
+       sync_requested_by = NULL;
