@@ -120,3 +120,15 @@ start_fake_entra() {
     done
     die "the fake Entra server did not answer on $FAKE_ENTRA_URL: $(tail -n 5 "$log")"
 }
+
+# Drops database `$1` (if it exists) and its filestore; works without PostgreSQL's client tools.
+drop_database() {
+    "$VENV/bin/python" - "$1" <<'PY' || die "could not drop the database '$1' (is it in use?)"
+import os, sys, psycopg2
+conn = psycopg2.connect(dbname="postgres", host=os.environ["PGHOST"], port=os.environ["PGPORT"],
+                        user=os.environ["PGUSER"], password=os.environ.get("PGPASSWORD"))
+conn.autocommit = True
+conn.cursor().execute(f'DROP DATABASE IF EXISTS "{sys.argv[1]}"')
+PY
+    rm -rf "$STATE/data/filestore/$1"
+}

@@ -1,0 +1,128 @@
+"""The benchmark's table and its targets P1-P5 (SPEC §5)."""
+
+import math
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+MIB = 1024  # ru_maxrss and the base RSS are in KiB
+ROWS = [
+    ("sync_first", "P1 sync: first sync"),
+    ("floor_create", "   floor: create, default context"),
+    ("floor_create_ctx", "   floor: create, sync's context"),
+    ("sync_unchanged", "P2 sync: re-sync, nothing changed"),
+    ("floor_search_read", "   floor: search_read"),
+    ("sync_changed", "P3 sync: re-sync, 1 % changed"),
+    ("floor_write", "   floor: write, default context"),
+    ("floor_write_ctx", "   floor: write, sync's context"),
+]
+SYNCS = ("sync_first", "sync_unchanged", "sync_changed")
+
+
+@dataclass
+class Target:
+    name: str
+    passed: bool
+    detail: str
+
+
+def machine(results):
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.machine(),
+    )
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, Linux {platform.release()}, "
+        f"Python {platform.python_version()}, PostgreSQL {results['setup']['postgresql']}"
+    )
+
+
+def writes(result):
+    return sum(result.get("writes", {}).values())
+
+
+def targets(results, users):
+    r = results
+    sync1, create, create_ctx = r["sync_first"], r["floor_create"], r["floor_create_ctx"]
+    unchanged, changed = r["sync_unchanged"], r["sync_changed"]
+    write, write_ctx = r["floor_write"], r["floor_write_ctx"]
+    p3_limit = unchanged["seconds"] + 1.25 * write["seconds"]
+    sync_peak = max(r[phase]["rss_peak_kb"] for phase in SYNCS)
+    pages = math.ceil(users / 999)
+    requests = {phase: r[phase]["fake"]["users"] for phase in SYNCS}
+    return [
+        Target(
+            "P1 first sync ≤ 1.25 × create floor",
+            sync1["seconds"] <= 1.25 * create["seconds"],
+            f"{sync1['seconds']:.1f} s = {sync1['seconds'] / create['seconds']:.2f} × "
+            f"{create['seconds']:.1f} s (sync's-context floor: "
+            f"{sync1['seconds'] / create_ctx['seconds']:.2f} × {create_ctx['seconds']:.1f} s)",
+        ),
+        Target(
+            "P2 unchanged re-sync ≤ 5 s, zero writes",
+            unchanged["seconds"] <= 5 and writes(unchanged) == 0,
+            f"{unchanged['seconds']:.2f} s, {writes(unchanged)} res_partner rows written "
+            f"(search_read floor {r['floor_search_read']['seconds']:.2f} s)",
+        ),
+        Target(
+            "P3 1 % re-sync ≤ P2 + 1.25 × write floor",
+            changed["seconds"] <= p3_limit,
+            f"{changed['seconds']:.2f} s ≤ {unchanged['seconds']:.2f} + 1.25 × "
+            f"{write['seconds']:.2f} = {p3_limit:.2f} s (sync's-context write floor "
+            f"{write_ctx['seconds']:.2f} s)",
+        ),
+        Target(
+            "P4 peak RSS ≤ 1.2 × create floor's",
+            sync_peak <= 1.2 * create["rss_peak_kb"],
+            f"{sync_peak / MIB:.0f} MiB = {sync_peak / create['rss_peak_kb']:.2f} × "
+            f"{create['rss_peak_kb'] / MIB:.0f} MiB",
+        ),
+        Target(
+            f"P5 Graph user requests = ceil(N/999) = {pages}",
+            all(count == pages and r[phase]["graph_requests"] == pages for phase, count in requests.items()),
+            ", ".join(f"{phase}: {count}" for phase, count in requests.items())
+            + " (token/openid calls in the table)",
+        ),
+    ]
+
+
+def print_report(results, users):
+    print(f"\nBenchmark, N = {users:,} users. Machine: {machine(results)}\n")
+    header = (
+        f"{'phase':<36}{'seconds':>9}{'CPU s':>7}{'contacts/s':>12}{'peak RSS':>10}{'base':>7}"
+        f"{'Δ':>6}  {'Graph users/token/openid':<25}{'res_partner ins/upd/del'}"
+    )
+    print(header)
+    print("-" * len(header))
+    for phase, label in ROWS:
+        row = results[phase]
+        peak, base = row["rss_peak_kb"] / MIB, row["rss_base_kb"] / MIB
+        graph = (
+            f"{row['fake']['users']} / {row['fake']['token']} / {row['fake']['openid']}"
+            if phase in SYNCS
+            else "-"
+        )
+        done = row.get("writes", {})
+        print(
+            f"{label:<36}{row['seconds']:>9.2f}{row['cpu_seconds']:>7.2f}"
+            f"{row['count'] / row['seconds']:>12,.0f}"
+            f"{peak:>7.0f} MiB{base:>4.0f}{max(peak - base, 0):>6.0f}  {graph:<25}"
+            f"{done.get('inserted', 0)} / {done.get('updated', 0)} / {done.get('deleted', 0)}"
+        )
+    print(
+        "\nseconds: wall clock, the official measure; CPU s: the Odoo process's own CPU time (not "
+        "PostgreSQL's, not the fake's), a cross-check on a busy machine.\nRSS in MiB: peak = "
+        "ru_maxrss of the phase's process, base = its RSS right after loading the registry, "
+        "Δ = peak − base (what the phase itself added)."
+    )
+    result = targets(results, users)
+    print()
+    for target in result:
+        print(f"{'PASS' if target.passed else 'FAIL'}  {target.name:<44} {target.detail}")
+    return result
