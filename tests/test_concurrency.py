@@ -237,7 +237,7 @@ class TestConcurrentSyncs(AddonTest, TransactionCase):
     def test_stale_snapshot_after_a_failed_sync_never_duplicates(self):
         with self.committed(uid=ADMIN_ID) as env:
             env.cr.execute("SELECT count(*) FROM res_partner")
-            self.fake.add_fault(kind="503", target="users", count=None)
+            self.fake.add_fault(kind="malformed", target="users")  # fails at once, no retry
             failed = self.sync_in_transaction()
             self.assertIn("error", failed[0])
             self.fake.clear_faults()
