@@ -382,3 +382,41 @@ class TestConcurrentSyncs(AddonTest, TransactionCase):
                     return
             self.assertLess(time.monotonic(), deadline, "the user's save never waited for the sync")
             time.sleep(0.05)
+
+    def test_scheduled_job_on_a_stale_snapshot_skips_that_customer_only(self):
+        """The job's transaction began before a "Sync now" committed: it must neither plan on
+        its old snapshot (duplicates) nor lose the batch's other customers."""
+        with self.committed() as env:
+            env["azure.ad.integration"].browse(self.integration_id).auto_sync = True
+            other_customer = env["res.partner"].create({"name": "Concurrency Other", "is_company": True})
+            other = env["azure.ad.integration"].create(
+                {
+                    "partner_id": other_customer.id,
+                    "state": "connected",
+                    "tenant_id": CONTOSO_ID,
+                    "auto_sync": True,
+                }
+            )
+            other_ids = (other_customer.id, other.id)
+        try:
+            with self.committed() as env:
+                env.cr.execute("SELECT count(*) FROM res_partner")  # the job's snapshot
+                self.first_sync()  # "Sync now" commits meanwhile
+                with self.assertLogs("odoo.addons.azure_ad_contacts", logging.INFO) as logs:
+                    env["azure.ad.integration"]._cron_sync_due()
+                    env.flush_all()
+            self.assertIn("Concurrency Customer skipped: it was synced meanwhile", "\n".join(logs.output))
+            self.assert_no_duplicates()
+            self.assertEqual([(log["trigger"], log["state"]) for log in self.logs()], [("api", "done")])
+            with self.committed() as env:
+                other_log = env["azure.ad.sync.log"].search([("integration_id", "=", other_ids[1])])
+                self.assertEqual(
+                    (other_log.trigger, other_log.state, other_log.created), ("cron", "done", 15)
+                )
+        finally:
+            with self.committed() as env:
+                env["res.partner"].with_context(active_test=False).search(
+                    [("parent_id", "=", other_ids[0])]
+                ).unlink()
+                env["azure.ad.integration"].browse(other_ids[1]).unlink()
+                env["res.partner"].browse(other_ids[0]).unlink()

@@ -863,6 +863,12 @@ class AzureAdIntegration(models.Model):
         try:
             with self.env.cr.savepoint():
                 result = self.with_user(requester or self.env.user)._sync(trigger)[0]
+        except pg_errors.SerializationFailure as error:
+            # Synced by someone else since this job's transaction began: any write to this
+            # customer would fail again and roll back the whole batch. The next run retries
+            # (a "Sync now" request stays pending until then).
+            _logger.info("Azure AD sync of %s skipped: it was synced meanwhile", self.name)
+            return {"error": str(error)}
         except UserError as error:  # excluded, disconnected, already running
             result = {"error": str(error)}
             _logger.info("Azure AD sync of %s skipped: %s", self.name, error)
