@@ -529,7 +529,7 @@ class TestAccess(AddonTest, HttpCase):
         self.assertIn(response.status_code, (302, 303))
         location = urlsplit(response.headers["Location"])
         self.assertIn(location.netloc, ("", urlsplit(self.base_url()).netloc))
-        self.assertEqual(location.path, f"/odoo/res.partner/{self.customer.id}")
+        self.assertEqual(location.path, f"/odoo/contacts/{self.customer.id}")
         # The error page (declined consent) links back to the customer only.
         state = self.start_connect()
         response = self.callback(

@@ -84,7 +84,7 @@ class TestConsentFlow(AddonTest, HttpCase):
         self.assertIn(response.status_code, (302, 303), response.text[:500])
         self.assertTrue(
             response.headers["Location"].endswith(
-                f"/odoo/res.partner/{self.customer.id}?azure_ad_connected=1"
+                f"/odoo/contacts/{self.customer.id}?azure_ad_connected=1"
             )
         )
         self.assertEqual(self.integration.state, "connected")

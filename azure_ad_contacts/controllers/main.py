@@ -63,8 +63,9 @@ class AzureAdContactsController(http.Controller):
         except UserError as failure:
             # Not re-raised: the error state and message are committed with this response.
             return self._error_page(integration, str(failure))
-        # The customer form shows the confirmation with the counts (azure_ad_sync_contacts widget).
-        return request.redirect(f"/odoo/res.partner/{integration.partner_id.id}?azure_ad_connected=1")
+        # Back to the customer in the Contacts app, which shows the confirmation with the counts
+        # (the azure_ad_sync_contacts widget).
+        return request.redirect(f"/odoo/contacts/{integration.partner_id.id}?azure_ad_connected=1")
 
     def _integration(self, integration_id):
         if not request.env.is_admin():

@@ -52,6 +52,15 @@ tours.add("azure_ad_contacts_connect", {
             timeout: 30000,
         },
         {
+            content: "The confirmation shows once: the URL no longer asks for it",
+            trigger: ".o_form_view",
+            run() {
+                if (window.location.search.includes("azure_ad_connected")) {
+                    throw new Error(`still in the URL: ${window.location.href}`);
+                }
+            },
+        },
+        {
             content: "The status says connected, with the last sync",
             trigger: ".o_azure_ad_status:contains(Connected to Azure AD):contains(Last sync)",
         },
@@ -132,7 +141,7 @@ tours.add("azure_ad_contacts_sync_and_disconnect", {
         },
         {
             content: "Back to the customer",
-            trigger: ".o_breadcrumb .breadcrumb-item:first a",
+            trigger: ".o_breadcrumb .breadcrumb-item a:contains(Contoso Ltd)",
             run: "click",
         },
         {
