@@ -115,6 +115,8 @@ class TestCustomerFormTours(AddonTest, HttpCase):
     def test_sync_now_and_disconnect(self):
         self.connect()
         self.fake.add_user(CONTOSO_ID, user("id-new-hire", "new.hire@contoso.example", "New", "Hire"))
+        # Microsoft throttles once and asks for 2 s: long enough to see "Sync now" in progress.
+        self.fake.add_fault(kind="429", target="users", count=1, retry_after=2)
         self.start_tour(self.customer_url(), "azure_ad_contacts_sync_and_disconnect", login="admin")
         self.env.invalidate_all()
         self.assertEqual(self.integration.state, "disconnected")

@@ -104,6 +104,10 @@ tours.add("azure_ad_contacts_sync_and_disconnect", {
             run: "click",
         },
         {
+            content: "While it runs (Microsoft asked to wait 2 s), the button shows the progress",
+            trigger: ".o_azure_ad_sync_now:disabled:contains(Syncing…):has(.o_azure_ad_sync_seconds)",
+        },
+        {
             content: "The notification with the counts",
             trigger: ".o_notification:contains(Azure AD sync done):contains(1 created, 0 updated, 15 unchanged, 6 skipped)",
             timeout: 30000,
