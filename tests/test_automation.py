@@ -92,6 +92,8 @@ class TestScheduledSync(AzureAdCase):
         self.fabrikam_integration.next_sync_date = fields.Datetime.now()
         self.integration.write({"state": "connected", "next_sync_date": fields.Datetime.now()})
         self.fake.set_consent(CONTOSO_ID, True)
+        fabrikam_runs = len(self.fabrikam_integration.sync_log_ids)
+        contoso_runs = len(self.integration.sync_log_ids)
         original = azure_ad_integration.AzureAdIntegration._existing_contacts
 
         def broken_for_contoso(integration):
@@ -104,8 +106,13 @@ class TestScheduledSync(AzureAdCase):
             self.assertLogs("odoo.addons.azure_ad_contacts", "ERROR"),
         ):
             self.assertEqual(self.run_cron().done, 2)
+        # Fabrikam got a new, successful run after Contoso's crash.
+        self.assertEqual(len(self.fabrikam_integration.sync_log_ids), fabrikam_runs + 1)
         self.assertEqual(self.fabrikam_integration.sync_log_ids[0].trigger, "cron")
         self.assertEqual(self.fabrikam_integration.sync_log_ids[0].state, "done")
+        # Contoso's crash rolled back its own run entirely and postponed its schedule.
+        self.assertEqual(len(self.integration.sync_log_ids), contoso_runs)
+        self.assertGreater(self.integration.next_sync_date, fields.Datetime.now() + timedelta(minutes=59))
 
     def test_batches_report_progress_and_continue(self):
         self.connect_both()

@@ -29,7 +29,7 @@ SYNC_CONTEXT = {
 }
 # Seconds a sync may wait for Microsoft's throttling in one request: short while a user
 # waits on an HTTP worker, longer in the scheduled job.
-INTERACTIVE_MAX_WAIT = 15
+INTERACTIVE_MAX_WAIT = 30
 CRON_MAX_WAIT = 120
 # "Sync now" of a tenant whose last run saw more users than this runs in the background.
 BACKGROUND_SYNC_THRESHOLD = 5000
