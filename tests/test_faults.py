@@ -222,7 +222,7 @@ class TestGraphFaults(FaultCase):
         self.assertIn("try again in 1 seconds", error)
 
     def test_429_storm_without_retry_after_fails_cleanly_within_the_wait_budget(self):
-        # "Sync now" waits at most 15 s in all: 5 s + 10 s, then gives up.
+        # "Sync now" waits at most 30 s in all: 5 s + 10 s, and 20 s more would be too long.
         self.assert_fails_cleanly(
             {"kind": "429", "after": 2, "retry_after": None, "count": None},
             message="throttling",
