@@ -438,6 +438,7 @@ def run(demo, chrome, out):
     chrome.click(".o_azure_ad_manage")
     chrome.click(".o_azure_ad_sync_now")
     chrome.wait(".o_form_view .o_azure_ad_error", "consent again")
+    chrome.click(".o_notification .o_notification_close")  # the page says it too
     take(chrome, out, "11_error_manage_page")
     chrome.goto(customer_url)
     chrome.scroll_to(".o_notebook")
