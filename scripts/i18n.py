@@ -32,6 +32,17 @@ def export_pot(cr):
     return buffer.getvalue().decode()
 
 
+def write_if_changed(path, text):
+    """Writes `text` unless only the export's timestamps differ: no churn in git."""
+
+    def without_dates(content):
+        dates = ('"POT-Creation-Date:', '"PO-Revision-Date:')
+        return [line for line in content.splitlines() if not line.startswith(dates)]
+
+    if not path.exists() or without_dates(path.read_text()) != without_dates(text):
+        path.write_text(text)
+
+
 def entry_key(entry):
     return (entry.msgctxt, entry.msgid)
 
@@ -80,13 +91,13 @@ def main():
     config.parse_config(["-c", args.conf, "-d", args.database])
     with odoo.modules.registry.Registry(args.database).cursor() as cr:
         pot_text = export_pot(cr)
-    POT.write_text(pot_text)
+    write_if_changed(POT, pot_text)
     pot = polib.pofile(pot_text)
     print(f"{POT.relative_to(I18N.parent.parent)}: {len(pot)} terms")
     missing_total = 0
     for po_path in sorted(I18N.glob("*.po")):
         merged = merge(pot, polib.pofile(str(po_path)), po_path.stem)
-        merged.save(str(po_path))
+        write_if_changed(po_path, merged.__unicode__())
         missing = untranslated(merged)
         missing_total += len(missing)
         print(

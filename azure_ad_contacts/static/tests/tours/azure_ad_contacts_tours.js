@@ -206,6 +206,10 @@ tours.add("azure_ad_contacts_icons", {
             content: "Its tooltip says what a sync overwrites",
             trigger: ".o_popover:contains(Managed by Azure AD):contains(name, job position and mobile)",
         },
+        {
+            content: "A person has no Sync contacts menu (only customer companies do)",
+            trigger: ".o_form_view:has(.o_field_widget[name=name]):not(:has(.o_azure_ad_sync_contacts_menu))",
+        },
     ],
 });
 
