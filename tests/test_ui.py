@@ -14,7 +14,7 @@ from odoo.addons.azure_ad_contacts.models import azure_ad_integration
 
 from fake_entra.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 
-from .common import CONTOSO_ID, AddonTest, configure_addon, fake_entra, user
+from .common import CONTOSO_ID, AddonTest, AzureAdCase, configure_addon, fake_entra, user
 
 # Runs in every page the browser opens; acts only on the fake Microsoft consent page, where
 # it does what the customer's administrator does: read the request, click Accept.
@@ -203,3 +203,34 @@ class TestCustomerFormAccess(AddonTest, HttpCase):
         self.assertEqual(fields & admin_only, set())
         # The mark itself stays visible to everybody (S12).
         self.assertIn("azure_ad_synced", fields)
+
+
+class TestWizards(AzureAdCase):
+    """The two dialogs of the customer form, without a browser."""
+
+    def test_connect_dialog_warns_when_the_app_is_not_configured(self):
+        wizard = self.env["azure.ad.connect.wizard"].create({"integration_id": self.integration.id})
+        self.assertEqual((wizard.app_configured, wizard.reconnect), (True, False))
+        self.env["ir.config_parameter"].sudo().set_param("azure_ad_contacts.client_id", "")
+        wizard.invalidate_recordset()
+        self.assertFalse(wizard.app_configured)
+
+    def test_connect_dialog_says_reconnect_after_an_error(self):
+        self.connect()
+        self.integration.state = "error"
+        wizard = self.env["azure.ad.connect.wizard"].create({"integration_id": self.integration.id})
+        self.assertTrue(wizard.reconnect)
+        action = wizard.action_connect()
+        self.assertEqual(action["url"], f"/azure_ad_contacts/connect/{self.integration.id}")
+
+    def test_disconnect_dialog_keeps_the_contacts_and_says_so(self):
+        self.connect()
+        contacts = self.contacts().filtered("azure_ad_synced")
+        wizard = self.env["azure.ad.disconnect.wizard"].create({"integration_id": self.integration.id})
+        action = wizard.action_disconnect()
+        self.assertEqual(self.integration.state, "disconnected")
+        self.assertFalse(self.integration.sudo().token_cache)
+        self.assertEqual(self.contacts().filtered("azure_ad_synced"), contacts)
+        self.assertEqual(action["params"]["type"], "success")
+        self.assertIn(f"Its {len(contacts)} imported contacts were kept", action["params"]["message"])
+        self.assertEqual(action["params"]["next"], {"type": "ir.actions.act_window_close"})
