@@ -598,10 +598,13 @@ class AzureAdIntegration(models.Model):
             )
             partners.flush_model()  # before the INSERTs/UPDATEs that take those links over
         link = {"azure_ad_integration_id": self.id, "azure_ad_synced": True}
-        for partner_id, values in plan.updates.items():
+        # One recordset for all updates: what write() reads per contact (its users, for
+        # instance) is then fetched once for all of them, not once per contact.
+        for partner in partners.browse(list(plan.updates)):
+            values = plan.updates[partner.id]
             if "azure_ad_object_id" in values:
                 values = {**values, **link}
-            partners.browse(partner_id).write(values)
+            partner.write(values)
         common = {**link, "parent_id": self.partner_id.id, "type": "contact", "is_company": False}
         for batch in split_every(CREATE_BATCH_SIZE, plan.creates, list):
             partners.create([{**values, **common} for values in batch])

@@ -30,6 +30,8 @@ def clean_text(value, limit=MAX_TEXT):
     """Entra text made safe to store: '' unless a string, no controls, blanks collapsed."""
     if not isinstance(value, str):
         return ""
+    if value.isprintable() and len(value) <= limit and "  " not in value and value.strip(" ") == value:
+        return value  # already clean, as nearly all are: the only blank a printable string has is " "
     return " ".join(_UNPRINTABLE.sub("", value[: limit * 4]).split())[:limit]
 
 
@@ -42,14 +44,15 @@ def normalize_email(value):
 
 def entra_email(user):
     """`mail`, else the primary (upper-case `SMTP:`) proxy address, as written; None if neither."""
-    candidates = [user.get("mail")]
-    proxies = user.get("proxyAddresses")
-    if isinstance(proxies, list):
-        candidates += [p[5:] for p in proxies if isinstance(p, str) and p.startswith("SMTP:")]
-    for candidate in candidates:
-        email = clean_text(candidate, MAX_EMAIL + 1)
-        if email and len(email) <= MAX_EMAIL:
-            return email
+    email = clean_text(user.get("mail"), MAX_EMAIL + 1)
+    if email and len(email) <= MAX_EMAIL:
+        return email
+    proxies = user.get("proxyAddresses")  # read only when needed: most users have a mail
+    for proxy in proxies if isinstance(proxies, list) else ():
+        if isinstance(proxy, str) and proxy.startswith("SMTP:"):
+            email = clean_text(proxy[5:], MAX_EMAIL + 1)
+            if email and len(email) <= MAX_EMAIL:
+                return email
     return None
 
 
