@@ -10,7 +10,7 @@ makes every user an enabled member with a mail (for benchmarks).
 CLI::
 
     python -m fake_entra.generate --users 50000 --seed 7 --tenant-id <guid> \\
-        --name "Big Corp" --domain bigcorp.example --out /tmp/bigcorp.json [--plain]
+        --name "Big Corp" --domain bigcorp.example --out bigcorp.json [--plain]
 """
 
 import argparse

@@ -69,23 +69,35 @@ class AddonTest:
         cls.test_class = cls.__name__
 
 
-class AzureAdCase(AddonTest, TransactionCase):
-    """A customer (Contoso) whose integration is not connected yet, against a fresh fake."""
+class FakeTenantMixin(AddonTest):
+    """A customer whose integration is not connected yet, the settings pointed at the
+    session's fake Entra ID, and a fresh fake for every test. Mix into TransactionCase or
+    HttpCase."""
+
+    customer_name = "Contoso Ltd"
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.fake = fake_entra()
         configure_addon(cls.env, cls.fake)
-        cls.customer = cls.env["res.partner"].create({"name": "Contoso Ltd", "is_company": True})
+        cls.customer = cls.env["res.partner"].create({"name": cls.customer_name, "is_company": True})
         cls.integration = cls.env["azure.ad.integration"].create({"partner_id": cls.customer.id})
-        cls.plain_user = new_test_user(cls.env, login="plain_user", groups="base.group_user")
 
     def setUp(self):
         super().setUp()
         self.fake.reset()
         # MSAL remembers failed token answers for 60 s in its HTTP cache: start each test clean.
         azure_ad_integration._MSAL_HTTP_CACHE.clear()
+
+
+class AzureAdCase(FakeTenantMixin, TransactionCase):
+    """Contoso against a fresh fake, with helpers to drive the sync."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.plain_user = new_test_user(cls.env, login="plain_user", groups="base.group_user")
 
     def set_users(self, users, tenant_id=CONTOSO_ID):
         self.fake.set_users(tenant_id, copy.deepcopy(users))

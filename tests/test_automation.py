@@ -14,7 +14,7 @@ from odoo.addons.azure_ad_contacts.models import azure_ad_integration
 
 from examples import azure_ad_rpc
 
-from .common import CONTOSO_ID, AddonTest, AzureAdCase, configure_addon, fake_entra, user
+from .common import CONTOSO_ID, AzureAdCase, FakeTenantMixin, user
 
 FABRIKAM_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
@@ -175,23 +175,19 @@ class TestScheduledSync(AzureAdCase):
 
 
 @tagged("post_install", "-at_install")
-class TestRpcApi(AddonTest, HttpCase):
+class TestRpcApi(FakeTenantMixin, HttpCase):
     """The public API over real XML-RPC, as an administrator's script and as a plain user."""
+
+    customer_name = "Contoso RPC"
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.fake = fake_entra()
-        configure_addon(cls.env, cls.fake)
-        cls.customer = cls.env["res.partner"].create({"name": "Contoso RPC", "is_company": True})
-        cls.integration = cls.env["azure.ad.integration"].create({"partner_id": cls.customer.id})
         new_test_user(cls.env, login="rpc_plain", password="rpc_plain_pw", groups="base.group_user")
         new_test_user(cls.env, login="rpc_admin", password="rpc_admin_pw", groups="base.group_system")
 
     def setUp(self):
         super().setUp()
-        self.fake.reset()
-        azure_ad_integration._MSAL_HTTP_CACHE.clear()
         self.fake.set_consent(CONTOSO_ID, True)
         self.integration._complete_consent(CONTOSO_ID)
 

@@ -10,26 +10,19 @@ from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tools.misc import hash_sign
 
 from odoo.addons.azure_ad_contacts.controllers.main import STATE_SCOPE
-from odoo.addons.azure_ad_contacts.models import azure_ad_integration
 
-from .common import CONTOSO_ID, AddonTest, configure_addon, fake_entra
+from .common import CONTOSO_ID, FakeTenantMixin
 
 
 @tagged("post_install", "-at_install")
-class TestConsentFlow(AddonTest, HttpCase):
+class TestConsentFlow(FakeTenantMixin, HttpCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.fake = fake_entra()
-        configure_addon(cls.env, cls.fake)
-        cls.customer = cls.env["res.partner"].create({"name": "Contoso Ltd", "is_company": True})
-        cls.integration = cls.env["azure.ad.integration"].create({"partner_id": cls.customer.id})
         cls.plain_user = new_test_user(cls.env, login="plain_consent", password="plain_consent_pw")
 
     def setUp(self):
         super().setUp()
-        self.fake.reset()
-        azure_ad_integration._MSAL_HTTP_CACHE.clear()
         self.env["ir.config_parameter"].sudo().set_param("web.base.url", self.base_url())
         self.authenticate("admin", "admin")
 

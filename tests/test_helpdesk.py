@@ -13,9 +13,7 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tests import Form, HttpCase, new_test_user, tagged
 from odoo.tools.translate import trans_export
 
-from odoo.addons.azure_ad_contacts.models import azure_ad_integration
-
-from .common import CONTOSO_ID, AddonTest, AzureAdCase, configure_addon, fake_entra, user
+from .common import CONTOSO_ID, AzureAdCase, FakeTenantMixin, user
 
 FABRIKAM_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 BRIDGE = Path(__file__).resolve().parent.parent / "azure_ad_contacts_helpdesk"
@@ -383,16 +381,12 @@ class TestHelpdeskManualAndCounts(HelpdeskCase):
 
 
 @tagged("post_install", "-at_install")
-class TestHelpdeskBrowser(AddonTest, HttpCase):
+class TestHelpdeskBrowser(FakeTenantMixin, HttpCase):
     test_module = "azure_ad_contacts_helpdesk"
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.fake = fake_entra()
-        configure_addon(cls.env, cls.fake)
-        cls.customer = cls.env["res.partner"].create({"name": "Contoso Ltd", "is_company": True})
-        cls.integration = cls.env["azure.ad.integration"].create({"partner_id": cls.customer.id})
         # A portal login made for Adele before the customer was connected: its partner is
         # not under the customer, so the sync creates the synced contact beside it.
         cls.portal_user = new_test_user(
@@ -406,8 +400,6 @@ class TestHelpdeskBrowser(AddonTest, HttpCase):
 
     def setUp(self):
         super().setUp()
-        self.fake.reset()
-        azure_ad_integration._MSAL_HTTP_CACHE.clear()
         self.fake.set_consent(CONTOSO_ID, True)
         self.integration._complete_consent(CONTOSO_ID)
 
