@@ -48,6 +48,20 @@ def user(object_id, email, given="", surname="", **extra):
     }
 
 
+def execute_kw_payload(db, uid, password, model, method, args, kwargs=None):
+    """The JSON-RPC body of one external API call (/jsonrpc, object.execute_kw)."""
+    return {
+        "jsonrpc": "2.0",
+        "method": "call",
+        "id": 1,
+        "params": {
+            "service": "object",
+            "method": "execute_kw",
+            "args": [db, uid, password, model, method, args, kwargs or {}],
+        },
+    }
+
+
 def configure_addon(env, fake):
     params = env["ir.config_parameter"].sudo()
     params.set_param("azure_ad_contacts.client_id", DEFAULT_CLIENT_ID)

@@ -21,7 +21,7 @@ from odoo.addons.azure_ad_contacts.models import azure_ad_integration
 
 from fake_entra.server import DEFAULT_CLIENT_SECRET
 
-from .common import CONTOSO_ID, AddonTest, configure_addon, fake_entra
+from .common import CONTOSO_ID, AddonTest, configure_addon, execute_kw_payload, fake_entra
 
 PLAIN, PORTAL = "acc_plain", "acc_portal"
 DENIED = ("odoo.exceptions.AccessError", "odoo.exceptions.AccessDenied")
@@ -104,16 +104,7 @@ class TestAccess(AddonTest, HttpCase):
     def jsonrpc(self, login, model, method, args, kwargs=None):
         """Odoo's external JSON-RPC API (/jsonrpc, execute_kw): the whole response."""
         uid = {PLAIN: self.plain.id, PORTAL: self.portal.id}.get(login, self.env.ref("base.public_user").id)
-        payload = {
-            "jsonrpc": "2.0",
-            "method": "call",
-            "id": 1,
-            "params": {
-                "service": "object",
-                "method": "execute_kw",
-                "args": [self.env.cr.dbname, uid, f"{login}_pw", model, method, args, kwargs or {}],
-            },
-        }
+        payload = execute_kw_payload(self.env.cr.dbname, uid, f"{login}_pw", model, method, args, kwargs)
         response = self.url_open(
             "/jsonrpc", data=json.dumps(payload), headers={"Content-Type": "application/json"}
         )

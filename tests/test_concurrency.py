@@ -23,7 +23,7 @@ from odoo.tools import config
 
 from odoo.addons.azure_ad_contacts.models import azure_ad_integration
 
-from .common import CONTOSO_ID, AddonTest, configure_addon, fake_entra
+from .common import CONTOSO_ID, AddonTest, configure_addon, execute_kw_payload, fake_entra
 
 ADMIN_ID = 2
 ADMIN_PASSWORD = "admin"
@@ -184,16 +184,7 @@ class TestConcurrentSyncs(AddonTest, TransactionCase):
         """One call over Odoo's external JSON-RPC API: its own HTTP request and transaction."""
         response = requests.post(
             f"http://127.0.0.1:{config['http_port']}/jsonrpc",
-            json={
-                "jsonrpc": "2.0",
-                "method": "call",
-                "id": 1,
-                "params": {
-                    "service": "object",
-                    "method": "execute_kw",
-                    "args": [self.env.cr.dbname, login_uid, password, model, method, args],
-                },
-            },
+            json=execute_kw_payload(self.env.cr.dbname, login_uid, password, model, method, args),
             timeout=120,
         )
         response.raise_for_status()

@@ -586,11 +586,7 @@ class AzureAdIntegration(models.Model):
 
     def _apply_plan(self, plan, log=None):
         history = self._history_before(plan) if self.log_changes else None
-        partners = (
-            self.env["res.partner"]
-            .sudo()
-            .with_context(**SYNC_CONTEXT)
-        )
+        partners = self.env["res.partner"].sudo().with_context(**SYNC_CONTEXT)
         if plan.unlink_ids:
             # Clear old links first so that swapped links can't trip the unique constraint.
             partners.browse(plan.unlink_ids).write(
