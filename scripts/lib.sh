@@ -28,30 +28,64 @@ or, with Docker, skip all of this: docker compose up (see README.md)."
         || die "$ODOO_SRC is not Odoo 18.0 ($(grep -m1 '^version_info' "$ODOO_SRC/odoo/release.py"))."
 }
 
+# Runs one setup step quietly: one line on the terminal, the tool's whole output in $SETUP_LOG,
+# and the log's tail when the step fails.
+quietly() {
+    local what="$1"; shift
+    printf '    %s ... ' "$what"
+    printf '\n=== %s: %s\n' "$what" "$*" >> "$SETUP_LOG"
+    if "$@" >> "$SETUP_LOG" 2>&1; then
+        echo "ok"
+    else
+        echo "failed"
+        tail -n 40 "$SETUP_LOG" >&2
+        die "$what failed (the whole output is in $SETUP_LOG)"
+    fi
+}
+
+# Odoo itself is not installed into the virtualenv: a .pth file puts $ODOO_SRC on its path
+# (the way an editable install in setuptools' "compat" mode did, without depending on that
+# mode, which setuptools is removing, and without 185,000 lines of build output). The
+# odoo-addon-* wheels from requirements/odoo-addons.txt are installed without their declared
+# "odoo" dependency for that reason; their site-packages/odoo/ folder has no __init__.py, so it
+# never shadows the source's odoo package, and Odoo finds their addons through odoo.addons.__path__.
 ensure_venv() {
     check_odoo_src
-    local stamp_file="$VENV/.azure_ad_contacts.stamp" stamp
-    stamp="$(cat "$ROOT/requirements/"*.txt "$ODOO_SRC/requirements.txt" | sha256sum | cut -c1-16) $ODOO_SRC"
+    local stamp_file="$VENV/.azure_ad_contacts.stamp" stamp pip_spec="${PIP_SPEC:-pip}"
+    stamp="setup-2 $(cat "$ROOT/requirements/"*.txt "$ODOO_SRC/requirements.txt" | sha256sum | cut -c1-16) $ODOO_SRC $pip_spec"
     if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ]; then
         step "Virtualenv up to date: $VENV"
         return
     fi
-    step "Creating the virtualenv $VENV (first run takes a few minutes)"
-    "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 10), sys.version' \
+    "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 10), sys.version' 2>/dev/null \
         || die "Python 3.10+ is needed for Odoo 18 (found $("$PYTHON" --version 2>&1))."
-    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV" || die "could not create $VENV"
-    "$VENV/bin/python" -m pip install -q --upgrade pip
+    mkdir -p "$STATE"
+    SETUP_LOG="$STATE/setup.log"
+    : > "$SETUP_LOG"
+    step "Building the virtualenv $VENV (first run: a few minutes; log: $SETUP_LOG)"
+    # A virtualenv this script built for other requirements is rebuilt from scratch.
+    [ -f "$stamp_file" ] && rm -rf "$VENV"
+    [ -x "$VENV/bin/python" ] || quietly "creating the virtualenv" "$PYTHON" -m venv "$VENV"
+    quietly "installing $pip_spec" "$VENV/bin/python" -m pip install --upgrade "$pip_spec"
     # python-ldap needs LDAP headers and only serves auth_ldap: left out.
     grep -v '^python-ldap' "$ODOO_SRC/requirements.txt" > "$VENV/odoo-requirements.txt"
-    step "Installing Odoo's requirements"
+    # Build dependencies of source packages (cbor2 needs an older setuptools) are constrained by
+    # PIP_BUILD_CONSTRAINT since pip 26.2 and by PIP_CONSTRAINT before; older pips ignore the former.
     PIP_CONSTRAINT="$ROOT/requirements/build-constraints.txt" \
-        "$VENV/bin/pip" install -r "$VENV/odoo-requirements.txt" || die "installing Odoo's requirements failed"
-    step "Installing Odoo from $ODOO_SRC (editable)"
-    # compat mode: a real path entry, so odoo-addon-* wheels cannot shadow the odoo package
-    "$VENV/bin/pip" install -q --no-deps -e "$ODOO_SRC" --config-settings editable_mode=compat \
-        || die "installing Odoo failed"
-    step "Installing msal, test and lint tools"
-    "$VENV/bin/pip" install -r "$ROOT/requirements/dev.txt" || die "installing requirements/dev.txt failed"
+    PIP_BUILD_CONSTRAINT="$ROOT/requirements/build-constraints.txt" \
+        quietly "installing Odoo's requirements" "$VENV/bin/pip" install -r "$VENV/odoo-requirements.txt"
+    local site_packages
+    site_packages="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+    (cd "$ODOO_SRC" && pwd) > "$site_packages/odoo-src.pth"
+    printf '    putting Odoo on the path (%s) ... ok\n' "$site_packages/odoo-src.pth"
+    quietly "installing msal, the test and lint tools" "$VENV/bin/pip" install -r "$ROOT/requirements/dev.txt"
+    quietly "installing the OCA addons (helpdesk_mgmt)" \
+        "$VENV/bin/pip" install --no-deps -r "$ROOT/requirements/odoo-addons.txt"
+    quietly "checking that odoo is the source's" "$VENV/bin/python" - "$ODOO_SRC" <<'PY'
+import os, sys
+import odoo
+assert os.path.samefile(os.path.dirname(odoo.__file__), os.path.join(sys.argv[1], "odoo")), odoo.__file__
+PY
     echo "$stamp" > "$stamp_file"
 }
 
@@ -72,9 +106,24 @@ the role needs CREATEDB (createuser --createdb $PGUSER)."
     fi
 }
 
+# Asks what the server will: can a listening socket be opened on the port? SO_REUSEADDR as Odoo
+# and the fake set it, so connections of a stopped run waiting in TIME_WAIT do not count as taken.
 check_port_free() {
-    "$VENV/bin/python" -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1])))" "$1" \
-        2>/dev/null || die "port $1 is already taken (another Odoo or the demo still running?). $2"
+    "$VENV/bin/python" - "$1" <<'PY' 2>/dev/null || die "port $1 is already taken (another Odoo or the demo still running?). $2"
+import socket, sys
+with socket.socket() as probe:
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    probe.bind(("0.0.0.0", int(sys.argv[1])))
+    probe.listen()
+PY
+}
+
+# The project's addons, then the source's addons/ folder where it has one (a git clone has,
+# the nightly archive has not: its addons live in odoo/addons, which Odoo always adds itself).
+addons_path() {
+    local path="$ROOT"
+    [ -d "$ODOO_SRC/addons" ] && path="$path,$ODOO_SRC/addons"
+    echo "$path"
 }
 
 # Odoo config for one database; `$1` = config path, `$2` = database, `$3` = http port.
@@ -89,7 +138,7 @@ db_password = ${PGPASSWORD:-False}
 db_name = $2
 dbfilter = ^$2\$
 list_db = False
-addons_path = $ROOT,$ODOO_SRC/addons
+addons_path = $(addons_path)
 data_dir = $STATE/data
 http_port = $3
 admin_passwd = ${ODOO_MASTER_PASSWORD:-admin}
