@@ -63,6 +63,12 @@ class FakeEntraControl:
     def set_groups_readable(self, tenant_id, readable):
         return self._call("POST", f"tenants/{tenant_id}/groups_readable", {"readable": readable})
 
+    def set_roles(self, tenant_id, roles):
+        return self._call("PUT", f"tenants/{tenant_id}/roles", {"roles": list(roles)})
+
+    def set_consent_delay(self, seconds, symptom="token"):
+        return self._call("POST", "consent_delay", {"seconds": seconds, "symptom": symptom})
+
     def add_app(self, client_id, client_secret, secret_expired=False, **extra):
         payload = dict(extra, client_id=client_id, client_secret=client_secret,
                        secret_expired=secret_expired)

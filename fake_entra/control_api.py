@@ -55,6 +55,18 @@ def _set_groups_readable(fake, body, tenant_id):
     return 200, {"tenant_id": tenant_id, "readable": readable}
 
 
+def _set_roles(fake, body, tenant_id):
+    roles = _as_dict(body)["roles"]
+    fake.set_roles(tenant_id, roles)
+    return 200, {"tenant_id": tenant_id, "roles": sorted(roles)}
+
+
+def _set_consent_delay(fake, body):
+    body = _as_dict(body)
+    fake.set_consent_delay(body["seconds"], body.get("symptom", "token"))
+    return 200, {"seconds": body["seconds"], "symptom": body.get("symptom", "token")}
+
+
 def _add_app(fake, body):
     fake.add_app(**_as_dict(body))
     return 201, {"client_id": body["client_id"]}
@@ -86,6 +98,8 @@ CONTROL_ROUTES = [(m, re.compile(p + "$"), a) for m, p, a in [
     ("POST", _TENANT + "/consent", _set_consent),
     ("PUT", _TENANT + "/groups", _set_groups),
     ("POST", _TENANT + "/groups_readable", _set_groups_readable),
+    ("PUT", _TENANT + "/roles", _set_roles),
+    ("POST", "consent_delay", _set_consent_delay),
     ("POST", "apps", _add_app),
     ("POST", "faults", lambda fake, body: (201, {
         "faults": [fake.add_fault(**_as_dict(fault)) for fault in _as_list(body)]})),

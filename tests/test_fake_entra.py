@@ -3,6 +3,7 @@
 Plain pytest functions, no Odoo: run with ``python -m pytest -p no:odoo tests/test_fake_entra.py``.
 """
 
+import base64
 import json
 import os
 import signal
@@ -337,8 +338,14 @@ SALES_EMEA = "5c7ee0b1-2a8e-4f3d-9e61-6f0d2b1c0a02"
 LOOP = "5c7ee0b1-2a8e-4f3d-9e61-6f0d2b1c0a03"
 
 
-def members_url(fake, group, cast="/microsoft.graph.user", query="?$select=id&$top=999"):
+def members_url(fake, group, cast="/microsoft.graph.user", query="?$select=id&$top=999&$count=true"):
     return f"{fake.base_url}/v1.0/groups/{group}/transitiveMembers{cast}{query}"
+
+
+def eventual(session):
+    """The session sends the advanced query header."""
+    session.headers["ConsistencyLevel"] = "eventual"
+    return session
 
 
 def test_group_transitive_members_paged_with_nested_groups_and_casts(fake):
@@ -350,27 +357,52 @@ def test_group_transitive_members_paged_with_nested_groups_and_casts(fake):
          "members": [u["id"] for u in users[1400:1700]] + [LOOP]},
         {"id": LOOP, "displayName": "Loop", "members": [SALES, users[2000]["id"]]},
     ])
-    session = graph(fake)
+    session = eventual(graph(fake))
     pages = fetch_all(session, members_url(fake, SALES))
     assert [len(p["value"]) for p in pages] == [999, 702]  # 1,700 + 1 via the loop, users only
+    assert [p["@odata.count"] for p in pages] == [1701, 1701]
     assert all(set(member) == {"id"} for p in pages for member in p["value"])
     ids = [member["id"] for p in pages for member in p["value"]]
     expected = {u["id"] for u in users[:1700]} | {users[2000]["id"]}
     assert len(ids) == len(set(ids)) and set(ids) == expected
-    assert "$select=id" in pages[0]["@odata.nextLink"] and pages[0]["@odata.nextLink"].startswith(
+    assert "$select=id" in pages[0]["@odata.nextLink"] and "$count=true" in pages[0]["@odata.nextLink"]
+    assert pages[0]["@odata.nextLink"].startswith(
         f"{fake.base_url}/v1.0/groups/{SALES}/transitiveMembers/microsoft.graph.user?")
     everything = fetch_all(session, members_url(fake, SALES_EMEA, cast="", query=""))
     types = Counter(m["@odata.type"] for p in everything for m in p["value"])
     # Sales EMEA -> Loop -> Sales -> everyone; a cycle ends where it began.
     assert types == {"#microsoft.graph.user": 1701, "#microsoft.graph.group": 2}
-    groups = fetch_all(session, members_url(fake, LOOP, "/microsoft.graph.group", ""))[0]["value"]
-    assert sorted(g["displayName"] for g in groups) == ["Sales", "Sales EMEA"]
+    groups = fetch_all(session, members_url(fake, LOOP, "/microsoft.graph.group", "?$count=true"))
+    assert sorted(g["displayName"] for g in groups[0]["value"]) == ["Sales", "Sales EMEA"]
     assert fake.stats()["counts"]["groups"] == len(pages) + len(everything) + 1
+
+
+def test_group_member_cast_is_an_advanced_query(fake):
+    """Microsoft documents the OData cast on transitive member lists as an advanced query:
+    ConsistencyLevel: eventual and $count=true, else 400 Request_UnsupportedQuery. Without
+    the cast, members come with their @odata.type and need neither."""
+    user_id = fake.tenant(BIG)["users"][0]["id"]
+    fake.set_groups(BIG, [{"id": SALES, "displayName": "Sales", "members": [user_id, SALES_EMEA]},
+                          {"id": SALES_EMEA, "displayName": "Sales EMEA", "members": []}])
+    session = graph(fake)
+    for query in ("?$select=id", "?$select=id&$count=true"):
+        refused = session.get(members_url(fake, SALES, query=query))
+        assert refused.status_code == 400, query
+        assert refused.json()["error"]["code"] == "Request_UnsupportedQuery"
+        assert "ConsistencyLevel:eventual" in refused.json()["error"]["message"]
+    eventual(session)
+    assert session.get(members_url(fake, SALES, query="?$select=id")).status_code == 400
+    assert [m["id"] for m in session.get(members_url(fake, SALES)).json()["value"]] == [user_id]
+    del session.headers["ConsistencyLevel"]
+    mixed = session.get(members_url(fake, SALES, cast="", query="?$select=id")).json()
+    assert "@odata.count" not in mixed
+    assert sorted((m["@odata.type"], m["id"]) for m in mixed["value"]) == sorted([
+        ("#microsoft.graph.user", user_id), ("#microsoft.graph.group", SALES_EMEA)])
 
 
 def test_group_members_errors(fake):
     fake.set_groups(BIG, [{"id": SALES, "members": []}])
-    session = graph(fake)
+    session = eventual(graph(fake))
     assert session.get(members_url(fake, SALES)).json()["value"] == []
     unknown = session.get(members_url(fake, UNKNOWN))
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "Request_ResourceNotFound"
@@ -379,10 +411,13 @@ def test_group_members_errors(fake):
     device = session.get(members_url(fake, SALES, "/microsoft.graph.device"))
     assert device.status_code == 400 and device.json()["error"]["code"] == "Request_UnsupportedQuery"
     fake.set_groups_readable(BIG, False)
+    assert session.get(members_url(fake, SALES)).status_code == 200  # its token still has it
+    session = eventual(graph(fake))
     denied = session.get(members_url(fake, SALES))
     assert denied.status_code == 403 and denied.json()["error"]["code"] == "Authorization_RequestDenied"
     fake.add_fault(kind="429", target="groups", retry_after=2)
     fake.set_groups_readable(BIG, True)
+    session = eventual(graph(fake))
     throttled = session.get(members_url(fake, SALES))
     assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "2"
     assert session.get(users_url(fake, top=1)).status_code == 200  # the fault was for groups only
@@ -400,10 +435,10 @@ def test_group_control_over_http_and_tenant_files(fake):
     tid = "3f2504e0-4f89-41d3-9a0c-0305e82c3302"
     fake.put_tenant({"tenant_id": tid, "consented": True, "users": [{"id": "u1"}, {"id": "u2"}],
                      "groups": [{"id": SALES, "members": ["u2"]}]})
-    page = graph(fake, tid).get(members_url(fake, SALES)).json()
+    page = eventual(graph(fake, tid)).get(members_url(fake, SALES)).json()
     assert page["value"] == [{"id": "u2"}]
     fake.delete_user(tid, "u2")  # the membership goes with the user
-    assert graph(fake, tid).get(members_url(fake, SALES)).json()["value"] == []
+    assert eventual(graph(fake, tid)).get(members_url(fake, SALES)).json()["value"] == []
 
 
 def test_assigned_licenses_only_when_selected(fake):
@@ -415,6 +450,148 @@ def test_assigned_licenses_only_when_selected(fake):
     assert all(isinstance(u["assignedLicenses"], list) for u in users)
     assert all(not u["assignedLicenses"] for u in users if u["userType"] == "Guest")
     assert any(u["assignedLicenses"] and u["assignedLicenses"][0]["skuId"] for u in users)
+
+
+# ---------------------------------------------------------------------------- tokens, consent
+def claims(access_token):
+    payload = access_token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def test_tokens_carry_tenant_app_and_permissions_as_claims(fake):
+    found = claims(token(fake, BIG))
+    assert found["tid"] == BIG and found["appid"] == DEFAULT_CLIENT_ID
+    assert found["idtyp"] == "app" and found["aud"] == fake.base_url
+    assert found["roles"] == ["Domain.Read.All", "GroupMember.Read.All", "User.Read.All"]
+    assert found["exp"] - found["iat"] == 3599
+    fake.set_roles(BIG, [])
+    assert "roles" not in claims(token(fake, BIG))  # none granted: no claim at all
+
+
+def test_permissions_are_frozen_into_each_token(fake):
+    """A token keeps the permissions of the moment it was issued, like a real one: granted
+    later, a permission is missing from it until a new token is acquired."""
+    fake.set_roles(BIG, ["Domain.Read.All"])
+    before = graph(fake)
+    denied = before.get(users_url(fake, top=1))
+    assert denied.status_code == 403
+    assert denied.json()["error"]["code"] == "Authorization_RequestDenied"
+    assert before.get(f"{fake.base_url}/v1.0/domains").status_code == 200
+    FakeEntraControl(fake.base_url, ca_file=fake.certs.bundle_file).set_roles(
+        BIG, ["User.Read.All"])
+    assert before.get(users_url(fake, top=1)).status_code == 403  # the old token still lacks it
+    after = graph(fake)
+    assert after.get(users_url(fake, top=1)).status_code == 200
+    assert after.get(f"{fake.base_url}/v1.0/domains").status_code == 403
+    assert fake.tenant(BIG)["roles"] == ["User.Read.All"]
+    with pytest.raises(TypeError):
+        fake.set_roles(BIG, "User.Read.All")
+
+
+def token_response(fake, tenant):
+    return requests.post(
+        f"{fake.base_url}/{tenant}/oauth2/v2.0/token", verify=fake.certs.bundle_file,
+        data={"grant_type": "client_credentials", "client_id": DEFAULT_CLIENT_ID,
+              "client_secret": DEFAULT_CLIENT_SECRET, "scope": f"{fake.base_url}/.default"})
+
+
+def test_consent_delay_token_endpoint_does_not_know_the_app_yet(fake):
+    fake.set_consent_delay(0.6)
+    fake.set_consent(CONTOSO, True)
+    early = token_response(fake, CONTOSO)
+    assert early.status_code == 400 and early.json()["error_codes"] == [700016]
+    time.sleep(0.7)
+    assert token_response(fake, CONTOSO).status_code == 200
+    fake.set_consent(CONTOSO, True)  # already consented: nothing spreads again
+    assert token_response(fake, CONTOSO).status_code == 200
+
+
+def test_consent_delay_graph_does_not_know_the_identity_yet(fake):
+    control = FakeEntraControl(fake.base_url, ca_file=fake.certs.bundle_file)
+    control.set_consent_delay(0.6, "graph")
+    fake.grant_consent(CONTOSO, DEFAULT_CLIENT_ID)  # as the consent page does
+    session = graph(fake, CONTOSO)  # a token is issued, with its tid
+    assert claims(session.headers["Authorization"][7:])["tid"] == CONTOSO
+    early = session.get(users_url(fake, top=1))
+    assert early.status_code == 401
+    assert early.json()["error"] == {**early.json()["error"],
+                                     "code": "Authorization_IdentityNotFound",
+                                     "message": "The identity of the calling application could "
+                                                "not be established."}
+    time.sleep(0.7)
+    assert session.get(users_url(fake, top=1)).status_code == 200  # the same token now works
+
+
+def test_consent_delay_tokens_lack_the_new_permissions(fake):
+    fake.set_consent_delay(0.6, "roles")
+    fake.set_consent(CONTOSO, True)
+    early = graph(fake, CONTOSO)
+    assert "roles" not in claims(early.headers["Authorization"][7:])
+    assert early.get(users_url(fake, top=1)).status_code == 403
+    time.sleep(0.7)
+    assert early.get(users_url(fake, top=1)).status_code == 403  # frozen into that token
+    assert graph(fake, CONTOSO).get(users_url(fake, top=1)).status_code == 200
+    with pytest.raises(ValueError, match="symptom"):
+        fake.set_consent_delay(1, "sometimes")
+    fake.reset()  # back to no delay
+    fake.set_consent(CONTOSO, True)
+    assert token_response(fake, CONTOSO).status_code == 200
+
+
+# ---------------------------------------------------------------------------- group search
+GROUPS = [
+    {"id": SALES, "displayName": "Sales Team", "members": []},
+    {"id": SALES_EMEA, "displayName": "SalesEMEA", "members": []},
+    {"id": LOOP, "displayName": "Helpdesk-Tier2", "members": []},
+]
+
+
+def search_url(fake, text, query="&$select=id,displayName"):
+    return f'{fake.base_url}/v1.0/groups?$search="displayName:{text}"{query}'
+
+
+def test_group_search_needs_consistency_level_eventual(fake):
+    fake.set_groups(BIG, GROUPS)
+    session = graph(fake)
+    refused = session.get(search_url(fake, "sales"))
+    assert refused.status_code == 400
+    assert refused.json()["error"] == {
+        **refused.json()["error"], "code": "Request_UnsupportedQuery",
+        "message": "Request with $search query parameter only works through MSGraph with a "
+                   "special request header: 'ConsistencyLevel: eventual'"}
+    found = eventual(session).get(search_url(fake, "sales")).json()
+    assert found["value"] == [{"id": SALES, "displayName": "Sales Team"},
+                              {"id": SALES_EMEA, "displayName": "SalesEMEA"}]
+    assert found["@odata.context"].endswith("#groups(id,displayName)")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("team", [SALES]),  # any word, not only the first
+    ("TEAM sal", [SALES]),  # every word, in any order, any case
+    ("emea", [SALES_EMEA]),  # a change from lower to upper case starts a word
+    ("helpdeskt", [LOOP]),  # words joined by symbols also count as one
+    ("tier", [LOOP]),
+    ("ales", []),  # no "contains"
+])
+def test_group_search_matches_tokens_as_documented(fake, text, expected):
+    fake.set_groups(BIG, GROUPS)
+    found = eventual(graph(fake)).get(search_url(fake, text)).json()["value"]
+    assert [group["id"] for group in found] == expected
+
+
+def test_group_search_pages_escapes_and_permissions(fake):
+    fake.set_groups(BIG, [*GROUPS, {"id": UNKNOWN, "displayName": 'Say "hi"', "members": []}])
+    session = eventual(graph(fake))
+    pages = fetch_all(session, search_url(fake, "s", "&$top=1"))
+    assert [[g["id"] for g in p["value"]] for p in pages] == [[UNKNOWN], [SALES], [SALES_EMEA]]
+    assert set(pages[0]["value"][0]) == {"id", "displayName"}
+    quoted = session.get(search_url(fake, '\\"hi\\"')).json()["value"]
+    assert [g["displayName"] for g in quoted] == ['Say "hi"']
+    assert session.get(search_url(fake, "sales", "&$select=owners")).status_code == 400
+    unquoted = session.get(f"{fake.base_url}/v1.0/groups?$search=sales")
+    assert unquoted.status_code == 400
+    fake.set_groups_readable(BIG, False)
+    assert eventual(graph(fake)).get(search_url(fake, "sales")).status_code == 403
 
 
 # ---------------------------------------------------------------------------- faults
@@ -482,6 +659,32 @@ def test_reset_fault_drops_connection(fake):
         session.get(users_url(fake))
     assert session.get(users_url(fake)).status_code == 200
     assert fake.stats()["requests"][-2]["status"] == 0
+
+
+def test_microsoft_answers_a_fake_tenant_cannot_produce_by_itself(fake):
+    session = graph(fake)
+    fake.add_fault(kind="identity_not_found", target="users")
+    unknown = session.get(users_url(fake, top=1))
+    assert unknown.status_code == 401
+    assert unknown.json()["error"]["code"] == "Authorization_IdentityNotFound"
+    assert session.get(users_url(fake, top=1)).status_code == 200
+    fake.add_fault(kind="app_disabled", target="token")
+    fake.add_fault(kind="resource_not_found", target="token")
+    disabled = token_response(fake, BIG).json()
+    assert (disabled["error"], disabled["error_codes"]) == ("unauthorized_client", [7000112])
+    assert f"Application '{DEFAULT_CLIENT_ID}'(Odoo Azure AD Contacts) is disabled." in \
+        disabled["error_description"]
+    other_cloud = token_response(fake, BIG).json()
+    assert (other_cloud["error"], other_cloud["error_codes"]) == ("invalid_resource", [500011])
+    assert f"The resource principal named {fake.base_url} was not found in the tenant" in \
+        other_cloud["error_description"]
+
+
+def test_redirect_fault(fake):
+    fake.add_fault(kind="redirect", target="token", location="https://127.0.0.1:1/stolen")
+    moved = requests.post(f"{fake.base_url}/{BIG}/oauth2/v2.0/token", data={"client_secret": "s"},
+                          verify=fake.certs.bundle_file, allow_redirects=False)
+    assert (moved.status_code, moved.headers["Location"]) == (307, "https://127.0.0.1:1/stolen")
 
 
 def test_malformed_and_wrong_shape_faults(fake):
