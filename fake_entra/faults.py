@@ -20,7 +20,7 @@ KINDS = (
     "foreign_next_link", "repeat_page", "revoke", "identity_not_found", "app_disabled",
     "resource_not_found", "redirect",
 )
-TARGETS = ("users", "token", "openid", "domains", "groups", "any")
+TARGETS = ("users", "token", "openid", "domains", "groups", "delta", "any")
 STATUS_KINDS = {"429": 429, "500": 500, "502": 502, "503": 503, "504": 504}
 FOREIGN_NEXT_LINK = "https://graph.evil.example/v1.0/users?$skiptoken=x"
 DEFAULT_RETRY_AFTER_429 = 1

@@ -13,12 +13,14 @@ import logging
 import re
 import socket
 import struct
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, quote, unquote, unquote_plus, urlsplit
 
 from . import consent, control_api, protocol
 from .faults import FOREIGN_NEXT_LINK, STATUS_KINDS
+from .state import DELTA_PAGE_SIZE, DELTA_TOKEN_LIFETIME
 
 _logger = logging.getLogger("fake_entra")
 
@@ -34,6 +36,7 @@ ROUTES = [
     (("GET",), rf"/{_T}/discovery/v2\.0/keys", "keys", "_keys"),
     (("GET",), r"/common/discovery/instance", "instance", "_instance_discovery"),
     (("GET",), r"/v1\.0/users", "users", "_users"),
+    (("GET",), r"/v1\.0/users/(?:microsoft\.graph\.)?delta", "delta", "_users_delta"),
     (("GET",), r"/v1\.0/domains", "domains", "_domains"),
     (("GET",), r"/v1\.0/groups", "groups", "_groups"),
     (("GET",), r"/v1\.0/groups/([^/]+)/transitiveMembers(?:/microsoft\.graph\.(\w+))?", "groups",
@@ -41,10 +44,10 @@ ROUTES = [
     (("GET", "POST", "PUT", "PATCH", "DELETE"), r"/_fake/(.*)", "control", "_control"),
 ]
 ROUTES = [(m, re.compile(p + "$", re.IGNORECASE), k, h) for m, p, k, h in ROUTES]
-GRAPH_KINDS = ("users", "domains", "groups")
+GRAPH_KINDS = ("users", "domains", "groups", "delta")
 GRAPH_FAULT_CODES = {429: "TooManyRequests", 500: "InternalServerError", 502: "BadGateway",
                      503: "serviceNotAvailable", 504: "GatewayTimeout"}
-FAULTABLE_KINDS = ("openid", "token", "users", "domains", "groups")
+FAULTABLE_KINDS = ("openid", "token", "users", "domains", "groups", "delta")
 
 
 def _route(path):
@@ -98,6 +101,8 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
             elif self.command not in methods:
                 self._send_json(405, {"error": {"code": "MethodNotAllowed",
                                                 "message": self.command}})
+            elif kind in GRAPH_KINDS and self._wait_latency():
+                self._reset_connection()  # the server is stopping: don't answer
             elif kind in FAULTABLE_KINDS and self._apply_fault(kind, match):
                 pass  # the fault has answered (or dropped the connection)
             else:
@@ -108,6 +113,12 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
                 self._send_json(500, {"error": {"code": "FakeEntraBug", "message": "see log"}})
         finally:
             self._record()
+
+    def _wait_latency(self):
+        """Wait as long as Microsoft Graph takes to answer (see set_graph_latency); True if
+        the server is stopping meanwhile."""
+        delay = self.fake.graph_delay()
+        return delay > 0 and self.server.stopping.wait(delay)
 
     def _record(self):
         """Count the request once, before the client can see the answer (no test races)."""
@@ -358,6 +369,84 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
     def _query(self, name):
         """OData system query options may be given with or without the '$'."""
         return self.query.get(name, self.query.get(name.lstrip("$")))
+
+    def _users_delta(self):
+        """``GET /v1.0/users/delta``, as Microsoft documents it: the first request (optionally
+        with ``$select``; no ``$top``, ``$filter`` here) starts a round listing every user,
+        ``@odata.nextLink`` pages carry the round's state (and the ``$select``), the last page
+        an ``@odata.deltaLink``. That link starts the next round: only users changed since,
+        with all their selected properties that were ever set, or with ``Prefer:
+        return=minimal`` only the changed ones (and the id); removed users as ``{"id",
+        "@removed": {"reason": "changed"}}`` (restorable) or ``"deleted"`` (for good). A
+        state token that expired (seven days) or that the service does not know any more is
+        answered 410 ``resyncRequired`` with a Location to start over."""
+        tenant_id = self._graph_tenant(protocol.USERS_ROLES)
+        if tenant_id is None:
+            return
+        for name in (*UNSUPPORTED_QUERY, "$top"):
+            if self._query(name) is not None:
+                return self._graph_error(400, "Request_UnsupportedQuery",
+                                         f"{name} is not supported on users/delta.")
+        skiptoken, deltatoken = self._query("$skiptoken"), self._query("$deltatoken")
+        raw_select = self._query("$select")
+        if raw_select is not None and (skiptoken or deltatoken):
+            return self._graph_error(400, "Request_UnsupportedQuery",
+                                     "$select goes in the first request of a delta round; "
+                                     "its links carry it.")
+        version, epoch = self.fake.delta_version(tenant_id)
+        since, round_version, after = None, version, ""
+        try:
+            if skiptoken:  # the next page of a round
+                state = protocol.decode_state_token(skiptoken)
+                since, round_version, after = state["since"], state["version"], state["after"]
+            elif deltatoken == "latest":  # "sync from now": no users, just the link
+                state = {"tenant": tenant_id, "version": version, "select": None,
+                         "issued": time.time()}
+                since = version
+            elif deltatoken:  # a new round: the changes since the token's version
+                state = protocol.decode_state_token(deltatoken)
+                since = state["version"]
+            else:
+                state = {"tenant": tenant_id, "select": protocol.parse_select(raw_select),
+                         "issued": time.time()}
+            select, issued = state["select"], state["issued"]
+            if not (isinstance(round_version, int) and isinstance(issued, int | float)
+                    and (since is None or isinstance(since, int)) and isinstance(after, str)
+                    and (select is None or isinstance(select, list))):
+                raise ValueError("Invalid state token.")
+        except (KeyError, ValueError) as exc:
+            return self._graph_error(400, "Request_BadRequest", f"Invalid state token: {exc}")
+        start = round_version if since is None else since
+        if (state.get("tenant") != tenant_id or start < epoch or max(start, round_version) > version
+                or time.time() - issued > DELTA_TOKEN_LIFETIME):
+            query = f"&$select={','.join(select)}" if select else ""
+            return self._graph_error(
+                410, "resyncRequired", protocol.RESYNC_REQUIRED,
+                [("Location", f"{self._base_url()}/v1.0/users/delta?$deltatoken={query}")])
+        minimal = "return=minimal" in (self.headers.get("Prefer") or "").replace(" ", "").lower()
+
+        tracked = set(select or protocol.DEFAULT_USER_PROPERTIES)
+
+        def project(user, changed):
+            if changed is not None and not changed & tracked:
+                return None  # only the selected properties are tracked
+            return protocol.delta_properties(user, select, changed if minimal else None)
+
+        page, more = ([], False) if deltatoken == "latest" else self.fake.delta_page(
+            tenant_id, since, after, DELTA_PAGE_SIZE, project)
+        base = {"tenant": tenant_id, "version": round_version, "select": select,
+                "issued": issued}
+        payload = {"@odata.context": protocol.users_context(select)}
+        if more:
+            token = protocol.encode_state_token(
+                {**base, "since": since, "after": page[-1]["id"]})
+            payload["@odata.nextLink"] = f"{self._base_url()}/v1.0/users/delta?$skiptoken={token}"
+        else:
+            token = protocol.encode_state_token({**base, "issued": time.time()})
+            payload["@odata.deltaLink"] = \
+                f"{self._base_url()}/v1.0/users/delta?$deltatoken={token}"
+        payload["value"] = page
+        self._send_json(200, payload)
 
     def _eventual(self):
         """Whether the client sent the advanced query header ConsistencyLevel: eventual."""

@@ -262,3 +262,34 @@ def advanced_query_error(feature):
 
 SEARCH_NEEDS_EVENTUAL = ("Request with $search query parameter only works through MSGraph with "
                          "a special request header: 'ConsistencyLevel: eventual'")
+
+
+def encode_state_token(state):
+    """An opaque delta state token ($skiptoken / $deltatoken) carrying ``state`` (a dict)."""
+    raw = b"fd1|" + json.dumps(state, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_state_token(token):
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        prefix, _, payload = raw.partition(b"|")
+        state = json.loads(payload) if prefix == b"fd1" else None
+        return dict(state)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise ValueError("Invalid state token.") from exc
+
+
+def delta_properties(user, selected, only=None):
+    """A user as a delta response carries it: the selected properties that have ever been
+    set (a property set to null included, one never set left out), restricted to ``only``
+    (Prefer: return=minimal: the changed ones), and its id."""
+    names = selected or DEFAULT_USER_PROPERTIES
+    return {
+        **{name: user[name] for name in names
+           if name != "id" and name in user and (only is None or name in only)},
+        "id": user["id"],
+    }
+
+
+RESYNC_REQUIRED = "The delta token is no longer valid, and the app must reset the sync state."

@@ -150,12 +150,14 @@ class FakeEntra(EntraState):
     :param apps: ``[{"client_id", "client_secret", "secret_expired"?, "name"?}]``; default: the
         one app ``DEFAULT_CLIENT_ID`` / ``DEFAULT_CLIENT_SECRET``
     :param tenants: tenant dicts or paths of tenant JSON files (``reset()`` returns to these)
+    :param graph_latency_ms: each Graph request is answered after this long (± 10 %), as
+        Microsoft Graph takes its time; ``set_graph_latency()`` changes it
     """
 
     def __init__(self, host="127.0.0.1", port=0, cert_dir=DEFAULT_CERT_DIR, apps=None,
-                 tenants=None):
+                 tenants=None, graph_latency_ms=0):
         check_loopback(host)
-        super().__init__(apps=apps, tenants=tenants)
+        super().__init__(apps=apps, tenants=tenants, graph_latency_ms=graph_latency_ms)
         self.host, self.port = "127.0.0.1", port
         self.certs = ensure_certs(cert_dir)
         self._server = None

@@ -10,6 +10,7 @@ import collections
 import copy
 import json
 import os
+import random
 import secrets
 import threading
 import time
@@ -22,7 +23,11 @@ DEFAULT_CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 DEFAULT_CLIENT_SECRET = "fake-entra-secret"
 DEFAULT_APP_NAME = "Odoo Azure AD Contacts"
 TOKEN_LIFETIME = 3599
-STAT_KINDS = ("openid", "token", "users", "domains", "groups", "consent")
+STAT_KINDS = ("openid", "token", "users", "domains", "groups", "consent", "delta")
+# Microsoft's delta tokens for directory objects are valid for seven days.
+DELTA_TOKEN_LIFETIME = 7 * 24 * 3600
+# Users per /users/delta page: Microsoft documents no size and does not take $top there.
+DELTA_PAGE_SIZE = 200
 RECENT_REQUESTS = 500
 # Application permissions a consent grants by default (each token carries them as `roles`).
 DEFAULT_ROLES = ("User.Read.All", "GroupMember.Read.All", "Domain.Read.All")
@@ -32,6 +37,7 @@ GROUP_MEMBER_ROLE = "GroupMember.Read.All"
 # are issued but Graph answers 401 Authorization_IdentityNotFound; or tokens are issued
 # without the new permissions (and keep lacking them: Graph 403 Authorization_RequestDenied).
 CONSENT_DELAY_SYMPTOMS = ("token", "graph", "roles")
+DEFAULT_LATENCY_JITTER = 0.1
 TENANTS_DIR = os.path.join(os.path.dirname(__file__), "tenants")
 
 
@@ -62,6 +68,13 @@ class Tenant:
         self.consent_symptom = None
         self.users = {}
         self._sorted = None
+        # Change tracking for /users/delta: a version number that every change raises, and
+        # per user the version at which each property (and the user itself) last changed.
+        self.version = 0
+        self.delta_epoch = 0  # delta tokens of older versions are expired
+        self._log = []  # (version, user id), versions ascending
+        self._property_versions = {}
+        self._removed = {}  # user id -> (version, "changed" | "deleted")
         self.add_users(data.get("users", []))
         self.set_groups(data.get("groups", []))
 
@@ -71,9 +84,43 @@ class Tenant:
             user = dict(user)
             user.setdefault("id", str(uuid.uuid4()))
             self.users[str(user["id"])] = user
+            self.track(user["id"], user, created=True)
             added.append(user)
         self.changed()
         return added
+
+    def track(self, user_id, properties=(), created=False, removed=None):
+        """Record a change of a user for delta queries: its (new) properties, its creation
+        (or restoration) or its removal (``"changed"``: restorable, ``"deleted"``: for good)."""
+        user_id = str(user_id)
+        self.version += 1
+        self._log.append((self.version, user_id))
+        if removed:
+            self._removed[user_id] = (self.version, removed)
+            self._property_versions.pop(user_id, None)
+            return
+        self._removed.pop(user_id, None)
+        versions = self._property_versions.setdefault(user_id, {})
+        if created:
+            versions.clear()
+            versions["@created"] = self.version
+        for name in properties:
+            versions[name] = self.version
+
+    def changes_since(self, version):
+        """Ids of the users changed after ``version``, in id order."""
+        start = bisect.bisect_right(self._log, (version, "\uffff"))
+        return sorted({user_id for _version, user_id in self._log[start:]})
+
+    def change(self, user_id, since):
+        """What happened to a user after version ``since``: ("removed", reason),
+        ("created", None) or ("changed", names of the properties changed)."""
+        if user_id in self._removed and user_id not in self.users:
+            return "removed", self._removed[user_id][1]
+        versions = self._property_versions.get(user_id, {})
+        if versions.get("@created", 0) > since:
+            return "created", None
+        return "changed", {name for name, version in versions.items() if version > since}
 
     def changed(self):
         self._sorted = None
@@ -145,9 +192,11 @@ class Tenant:
 class EntraState:
     """Apps, tenants, tokens, faults and stats behind one lock (the fake minus its server)."""
 
-    def __init__(self, apps=None, tenants=None, consent_delay=0.0, consent_delay_symptom="token"):
+    def __init__(self, apps=None, tenants=None, consent_delay=0.0, consent_delay_symptom="token",
+                 graph_latency_ms=0, graph_latency_jitter=DEFAULT_LATENCY_JITTER):
         self._lock = threading.RLock()
         self._initial_consent_delay = (consent_delay, consent_delay_symptom)
+        self._initial_latency = (graph_latency_ms, graph_latency_jitter)
         if apps is None:
             apps = [{"client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET}]
         self._initial_apps = [dict(app) for app in apps]
@@ -167,6 +216,7 @@ class EntraState:
             self._tokens = {}
             self._faults = faults_module.FaultQueue()
             self.set_consent_delay(*self._initial_consent_delay)
+            self.set_graph_latency(*self._initial_latency)
             self.reset_stats()
 
     def add_app(self, client_id, client_secret, secret_expired=False, name=DEFAULT_APP_NAME):
@@ -200,8 +250,18 @@ class EntraState:
     def set_users(self, tenant_id, users):
         with self._lock:
             tenant = self._tenant(tenant_id)
-            tenant.users = {}
-            tenant.add_users(users)
+            old, tenant.users = tenant.users, {}
+            new = {str(user.get("id")): user for user in users if user.get("id") is not None}
+            for user_id in old.keys() - new.keys():
+                tenant.track(user_id, removed="changed")
+            tenant.add_users([user for user in users if str(user.get("id")) not in old])
+            for user_id, user in new.items():
+                if user_id in old:
+                    tenant.users[user_id] = dict(user)
+                    before = old[user_id]
+                    tenant.track(user_id, [name for name in before.keys() | user.keys()
+                                           if before.get(name, _UNSET) != user.get(name, _UNSET)])
+            tenant.changed()
 
     def add_user(self, tenant_id, user):
         """Add one user (returns it, with its id) or a list of users (returns the list)."""
@@ -214,15 +274,30 @@ class EntraState:
         with self._lock:
             tenant = self._tenant(tenant_id)
             user = self._user(tenant, user_id)
-            user.update({k: v for k, v in changes.items() if k != "id"})
+            changes = {k: v for k, v in changes.items() if k != "id"}
+            changed = [k for k, v in changes.items() if user.get(k, _UNSET) != v]
+            user.update(changes)
+            if changed:
+                tenant.track(user["id"], changed)
             tenant.changed()
             return copy.deepcopy(user)
 
-    def delete_user(self, tenant_id, user_id):
+    def delete_user(self, tenant_id, user_id, permanent=False):
+        """Delete a user: restorable for 30 days (delta: ``@removed`` reason ``changed``),
+        or ``permanent`` (reason ``deleted``). Adding it again with its id restores it."""
         with self._lock:
             tenant = self._tenant(tenant_id)
-            del tenant.users[self._user(tenant, user_id)["id"]]
+            user_id = self._user(tenant, user_id)["id"]
+            del tenant.users[user_id]
+            tenant.track(user_id, removed="deleted" if permanent else "changed")
             tenant.changed()
+
+    def expire_delta_tokens(self, tenant_id):
+        """Every delta token issued so far for the tenant is expired (as after 7 days)."""
+        with self._lock:
+            tenant = self._tenant(tenant_id)
+            tenant.delta_epoch = tenant.version + 1
+            tenant.version += 1
 
     def set_groups(self, tenant_id, groups):
         """Replace a tenant's groups: ``[{"id", "displayName", "members": [ids]}]``; members
@@ -248,6 +323,22 @@ class EntraState:
             raise TypeError("roles must be a list of permission names")
         with self._lock:
             self._tenant(tenant_id).roles = set(roles)
+
+    def set_graph_latency(self, milliseconds, jitter=DEFAULT_LATENCY_JITTER):
+        """Every Graph request (users, delta, groups, domains; not the login side) is answered
+        after ``milliseconds``, varied by up to ± ``jitter`` (a fraction), as Microsoft Graph
+        takes its time: on the order of a second for a page of 999 users."""
+        milliseconds, jitter = float(milliseconds), float(jitter)
+        if milliseconds < 0 or not 0 <= jitter <= 1:
+            raise ValueError("latency must be >= 0 and jitter between 0 and 1")
+        with self._lock:
+            self._graph_latency = (milliseconds / 1000, jitter)
+
+    def graph_delay(self):
+        """Seconds to wait before answering a Graph request."""
+        with self._lock:
+            seconds, jitter = self._graph_latency
+        return seconds * (1 + random.uniform(-jitter, jitter)) if seconds else 0.0
 
     def set_consent_delay(self, seconds, symptom="token"):
         """Consents granted from now on take ``seconds`` to spread; meanwhile Microsoft
@@ -454,6 +545,40 @@ class EntraState:
             found = [group for gid, group in groups if gid > after_id.lower() and matches(group)]
             return copy.deepcopy(found[:top]), len(found) > top
 
+    def delta_version(self, tenant_id):
+        """(current version, oldest version a delta token may start from) of a tenant."""
+        with self._lock:
+            tenant = self._tenants[tenant_id]
+            return tenant.version, tenant.delta_epoch
+
+    def delta_page(self, tenant_id, since, after_id, size, project):
+        """(items, more?) of a delta round after user ``after_id``: with ``since`` None, every
+        current user (``project(user, None)``); else the users changed after version
+        ``since``: ``project(user, changed property names or None if created)`` (None leaves
+        the user out) or ``{"id", "@removed": {"reason"}}`` for removed ones."""
+        with self._lock:
+            tenant = self._tenants[tenant_id]
+            if since is None:
+                ids, users = tenant.sorted_users()
+                start = bisect.bisect_right(ids, after_id.lower()) if after_id else 0
+                return ([project(user, None) for user in users[start:start + size]],
+                        start + size < len(users))
+            items = []
+            changed = tenant.changes_since(since)
+            start = bisect.bisect_right(changed, after_id) if after_id else 0
+            for user_id in changed[start:]:
+                if len(items) == size:
+                    return items, True
+                kind, detail = tenant.change(user_id, since)
+                if kind == "removed":
+                    items.append({"id": user_id, "@removed": {"reason": detail}})
+                elif user_id in tenant.users:
+                    item = project(copy.deepcopy(tenant.users[user_id]),
+                                   None if kind == "created" else detail)
+                    if item is not None:
+                        items.append(item)
+            return items, False
+
     def domains(self, tenant_id):
         with self._lock:
             return list(self._tenants[tenant_id].domains)
@@ -480,6 +605,9 @@ class EntraState:
         if user is None:
             raise KeyError(f"unknown user {user_id} in tenant {tenant.tenant_id}")
         return user
+
+
+_UNSET = object()
 
 
 def _tenant_data(tenant):

@@ -452,6 +452,151 @@ def test_assigned_licenses_only_when_selected(fake):
     assert any(u["assignedLicenses"] and u["assignedLicenses"][0]["skuId"] for u in users)
 
 
+# ---------------------------------------------------------------------------- /users/delta
+DELTA_SELECT = "givenName,surname,displayName,jobTitle,mail,accountEnabled"
+
+
+def delta_round(session, url, limit=50, headers=None):
+    """All pages of a delta round: (items, deltaLink, pages)."""
+    pages = []
+    while url and len(pages) < limit:
+        response = session.get(url, timeout=10, headers=headers)
+        assert response.status_code == 200, response.text
+        pages.append(response.json())
+        url = pages[-1].get("@odata.nextLink")
+    assert "@odata.deltaLink" in pages[-1] and all("@odata.deltaLink" not in p for p in pages[:-1])
+    return [item for page in pages for item in page["value"]], pages[-1]["@odata.deltaLink"], pages
+
+
+def test_users_delta_first_round(fake):
+    session = graph(fake)
+    items, delta_link, pages = delta_round(
+        session, f"{fake.base_url}/v1.0/users/delta?$select={DELTA_SELECT}")
+    assert [len(p["value"]) for p in pages] == [200] * 12 + [100]  # 2,500 users
+    users = {u["id"]: u for u in fake.tenant(BIG)["users"]}
+    assert sorted(item["id"] for item in items) == sorted(users)
+    first = items[0]
+    assert first == {name: users[first["id"]][name] for name in (*DELTA_SELECT.split(","), "id")
+                     if name in users[first["id"]]}
+    # The links carry the $select in their opaque state token, never in the clear.
+    for link in [p["@odata.nextLink"] for p in pages[:-1]] + [delta_link]:
+        assert link.startswith(f"{fake.base_url}/v1.0/users/delta?$")
+        assert "$select" not in link and ("$skiptoken=" in link or "$deltatoken=" in link)
+    assert pages[0]["@odata.context"].endswith("#users(id,givenName,surname,displayName,"
+                                               "jobTitle,mail,accountEnabled)")
+    nothing = session.get(delta_link).json()
+    assert nothing["value"] == [] and "@odata.deltaLink" in nothing
+    assert fake.stats()["counts"]["delta"] == len(pages) + 1
+
+
+def test_users_delta_later_rounds_send_only_the_changes(fake):
+    session = graph(fake)
+    _items, delta_link, _pages = delta_round(
+        session, f"{fake.base_url}/v1.0/users/delta?$select={DELTA_SELECT}")
+    ann, bob, cid, dan, eve = fake.tenant(BIG)["users"][:5]
+    fake.update_user(BIG, ann["id"], {"jobTitle": "Chief Cook", "givenName": None})
+    fake.update_user(BIG, bob["id"], {"city": "Berlin"})  # not selected: not tracked
+    fake.update_user(BIG, dan["id"], {"jobTitle": dan.get("jobTitle")})  # no change at all
+    fake.delete_user(BIG, cid["id"])  # restorable for 30 days
+    FakeEntraControl(fake.base_url, ca_file=fake.certs.bundle_file).delete_user_permanently(
+        BIG, eve["id"])
+    new = fake.add_user(BIG, {"displayName": "New Hire", "mail": "new@big.example"})
+
+    items, _next, _pages = delta_round(session, delta_link)
+    by_id = {item["id"]: item for item in items}
+    assert set(by_id) == {ann["id"], cid["id"], eve["id"], new["id"]}
+    expected_ann = {name: ann.get(name) for name in DELTA_SELECT.split(",") if name in ann}
+    assert by_id[ann["id"]] == {**expected_ann, "jobTitle": "Chief Cook", "givenName": None,
+                                "id": ann["id"]}
+    assert by_id[cid["id"]] == {"id": cid["id"], "@removed": {"reason": "changed"}}
+    assert by_id[eve["id"]] == {"id": eve["id"], "@removed": {"reason": "deleted"}}
+    assert by_id[new["id"]] == {"displayName": "New Hire", "mail": "new@big.example",
+                                "id": new["id"]}
+    # Prefer: return=minimal: only what changed, and the id.
+    minimal, next_link, _pages = delta_round(session, delta_link,
+                                             headers={"Prefer": "return=minimal"})
+    assert {item["id"]: item for item in minimal}[ann["id"]] == {
+        "jobTitle": "Chief Cook", "givenName": None, "id": ann["id"]}
+    # Restored (added again with its id): a user again, no annotation.
+    fake.add_user(BIG, cid)
+    assert delta_round(session, next_link)[0] == [
+        {**{name: cid[name] for name in DELTA_SELECT.split(",") if name in cid}, "id": cid["id"]}]
+
+
+def test_users_delta_from_now_and_many_changes_paged(fake):
+    session = graph(fake)
+    latest = session.get(f"{fake.base_url}/v1.0/users/delta?$deltatoken=latest").json()
+    assert latest["value"] == [] and "@odata.deltaLink" in latest
+    for user in fake.tenant(BIG)["users"][:450]:
+        fake.update_user(BIG, user["id"], {"jobTitle": "Updated"})
+    items, _link, pages = delta_round(session, latest["@odata.deltaLink"])
+    assert [len(p["value"]) for p in pages] == [200, 200, 50]
+    assert {item["jobTitle"] for item in items} == {"Updated"}
+
+
+def test_users_delta_expired_and_unknown_tokens(fake):
+    from fake_entra import protocol
+
+    session = graph(fake)
+    _items, delta_link, _pages = delta_round(session, f"{fake.base_url}/v1.0/users/delta")
+    FakeEntraControl(fake.base_url, ca_file=fake.certs.bundle_file).expire_delta_tokens(BIG)
+    gone = session.get(delta_link, allow_redirects=False)
+    assert gone.status_code == 410
+    assert gone.json()["error"]["code"] == "resyncRequired"
+    assert gone.json()["error"]["message"] == ("The delta token is no longer valid, and the app "
+                                               "must reset the sync state.")
+    assert gone.headers["Location"] == f"{fake.base_url}/v1.0/users/delta?$deltatoken="
+    items, delta_link, _pages = delta_round(session, gone.headers["Location"])  # a new full round
+    assert len(items) == 2500
+    state = protocol.decode_state_token(delta_link.split("$deltatoken=")[1])
+    for stale in ({**state, "issued": time.time() - 8 * 24 * 3600},  # older than seven days
+                  {**state, "tenant": CONTOSO},  # another tenant's
+                  {**state, "version": state["version"] + 1000}):  # a state never reached
+        token = protocol.encode_state_token(stale)
+        response = session.get(f"{fake.base_url}/v1.0/users/delta?$deltatoken={token}")
+        assert response.status_code == 410, stale
+    garbled = session.get(f"{fake.base_url}/v1.0/users/delta?$deltatoken=nonsense")
+    assert garbled.status_code == 400 and garbled.json()["error"]["code"] == "Request_BadRequest"
+
+
+@pytest.mark.parametrize("query", ["$top=10", "$filter=id eq 'x'", "$orderby=id"])
+def test_users_delta_refuses_what_microsoft_does_not_support(fake, query):
+    response = graph(fake).get(f"{fake.base_url}/v1.0/users/delta?{query}")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "Request_UnsupportedQuery"
+
+
+def test_users_delta_select_only_on_the_first_request(fake):
+    session = graph(fake)
+    first = session.get(f"{fake.base_url}/v1.0/users/delta?$select=mail").json()
+    again = session.get(first["@odata.nextLink"] + "&$select=mail")
+    assert again.status_code == 400
+    fake.set_roles(BIG, ["Domain.Read.All"])
+    assert graph(fake).get(f"{fake.base_url}/v1.0/users/delta").status_code == 403
+
+
+# ---------------------------------------------------------------------------- latency
+def test_graph_latency_with_jitter_on_graph_only(fake):
+    session = graph(fake)
+    FakeEntraControl(fake.base_url, ca_file=fake.certs.bundle_file).set_graph_latency(200)
+    durations = []
+    for _ in range(3):
+        started = time.monotonic()
+        assert session.get(users_url(fake, top=1)).status_code == 200
+        durations.append(time.monotonic() - started)
+    assert all(0.18 <= d < 0.5 for d in durations), durations
+    assert 0.18 <= fake.graph_delay() <= 0.22 and len({fake.graph_delay() for _ in range(5)}) > 1
+    started = time.monotonic()
+    token(fake, BIG)  # the login side answers at once
+    assert time.monotonic() - started < 0.15
+    fake.set_graph_latency(100, jitter=0)
+    assert fake.graph_delay() == 0.1
+    with pytest.raises(ValueError):
+        fake.set_graph_latency(-1)
+    fake.reset()
+    assert fake.graph_delay() == 0
+
+
 # ---------------------------------------------------------------------------- tokens, consent
 def claims(access_token):
     payload = access_token.split(".")[1]
@@ -892,7 +1037,8 @@ def test_server_cli_runs_and_stops_on_sigterm(cert_dir):
         port = probe.getsockname()[1]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fake_entra", "--port", str(port), "--cert-dir", cert_dir],
+        [sys.executable, "-m", "fake_entra", "--port", str(port), "--cert-dir", cert_dir,
+         "--graph-latency-ms", "300"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     try:
         url = proc.stdout.readline().strip()
@@ -901,6 +1047,9 @@ def test_server_cli_runs_and_stops_on_sigterm(cert_dir):
         bundle = bundle.split("=", 1)[1]
         tenants = requests.get(f"{url.split('=', 1)[1]}/_fake/tenants", verify=bundle).json()
         assert {t["tenant_id"] for t in tenants} == {CONTOSO, FABRIKAM}
+        started = time.monotonic()  # Graph takes its time: no token, still 300 ms
+        assert requests.get(f"{url.split('=', 1)[1]}/v1.0/users", verify=bundle).status_code == 401
+        assert time.monotonic() - started >= 0.27
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
