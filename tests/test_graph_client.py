@@ -774,3 +774,31 @@ def test_thread_local_http_cache_is_one_dict_per_thread():
     cache["x"] = 1
     cache.clear()  # every thread's dict: tests start clean whichever thread filled it
     assert len(cache) == 0 and cache._all == [{}, {}]
+
+
+@pytest.mark.parametrize(("last_page", "error"), [
+    ({"value": []}, gc.MalformedResponseError),
+    ({"value": [], "@odata.deltaLink": 7}, gc.MalformedResponseError),
+    ({"value": [], "@odata.deltaLink": "https://evil.example/v1.0/users/delta?$deltatoken=x"},
+     gc.UntrustedHostError),
+])
+def test_a_delta_round_must_end_with_a_delta_link_on_the_graph_host(graph, rec, last_page, error):
+    graph.reply(body={"value": [{"id": "1"}], "@odata.nextLink": f"{graph.url}/v1.0/users/delta?p=2",
+                      "@odata.deltaLink": f"{graph.url}/v1.0/users/delta?$deltatoken=early"})
+    graph.reply(body=last_page)
+    delta = make_client(graph.url, rec).user_delta(select=("id", "mail"),
+                                                    changed_properties_only=True)
+    with pytest.raises(error):
+        list(delta)
+    assert delta.delta_link is None
+    assert graph.paths[0] == "/v1.0/users/delta?$select=id,mail"
+    assert all(headers["Prefer"] == "return=minimal" for _path, headers in graph.requests)
+
+
+def test_removal_reason():
+    assert gc.removal_reason({"id": "1"}) is None
+    assert gc.removal_reason({"id": "1", "@removed": {"reason": "changed"}}) == "changed"
+    assert gc.removal_reason({"id": "1", "@removed": {"reason": "deleted"}}) == "deleted"
+    assert gc.removal_reason({"id": "1", "@removed": {}}) == "deleted"  # unknown: gone
+    assert gc.removal_reason({"id": "1", "@removed": "yes"}) == "deleted"
+    assert gc.removal_reason("junk") is None

@@ -249,3 +249,39 @@ def test_prove_consent_refuses_a_token_of_another_tenant(fake):
     fake.set_consent(other, True)
     with pytest.raises(gc.TenantMismatchError):
         prove(fake, Factory(fake, tenant=other))
+
+
+# ---------------------------------------------------------------------- delta query
+def test_user_delta_rounds(fake):
+    users = generate_users(450, seed=5, domain="contoso.example", plain=True)
+    fake.set_users(CONTOSO_ID, users)
+    client = new_client(fake)
+    first = client.user_delta()
+    pages = list(first)
+    assert first.full and [len(page) for page in pages] == [200, 200, 50]
+    assert {u["id"] for page in pages for u in page} == {u["id"] for u in users}
+    assert set(pages[0][0]) <= {*gc.USER_SELECT} and "id" in pages[0][0]
+    assert first.delta_link.startswith(f"{fake.base_url}/v1.0/users/delta?$deltatoken=")
+    fake.update_user(CONTOSO_ID, users[0]["id"], {"jobTitle": "Chief"})
+    fake.delete_user(CONTOSO_ID, users[1]["id"])
+    fake.delete_user(CONTOSO_ID, users[2]["id"], permanent=True)
+    fake.reset_stats()
+    later = client.user_delta(first.delta_link, changed_properties_only=True)
+    items = {item["id"]: item for page in later for item in page}
+    assert not later.full and fake.stats()["counts"]["delta"] == 1
+    assert items[users[0]["id"]] == {"id": users[0]["id"], "jobTitle": "Chief"}
+    assert [gc.removal_reason(items[u["id"]]) for u in users[:3]] == [None, "changed", "deleted"]
+    nothing = client.user_delta(later.delta_link)
+    assert list(nothing) == [[]] and nothing.delta_link
+    assert later.delta_link != first.delta_link
+
+
+def test_user_delta_expired(fake):
+    client = new_client(fake)
+    delta = client.user_delta()
+    list(delta)
+    fake.expire_delta_tokens(CONTOSO_ID)
+    with pytest.raises(gc.DeltaExpiredError) as caught:
+        list(client.user_delta(delta.delta_link))
+    assert (caught.value.status, caught.value.code) == (410, "resyncRequired")
+    assert client.request_count == 2  # not retried: a full round is what helps

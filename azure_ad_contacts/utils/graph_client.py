@@ -109,6 +109,11 @@ class UntrustedHostError(GraphError):
     """A link points outside the configured Graph endpoint."""
 
 
+class DeltaExpiredError(GraphError):
+    """Graph 410 resyncRequired: a saved deltaLink expired (after seven days) or is unknown to
+    the service; the next round must list every user again (no deltaLink)."""
+
+
 class PagingLimitError(MalformedResponseError):
     """A paged listing went past the page cap or the overall deadline (e.g. a nextLink with
     a new skiptoken each time that never ends)."""
@@ -403,6 +408,11 @@ class GraphClient:
             if isinstance(group, dict) and is_object_id(group.get("id"))
         ][:limit]
 
+    def user_delta(self, delta_link=None, select=USER_SELECT, changed_properties_only=False):
+        """One round of Graph's delta query on users (see UserDeltaRound): every user when
+        `delta_link` is None, else the changes since the round that returned it."""
+        return UserDeltaRound(self, delta_link, select, changed_properties_only)
+
     def probe(self):
         """Read one user id: proves the token and the permission work."""
         next(self._pages(f"{self.graph_endpoint}/v1.0/users?$top=1&$select=id"))
@@ -417,7 +427,7 @@ class GraphClient:
             and isinstance(domain.get("id"), str)
         ]
 
-    def _pages(self, url):
+    def _pages(self, url, extra_headers=None, on_body=None):
         followed = Counter()  # a nextLink that keeps coming back would page forever
         deadline = self.clock() + self.paging_deadline
         pages = 0
@@ -436,12 +446,14 @@ class GraphClient:
                     f"Paging through Graph took more than {self.paging_deadline:.0f} s; stopped.",
                     status=200)
             pages += 1
-            body = self._get(url)
+            body = self._get(url, extra_headers)
             if not isinstance(body.get("value"), list):
                 raise MalformedResponseError("The response has no 'value' list.", status=200)
             url = body.get("@odata.nextLink")
             if url is not None and not isinstance(url, str):
                 raise MalformedResponseError("'@odata.nextLink' is not a string.", status=200)
+            if on_body is not None:
+                on_body(body)
             yield body["value"]
 
     def _get(self, url, extra_headers=None):
@@ -525,7 +537,9 @@ class GraphClient:
         error = error if isinstance(error, dict) else {}
         code = error.get("code") if isinstance(error.get("code"), str) else None
         inner = error.get("innerError") if isinstance(error.get("innerError"), dict) else {}
-        if status == 429:
+        if status == 410 or code in ("resyncRequired", "syncStateNotFound"):
+            cls = DeltaExpiredError
+        elif status == 429:
             cls = ThrottledError
         elif status >= 500:
             cls = ServiceUnavailableError
@@ -543,6 +557,53 @@ class GraphClient:
             code=code,
             request_id=response.headers.get("request-id") or inner.get("request-id"),
         )
+
+
+def removal_reason(item):
+    """For an item of a delta page: "changed" (the user was deleted and can be restored for
+    30 days), "deleted" (deleted for good), or None (the user exists)."""
+    removed = item.get("@removed") if isinstance(item, dict) else None
+    if removed is None:
+        return None
+    reason = removed.get("reason") if isinstance(removed, dict) else None
+    return reason if reason in ("changed", "deleted") else "deleted"
+
+
+class UserDeltaRound:
+    """One round of `GET /v1.0/users/delta`. Iterating yields its pages (lists of user dicts);
+    once the last page is read, `delta_link` holds the link that starts the next round.
+
+    A full round (no `delta_link` given) lists every user with the selected properties. A
+    later round lists only the users that changed: those that still exist with their
+    selected properties that were ever set (only the changed ones and `id` when
+    `changed_properties_only`, Microsoft's `Prefer: return=minimal`), removed ones as
+    `{"id", "@removed": {"reason"}}` (see removal_reason). The same user may come more than
+    once. An expired or unknown `delta_link` raises DeltaExpiredError: start a full round."""
+
+    def __init__(self, client, delta_link=None, select=USER_SELECT, changed_properties_only=False):
+        self.client = client
+        self.full = delta_link is None
+        self.url = delta_link or (
+            f"{client.graph_endpoint}/v1.0/users/delta?$select={','.join(select)}")
+        self.headers = {"Prefer": "return=minimal"} if changed_properties_only else None
+        self.delta_link = None
+
+    def __iter__(self):
+        self.delta_link = None
+        last = {}
+
+        def remember(body):  # only the last page's link counts
+            last["link"] = body.get("@odata.deltaLink")
+
+        yield from self.client._pages(self.url, self.headers, on_body=remember)
+        link = last.get("link")
+        if not isinstance(link, str) or not link:
+            raise MalformedResponseError(
+                "The delta round ended without an '@odata.deltaLink'.", status=200)
+        if _origin(link) != self.client._origin:  # it will be called next time
+            raise UntrustedHostError(f"Refusing the deltaLink {link[:200]}: not "
+                                     f"{self.client.graph_endpoint}")
+        self.delta_link = link
 
 
 @dataclass
