@@ -649,6 +649,7 @@ def test_error_hierarchy():
     ("999999", 3600.0),  # 11.6 days asked: an hour at most
     ("9" * 20, 3600.0),  # float() of it would be 1e20, and timedelta overflows
     ("9" * 5000, 3600.0),  # int() refuses strings this long
+    ("0" * 30 + "12", 12.0),
     ("Fri, 31 Dec 9999 23:59:59 GMT", 3600.0),
     ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0),
     ("", None),

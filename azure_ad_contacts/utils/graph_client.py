@@ -309,8 +309,8 @@ def _retry_after(value):
     MAX_RETRY_AFTER; None if unusable."""
     value = (value or "").strip()
     if value.isascii() and value.isdigit():  # not "²" or other Unicode digits
-        # Compared as text first: int() of a 5,000-digit value is refused by Python.
-        return MAX_RETRY_AFTER if len(value) > 9 else min(float(int(value)), MAX_RETRY_AFTER)
+        digits = value.lstrip("0") or "0"  # measured as text: int() refuses 5,000 digits
+        return MAX_RETRY_AFTER if len(digits) > 9 else min(float(digits), MAX_RETRY_AFTER)
     try:
         seconds = parsedate_to_datetime(value).timestamp() - time.time()
     except (TypeError, ValueError, OverflowError, IndexError):
