@@ -24,12 +24,13 @@ USER_SELECT = (
 PAGE_SIZE = 999  # Graph's maximum for /users
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_SAME_LINK = 2  # a page served twice is tolerated (its users are counted once), not more
-# A paged listing stops with PagingLimitError past either bound: 2,000 pages of 999 users
-# are twenty times the largest tenant this addon is built for.
+# A paged listing stops with PagingLimitError past either bound: 2,000 pages are twenty
+# times the largest tenant this addon is built for in pages of 999 users, and still four
+# times it in the smaller pages of a delta round.
 MAX_PAGES = 2000
 PAGING_DEADLINE = 3600.0
-# Retry-After values beyond this (seconds) are taken as this: an hour is the longest wait
-# any Microsoft guidance asks for, and a schedule must never move further than that.
+# Retry-After values beyond this (seconds) are taken as this: whatever a response says, a
+# sync waits or reschedules no further than an hour on its word.
 MAX_RETRY_AFTER = 3600.0
 GRAPH_USER_TYPE = "#microsoft.graph.user"
 # Consent spreads through Microsoft's replicas for a while; a proof retries this long.
