@@ -584,7 +584,7 @@ def test_graph_latency_with_jitter_on_graph_only(fake):
         started = time.monotonic()
         assert session.get(users_url(fake, top=1)).status_code == 200
         durations.append(time.monotonic() - started)
-    assert all(0.18 <= d < 0.5 for d in durations), durations
+    assert all(0.18 <= d < 1.5 for d in durations), durations
     assert 0.18 <= fake.graph_delay() <= 0.22 and len({fake.graph_delay() for _ in range(5)}) > 1
     fake.set_graph_latency(3000)
     started = time.monotonic()
