@@ -642,11 +642,11 @@ def token_response(fake, tenant):
 
 
 def test_consent_delay_token_endpoint_does_not_know_the_app_yet(fake):
-    fake.set_consent_delay(0.6)
+    fake.set_consent_delay(1.5)
     fake.set_consent(CONTOSO, True)
     early = token_response(fake, CONTOSO)
     assert early.status_code == 400 and early.json()["error_codes"] == [700016]
-    time.sleep(0.7)
+    time.sleep(1.6)
     assert token_response(fake, CONTOSO).status_code == 200
     fake.set_consent(CONTOSO, True)  # already consented: nothing spreads again
     assert token_response(fake, CONTOSO).status_code == 200
@@ -654,7 +654,7 @@ def test_consent_delay_token_endpoint_does_not_know_the_app_yet(fake):
 
 def test_consent_delay_graph_does_not_know_the_identity_yet(fake):
     control = FakeEntraControl(fake.base_url, ca_file=fake.certs.bundle_file)
-    control.set_consent_delay(0.6, "graph")
+    control.set_consent_delay(1.5, "graph")
     fake.grant_consent(CONTOSO, DEFAULT_CLIENT_ID)  # as the consent page does
     session = graph(fake, CONTOSO)  # a token is issued, with its tid
     assert claims(session.headers["Authorization"][7:])["tid"] == CONTOSO
@@ -664,17 +664,17 @@ def test_consent_delay_graph_does_not_know_the_identity_yet(fake):
                                      "code": "Authorization_IdentityNotFound",
                                      "message": "The identity of the calling application could "
                                                 "not be established."}
-    time.sleep(0.7)
+    time.sleep(1.6)
     assert session.get(users_url(fake, top=1)).status_code == 200  # the same token now works
 
 
 def test_consent_delay_tokens_lack_the_new_permissions(fake):
-    fake.set_consent_delay(0.6, "roles")
+    fake.set_consent_delay(1.5, "roles")
     fake.set_consent(CONTOSO, True)
     early = graph(fake, CONTOSO)
     assert "roles" not in claims(early.headers["Authorization"][7:])
     assert early.get(users_url(fake, top=1)).status_code == 403
-    time.sleep(0.7)
+    time.sleep(1.6)
     assert early.get(users_url(fake, top=1)).status_code == 403  # frozen into that token
     assert graph(fake, CONTOSO).get(users_url(fake, top=1)).status_code == 200
     with pytest.raises(ValueError, match="symptom"):
