@@ -213,7 +213,7 @@ def prove(fake, factory=None, **kwargs):
 ])
 def test_prove_consent_waits_while_microsoft_spreads_it(fake, symptom, error):
     fake.set_consent(CONTOSO_ID, False)
-    fake.set_consent_delay(0.7, symptom)
+    fake.set_consent_delay(1.5, symptom)
     fake.set_consent(CONTOSO_ID, True)  # the admin has just clicked Accept
     factory = Factory(fake)
     proof, waits = prove(fake, factory)
