@@ -44,6 +44,14 @@ def parse_args(argv):
         help="record each timed phase with pyinstrument into the output folder "
         "(slows the phases down: not for the table)",
     )
+    parser.add_argument(
+        "--graph-latency-ms",
+        type=float,
+        default=0,
+        metavar="MS",
+        help="the fake answers each Graph request after MS milliseconds (± 10 %%), as Microsoft "
+        "Graph does (about 500 for a page of 999 users); default 0",
+    )
     parser.add_argument("--conf", required=True, help="Odoo config of the benchmark database")
     parser.add_argument("--db", required=True, help="the benchmark database (addon installed)")
     parser.add_argument(
@@ -55,7 +63,7 @@ def parse_args(argv):
 
 
 @contextmanager
-def fake_server(tenant_file, out_dir):
+def fake_server(tenant_file, out_dir, graph_latency_ms=0):
     """`python -m fake_entra` serving only the benchmark tenant, in its own process."""
     log = open(out_dir / "fake_entra.log", "w")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
@@ -71,6 +79,8 @@ def fake_server(tenant_file, out_dir):
             str(tenant_file),
             "--cert-dir",
             str(out_dir / "certs"),
+            "--graph-latency-ms",
+            str(graph_latency_ms),
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -181,8 +191,9 @@ def main(argv=None):
         check=True,
     )
     results = {}
-    with fake_server(tenant_file, out_dir) as (fake_url, ca_bundle):
-        print(f"Fake Entra/Graph server: {fake_url}", flush=True)
+    with fake_server(tenant_file, out_dir, args.graph_latency_ms) as (fake_url, ca_bundle):
+        print(f"Fake Entra/Graph server: {fake_url} (Graph latency {args.graph_latency_ms:g} ms)",
+              flush=True)
         # requests lets this variable beat `verify=`: this process and the phases trust the fake.
         os.environ["REQUESTS_CA_BUNDLE"] = ca_bundle
         fake = FakeEntraControl(fake_url, ca_file=ca_bundle)

@@ -30,6 +30,9 @@ def main(argv=None):
                         help="an extra tenant JSON file (repeatable)")
     parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
     parser.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET)
+    parser.add_argument("--graph-latency-ms", type=float, default=0, metavar="MS",
+                        help="answer each Graph request after MS milliseconds (± 10 %%), as "
+                             "Microsoft Graph takes its time")
     args = parser.parse_args(argv)
     try:
         check_loopback(args.host)
@@ -40,8 +43,11 @@ def main(argv=None):
                         format="%(asctime)s fake_entra %(message)s")
     tenants = load_tenant_files(args.tenants_dir) if args.tenants_dir else []
     tenants += [os.path.abspath(path) for path in args.tenant]
+    if args.graph_latency_ms < 0:
+        parser.error("--graph-latency-ms must be >= 0")
     fake = FakeEntra(host=args.host, port=args.port, cert_dir=args.cert_dir, tenants=tenants,
-                     apps=[{"client_id": args.client_id, "client_secret": args.client_secret}])
+                     apps=[{"client_id": args.client_id, "client_secret": args.client_secret}],
+                     graph_latency_ms=args.graph_latency_ms)
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -63,6 +63,21 @@ class FakeEntraControl:
     def set_groups_readable(self, tenant_id, readable):
         return self._call("POST", f"tenants/{tenant_id}/groups_readable", {"readable": readable})
 
+    def set_roles(self, tenant_id, roles):
+        return self._call("PUT", f"tenants/{tenant_id}/roles", {"roles": list(roles)})
+
+    def set_consent_delay(self, seconds, symptom="token"):
+        return self._call("POST", "consent_delay", {"seconds": seconds, "symptom": symptom})
+
+    def delete_user_permanently(self, tenant_id, user_id):
+        return self._call("DELETE", f"tenants/{tenant_id}/users/{user_id}/permanently")
+
+    def set_graph_latency(self, milliseconds, jitter=0.1):
+        return self._call("POST", "graph_latency", {"milliseconds": milliseconds, "jitter": jitter})
+
+    def expire_delta_tokens(self, tenant_id):
+        return self._call("POST", f"tenants/{tenant_id}/delta_tokens/expire")
+
     def add_app(self, client_id, client_secret, secret_expired=False, **extra):
         payload = dict(extra, client_id=client_id, client_secret=client_secret,
                        secret_expired=secret_expired)

@@ -55,6 +55,29 @@ def _set_groups_readable(fake, body, tenant_id):
     return 200, {"tenant_id": tenant_id, "readable": readable}
 
 
+def _set_roles(fake, body, tenant_id):
+    roles = _as_dict(body)["roles"]
+    fake.set_roles(tenant_id, roles)
+    return 200, {"tenant_id": tenant_id, "roles": sorted(roles)}
+
+
+def _set_consent_delay(fake, body):
+    body = _as_dict(body)
+    fake.set_consent_delay(body["seconds"], body.get("symptom", "token"))
+    return 200, {"seconds": body["seconds"], "symptom": body.get("symptom", "token")}
+
+
+def _set_graph_latency(fake, body):
+    body = _as_dict(body)
+    fake.set_graph_latency(body["milliseconds"], body.get("jitter", 0.1))
+    return 200, {"milliseconds": body["milliseconds"]}
+
+
+def _expire_delta_tokens(fake, body, tenant_id):
+    fake.expire_delta_tokens(tenant_id)
+    return 200, {"tenant_id": tenant_id, "expired": True}
+
+
 def _add_app(fake, body):
     fake.add_app(**_as_dict(body))
     return 201, {"client_id": body["client_id"]}
@@ -83,9 +106,15 @@ CONTROL_ROUTES = [(m, re.compile(p + "$"), a) for m, p, a in [
     ("PATCH", _TENANT + "/users/([^/]+)", lambda fake, body, tid, uid: (
         200, fake.update_user(tid, uid, _as_dict(body)))),
     ("DELETE", _TENANT + "/users/([^/]+)", _delete_user),
+    ("DELETE", _TENANT + "/users/([^/]+)/permanently", lambda fake, body, tid, uid: (
+        fake.delete_user(tid, uid, permanent=True) or (200, {"deleted": uid}))),
     ("POST", _TENANT + "/consent", _set_consent),
     ("PUT", _TENANT + "/groups", _set_groups),
     ("POST", _TENANT + "/groups_readable", _set_groups_readable),
+    ("PUT", _TENANT + "/roles", _set_roles),
+    ("POST", "consent_delay", _set_consent_delay),
+    ("POST", "graph_latency", _set_graph_latency),
+    ("POST", _TENANT + "/delta_tokens/expire", _expire_delta_tokens),
     ("POST", "apps", _add_app),
     ("POST", "faults", lambda fake, body: (201, {
         "faults": [fake.add_fault(**_as_dict(fault)) for fault in _as_list(body)]})),

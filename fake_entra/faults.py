@@ -4,6 +4,12 @@ A fault matches a request by ``target`` (the endpoint kind: ``users``, ``token``
 ``domains``, ``groups``, or ``any`` of these) and optionally by ``tenant``. Faults are considered in the order
 they were added; the first one matching a request decides. ``after=N`` lets the first N matching
 requests through untouched, then the fault fires ``count`` times (``count=None``: until cleared).
+
+Microsoft's answers that a fake tenant cannot produce by itself: ``identity_not_found`` (Graph
+401 Authorization_IdentityNotFound: Graph does not know the app's service principal yet),
+``app_disabled`` (token endpoint AADSTS7000112: the customer disabled the app),
+``resource_not_found`` (token endpoint AADSTS500011: the Graph resource asked for is not in
+this cloud) and ``redirect`` (307 to ``location``, e.g. a token endpoint that moved).
 """
 
 import itertools
@@ -11,13 +17,15 @@ from dataclasses import asdict, dataclass, field
 
 KINDS = (
     "429", "500", "502", "503", "504", "timeout", "reset", "malformed", "wrong_shape",
-    "foreign_next_link", "repeat_page", "revoke",
+    "foreign_next_link", "repeat_page", "revoke", "identity_not_found", "app_disabled",
+    "resource_not_found", "redirect",
 )
-TARGETS = ("users", "token", "openid", "domains", "groups", "any")
+TARGETS = ("users", "token", "openid", "domains", "groups", "delta", "any")
 STATUS_KINDS = {"429": 429, "500": 500, "502": 502, "503": 503, "504": 504}
 FOREIGN_NEXT_LINK = "https://graph.evil.example/v1.0/users?$skiptoken=x"
 DEFAULT_RETRY_AFTER_429 = 1
 DEFAULT_TIMEOUT_DELAY = 30.0
+DEFAULT_REDIRECT_LOCATION = "https://login.evil.example/common/oauth2/v2.0/token"
 
 _UNSET = object()
 _ids = itertools.count(1)
@@ -32,6 +40,7 @@ class Fault:
     after: int = 0
     retry_after: int = None
     delay: float = DEFAULT_TIMEOUT_DELAY
+    location: str = DEFAULT_REDIRECT_LOCATION
     id: int = field(default_factory=lambda: next(_ids))
 
     def matches(self, kind, tenant_id):
@@ -44,7 +53,7 @@ class Fault:
 
 
 def make_fault(kind, target="any", tenant=None, count=1, after=0, retry_after=_UNSET,
-               delay=DEFAULT_TIMEOUT_DELAY):
+               delay=DEFAULT_TIMEOUT_DELAY, location=DEFAULT_REDIRECT_LOCATION):
     """Validate the arguments of ``add_fault`` and build a :class:`Fault`."""
     kind = str(kind)
     if kind not in KINDS:
@@ -58,7 +67,7 @@ def make_fault(kind, target="any", tenant=None, count=1, after=0, retry_after=_U
     return Fault(
         kind=kind, target=target, tenant=tenant,
         count=None if count is None else int(count), after=max(0, int(after)),
-        retry_after=retry_after, delay=float(delay),
+        retry_after=retry_after, delay=float(delay), location=str(location),
     )
 
 

@@ -13,12 +13,14 @@ import logging
 import re
 import socket
 import struct
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler
-from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, unquote_plus, urlsplit
 
 from . import consent, control_api, protocol
 from .faults import FOREIGN_NEXT_LINK, STATUS_KINDS
+from .state import DELTA_PAGE_SIZE, DELTA_TOKEN_LIFETIME
 
 _logger = logging.getLogger("fake_entra")
 
@@ -34,16 +36,18 @@ ROUTES = [
     (("GET",), rf"/{_T}/discovery/v2\.0/keys", "keys", "_keys"),
     (("GET",), r"/common/discovery/instance", "instance", "_instance_discovery"),
     (("GET",), r"/v1\.0/users", "users", "_users"),
+    (("GET",), r"/v1\.0/users/(?:microsoft\.graph\.)?delta", "delta", "_users_delta"),
     (("GET",), r"/v1\.0/domains", "domains", "_domains"),
+    (("GET",), r"/v1\.0/groups", "groups", "_groups"),
     (("GET",), r"/v1\.0/groups/([^/]+)/transitiveMembers(?:/microsoft\.graph\.(\w+))?", "groups",
      "_transitive_members"),
     (("GET", "POST", "PUT", "PATCH", "DELETE"), r"/_fake/(.*)", "control", "_control"),
 ]
 ROUTES = [(m, re.compile(p + "$", re.IGNORECASE), k, h) for m, p, k, h in ROUTES]
-GRAPH_KINDS = ("users", "domains", "groups")
+GRAPH_KINDS = ("users", "domains", "groups", "delta")
 GRAPH_FAULT_CODES = {429: "TooManyRequests", 500: "InternalServerError", 502: "BadGateway",
                      503: "serviceNotAvailable", 504: "GatewayTimeout"}
-FAULTABLE_KINDS = ("openid", "token", "users", "domains", "groups")
+FAULTABLE_KINDS = ("openid", "token", "users", "domains", "groups", "delta")
 
 
 def _route(path):
@@ -97,6 +101,8 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
             elif self.command not in methods:
                 self._send_json(405, {"error": {"code": "MethodNotAllowed",
                                                 "message": self.command}})
+            elif kind in GRAPH_KINDS and self._wait_latency():
+                self._reset_connection()  # the server is stopping: don't answer
             elif kind in FAULTABLE_KINDS and self._apply_fault(kind, match):
                 pass  # the fault has answered (or dropped the connection)
             else:
@@ -107,6 +113,12 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
                 self._send_json(500, {"error": {"code": "FakeEntraBug", "message": "see log"}})
         finally:
             self._record()
+
+    def _wait_latency(self):
+        """Wait as long as Microsoft Graph takes to answer (see set_graph_latency); True if
+        the server is stopping meanwhile."""
+        delay = self.fake.graph_delay()
+        return delay > 0 and self.server.stopping.wait(delay)
 
     def _record(self):
         """Count the request once, before the client can see the answer (no test races)."""
@@ -209,6 +221,27 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
             self._send_json(200, {"@odata.context": protocol.users_context(None),
                                   "value": {"unexpected": "an object instead of a list"}})
             return True
+        if fault.kind == "identity_not_found":
+            self._graph_error(401, "Authorization_IdentityNotFound",
+                              "The identity of the calling application could not be established.",
+                              [("WWW-Authenticate", 'Bearer realm=""')])
+            return True
+        if fault.kind == "app_disabled":
+            form = self._form()
+            app = self.fake.app(form.get("client_id")) or {}
+            self._send_json(400, protocol.aad_error(
+                "unauthorized_client", 7000112, client_id=form.get("client_id", ""),
+                app_name=app.get("name", "")))
+            return True
+        if fault.kind == "resource_not_found":
+            scope = self._form().get("scope", "")
+            self._send_json(400, protocol.aad_error(
+                "invalid_resource", 500011, resource=scope.removesuffix("/.default"),
+                tenant=tenant_id))
+            return True
+        if fault.kind == "redirect":
+            self._send(307, b"", "text/html; charset=utf-8", [("Location", fault.location)])
+            return True
         if fault.kind == "revoke":
             self.fake.revoke_consent(tenant_id)
         return False  # revoke, foreign_next_link, repeat_page: answered by the endpoint
@@ -275,7 +308,7 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
         if resource not in self.server.graph_resources:
             return self._send_json(400, protocol.aad_error("invalid_resource", 500011,
                                                            resource=resource, tenant=segment))
-        status, payload = self.fake.issue_token(segment, client_id, secret)
+        status, payload = self.fake.issue_token(segment, client_id, secret, scopes[0][:-9])
         self._send_json(status, payload, [("Pragma", "no-cache")])
 
     def _consent(self, segment):
@@ -317,14 +350,15 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
         header = self.headers.get("Authorization", "")
         return header[7:].strip() if header[:7].lower() == "bearer " else ""
 
-    def _graph_tenant(self):
-        """The tenant of a valid bearer token, or None after sending the 401/403."""
+    def _graph_tenant(self, needs=()):
+        """The tenant of a valid bearer token whose roles hold one of ``needs``, or None after
+        sending the 401/403."""
         token = self._bearer()
         if not token:
             self._graph_error(401, "InvalidAuthenticationToken", "Access token is empty.",
                               [("WWW-Authenticate", 'Bearer realm=""')])
             return None
-        problem = self.fake.check_token(token)
+        problem = self.fake.check_token(token, needs)
         if problem:
             status, code, message = problem
             headers = [("WWW-Authenticate", 'Bearer realm=""')] if status == 401 else []
@@ -336,18 +370,107 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
         """OData system query options may be given with or without the '$'."""
         return self.query.get(name, self.query.get(name.lstrip("$")))
 
+    def _users_delta(self):
+        """``GET /v1.0/users/delta``, as Microsoft documents it: the first request (optionally
+        with ``$select``; no ``$top``, ``$filter`` here) starts a round listing every user,
+        ``@odata.nextLink`` pages carry the round's state (and the ``$select``), the last page
+        an ``@odata.deltaLink``. That link starts the next round: only users changed since,
+        with all their selected properties that were ever set, or with ``Prefer:
+        return=minimal`` only the changed ones (and the id); removed users as ``{"id",
+        "@removed": {"reason": "changed"}}`` (restorable) or ``"deleted"`` (for good). A
+        state token that expired (seven days) or that the service does not know any more is
+        answered 410 ``resyncRequired`` with a Location to start over."""
+        tenant_id = self._graph_tenant(protocol.USERS_ROLES)
+        if tenant_id is None:
+            return
+        for name in (*UNSUPPORTED_QUERY, "$top"):
+            if self._query(name) is not None:
+                return self._graph_error(400, "Request_UnsupportedQuery",
+                                         f"{name} is not supported on users/delta.")
+        skiptoken, deltatoken = self._query("$skiptoken"), self._query("$deltatoken")
+        raw_select = self._query("$select")
+        if raw_select is not None and (skiptoken or deltatoken):
+            return self._graph_error(400, "Request_UnsupportedQuery",
+                                     "$select goes in the first request of a delta round; "
+                                     "its links carry it.")
+        version, epoch = self.fake.delta_version(tenant_id)
+        since, round_version, after = None, version, ""
+        try:
+            if skiptoken:  # the next page of a round
+                state = protocol.decode_state_token(skiptoken)
+                since, round_version, after = state["since"], state["version"], state["after"]
+            elif deltatoken == "latest":  # "sync from now": no users, just the link
+                state = {"tenant": tenant_id, "version": version, "select": None,
+                         "issued": time.time()}
+                since = version
+            elif deltatoken:  # a new round: the changes since the token's version
+                state = protocol.decode_state_token(deltatoken)
+                since = state["version"]
+            else:
+                state = {"tenant": tenant_id, "select": protocol.parse_select(raw_select),
+                         "issued": time.time()}
+            select, issued = state["select"], state["issued"]
+            if not (isinstance(round_version, int) and isinstance(issued, int | float)
+                    and (since is None or isinstance(since, int)) and isinstance(after, str)
+                    and (select is None or isinstance(select, list))):
+                raise ValueError("Invalid state token.")
+        except (KeyError, ValueError) as exc:
+            return self._graph_error(400, "Request_BadRequest", f"Invalid state token: {exc}")
+        start = round_version if since is None else since
+        if (state.get("tenant") != tenant_id or start < epoch or max(start, round_version) > version
+                or time.time() - issued > DELTA_TOKEN_LIFETIME):
+            query = f"&$select={','.join(select)}" if select else ""
+            return self._graph_error(
+                410, "resyncRequired", protocol.RESYNC_REQUIRED,
+                [("Location", f"{self._base_url()}/v1.0/users/delta?$deltatoken={query}")])
+        minimal = "return=minimal" in (self.headers.get("Prefer") or "").replace(" ", "").lower()
+
+        tracked = set(select or protocol.DEFAULT_USER_PROPERTIES)
+
+        def project(user, changed):
+            if changed is not None and not changed & tracked:
+                return None  # only the selected properties are tracked
+            return protocol.delta_properties(user, select, changed if minimal else None)
+
+        page, more = ([], False) if deltatoken == "latest" else self.fake.delta_page(
+            tenant_id, since, after, DELTA_PAGE_SIZE, project)
+        base = {"tenant": tenant_id, "version": round_version, "select": select,
+                "issued": issued}
+        payload = {"@odata.context": protocol.users_context(select)}
+        if more:
+            token = protocol.encode_state_token(
+                {**base, "since": since, "after": page[-1]["id"]})
+            payload["@odata.nextLink"] = f"{self._base_url()}/v1.0/users/delta?$skiptoken={token}"
+        else:
+            token = protocol.encode_state_token({**base, "issued": time.time()})
+            payload["@odata.deltaLink"] = \
+                f"{self._base_url()}/v1.0/users/delta?$deltatoken={token}"
+        payload["value"] = page
+        self._send_json(200, payload)
+
+    def _eventual(self):
+        """Whether the client sent the advanced query header ConsistencyLevel: eventual."""
+        return (self.headers.get("ConsistencyLevel") or "").strip().lower() == "eventual"
+
+    def _counted(self):
+        """Whether this is an advanced query asking for @odata.count ($count=true + header)."""
+        return self._eventual() and (self._query("$count") or "").lower() == "true"
+
     def _users(self):
-        tenant_id = self._graph_tenant()
+        tenant_id = self._graph_tenant(protocol.USERS_ROLES)
         if tenant_id is None:
             return
         try:
-            selected, top, after_id = self._users_query()
+            # $count=true without ConsistencyLevel: eventual is silently ignored on /users.
+            selected, top, after_id = self._users_query(allowed=("$count",))
         except GraphRequestError as exc:
             return self._graph_error(400, exc.code, str(exc))
         properties = selected or list(protocol.DEFAULT_USER_PROPERTIES)
         page, has_more = self.fake.users_page(
             tenant_id, after_id, top, lambda user: protocol.project_user(user, properties))
         payload = {"@odata.context": protocol.users_context(selected)}
+        if self._counted():
+            payload["@odata.count"] = self.fake.user_count(tenant_id)
         if self._page_fault("foreign_next_link"):
             payload["@odata.nextLink"] = FOREIGN_NEXT_LINK
         elif self._page_fault("repeat_page"):
@@ -357,10 +480,19 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
         payload["value"] = page
         self._send_json(200, payload)
 
-    def _users_query(self):
+    def _users_query(self, allowed=()):
         """($select as a list or None, page size, id after which the page starts)."""
+        top, after_id = self._page_query(allowed)
+        try:
+            return protocol.parse_select(self._query("$select")), top, after_id
+        except ValueError as exc:
+            raise GraphRequestError("Request_BadRequest", str(exc)) from exc
+
+    def _page_query(self, allowed=()):
+        """(page size, id after which the page starts); refuses query options the fake does
+        not implement unless ``allowed``."""
         for name in UNSUPPORTED_QUERY:
-            if self._query(name) is not None:
+            if name not in allowed and self._query(name) is not None:
                 raise GraphRequestError("Request_UnsupportedQuery",
                                         f"fake_entra does not implement {name}.")
         raw_top = self._query("$top")
@@ -374,11 +506,9 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
                     "Must be between 1 and 999 inclusive.")
         skiptoken = self._query("$skiptoken")
         try:
-            selected = protocol.parse_select(self._query("$select"))
-            after_id = protocol.decode_skiptoken(skiptoken) if skiptoken is not None else ""
+            return top, protocol.decode_skiptoken(skiptoken) if skiptoken is not None else ""
         except ValueError as exc:
             raise GraphRequestError("Request_BadRequest", str(exc)) from exc
-        return selected, top, after_id
 
     def _users_link(self, top, after_id):
         """An absolute nextLink that repeats the client's $select/$top, like Graph's."""
@@ -392,8 +522,12 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
 
     def _transitive_members(self, group_id, cast):
         """``GET /v1.0/groups/{id}/transitiveMembers[/microsoft.graph.user|group]``: members of
-        the group and of its nested groups, paged like /users ($select, $top, $skiptoken)."""
-        tenant_id = self._graph_tenant()
+        the group and of its nested groups, paged like /users ($select, $top, $skiptoken).
+
+        Without a cast every member carries its ``@odata.type``. Microsoft documents the OData
+        cast on transitive member lists as an advanced query: it needs the header
+        ``ConsistencyLevel: eventual`` and ``$count=true``, else Graph answers 400."""
+        tenant_id = self._graph_tenant(protocol.GROUPS_ROLES)
         if tenant_id is None:
             return
         if cast not in (None, "user", "group"):
@@ -402,8 +536,11 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
         if not protocol.is_guid(group_id):
             return self._graph_error(400, "Request_BadRequest",
                                      f"Invalid object identifier '{group_id}'.")
+        if cast is not None and not self._counted():
+            return self._graph_error(400, "Request_UnsupportedQuery",
+                                     protocol.advanced_query_error("OData cast"))
         try:
-            selected, top, after_id = self._users_query()
+            selected, top, after_id = self._users_query(allowed=("$count",))
         except GraphRequestError as exc:
             return self._graph_error(400, exc.code, str(exc))
 
@@ -417,28 +554,67 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
             return value if cast else {"@odata.type": f"#microsoft.graph.{kind}", **value}
 
         try:
-            page, has_more, last_id = self.fake.group_members_page(
-                tenant_id, group_id, after_id, top, project)
+            page, has_more, last_id, count = self.fake.group_members_page(
+                tenant_id, group_id, after_id, top, project, count=self._counted())
         except KeyError:
             return self._graph_error(
                 404, "Request_ResourceNotFound",
                 f"Resource '{group_id}' does not exist or one of its queried reference-property "
                 "objects are not present.")
-        except PermissionError:
-            return self._graph_error(403, "Authorization_RequestDenied",
-                                     "Insufficient privileges to complete the operation.")
         context = "directoryObjects" if cast is None else f"{cast}s"
         payload = {"@odata.context": f"{protocol.GRAPH_METADATA}#{context}"}
+        if count is not None:
+            payload["@odata.count"] = count
         if has_more:
             base = self.path.split("?", 1)[0]
             query = [f"$select={self._query('$select')}"] if self._query("$select") else []
+            query += ["$count=true"] if count is not None else []
             query += [f"$top={top}", f"$skiptoken={protocol.encode_skiptoken(last_id)}"]
             payload["@odata.nextLink"] = f"{self._base_url()}{base}?{'&'.join(query)}"
         payload["value"] = page
         self._send_json(200, payload)
 
+    def _groups(self):
+        """``GET /v1.0/groups[?$search="displayName:…"]`` with ``$select`` (id, displayName),
+        ``$top`` and paging. ``$search`` on directory objects works only with the header
+        ``ConsistencyLevel: eventual`` (Microsoft's 400 otherwise) and matches by tokens."""
+        tenant_id = self._graph_tenant(protocol.GROUPS_ROLES)
+        if tenant_id is None:
+            return
+        raw_search = self._query("$search")
+        if raw_search is not None and not self._eventual():
+            return self._graph_error(400, "Request_UnsupportedQuery",
+                                     protocol.SEARCH_NEEDS_EVENTUAL)
+        try:
+            text = protocol.parse_search(raw_search) if raw_search is not None else None
+            selected = [name.strip() for name in (self._query("$select") or "").split(",")
+                        if name.strip()] or ["id", "displayName"]
+            unknown = set(selected) - {"id", "displayName", "description", "mail"}
+            if unknown:
+                raise GraphRequestError(
+                    "Request_BadRequest",
+                    f"Could not find a property named '{min(unknown)}' on type "
+                    "'microsoft.graph.group'.")
+            top, after_id = self._page_query(allowed=("$count", "$search"))
+        except ValueError as exc:
+            return self._graph_error(400, "Request_UnsupportedQuery", str(exc))
+        except GraphRequestError as exc:
+            return self._graph_error(400, exc.code, str(exc))
+        page, has_more = self.fake.groups_page(
+            tenant_id,
+            lambda group: text is None or protocol.search_matches(text, group.get("displayName")),
+            after_id, top)
+        payload = {"@odata.context": f"{protocol.GRAPH_METADATA}#groups({','.join(selected)})"}
+        if has_more:
+            query = [f"{name}={quote(self._query(name), safe=':,')}"
+                     for name in ("$search", "$select") if self._query(name) is not None]
+            query += [f"$top={top}", f"$skiptoken={protocol.encode_skiptoken(page[-1]['id'])}"]
+            payload["@odata.nextLink"] = f"{self._base_url()}/v1.0/groups?{'&'.join(query)}"
+        payload["value"] = [{name: group.get(name) for name in selected} for group in page]
+        self._send_json(200, payload)
+
     def _domains(self):
-        tenant_id = self._graph_tenant()
+        tenant_id = self._graph_tenant(protocol.DOMAINS_ROLES)
         if tenant_id is None:
             return
         value = [{

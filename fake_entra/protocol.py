@@ -6,6 +6,9 @@ of ``$select`` and the opaque ``$skiptoken``.
 
 import base64
 import binascii
+import json
+import re
+import secrets
 import time
 import uuid
 
@@ -68,6 +71,7 @@ AADSTS = {
     65004: "User declined to consent to access the app.",
     50011: "The redirect URI '{redirect_uri}' specified in the request is not valid.",
     90033: "A transient error has occurred. Please try again.",
+    7000112: "Application '{client_id}'({app_name}) is disabled.",
 }
 
 
@@ -194,3 +198,98 @@ def decode_skiptoken(token):
     if prefix != "fe1":
         raise ValueError("Invalid skip token.")
     return last_id
+
+
+def encode_access_token(claims):
+    """A JWT-shaped access token. Clients must treat Graph tokens as opaque; this one is, in
+    addition, not signed (the fake checks its tokens by looking them up)."""
+    def part(data):
+        raw = json.dumps(data, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    signature = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    return f"{part({'typ': 'JWT', 'alg': 'RS256', 'kid': 'fake-entra'})}.{part(claims)}.{signature}"
+
+
+_TOKEN = re.compile(r"[A-Z]*[a-z]+|[A-Z]+|\d+|[^\W\d_a-zA-Z]+|[^\w\s]")
+
+
+def search_tokens(text):
+    """Graph's tokenization for ``$search`` on directory objects, as documented: words split at
+    spaces, at a change from lower to upper case, between letters and numbers, and at symbols;
+    words separated only by symbols also count joined ("hello.world" → hello, ., world,
+    helloworld); matched without regard to case."""
+    tokens = []
+    for word in str(text or "").split():
+        parts = _TOKEN.findall(word)
+        tokens += [part.lower() for part in parts]
+        joined = "".join(part for part in parts if part.isalnum()).lower()
+        if joined and joined not in tokens:
+            tokens.append(joined)
+    return tokens
+
+
+def parse_search(raw):
+    """``$search="displayName:text"`` → the text (with ``\\"`` and ``\\\\`` unescaped);
+    raises ValueError on anything else (the fake knows only this one clause)."""
+    match = re.fullmatch(r'\s*"displayName:((?:[^"\\]|\\.)*)"\s*', raw or "")
+    if not match:
+        raise ValueError("Syntax error: the fake only supports $search=\"displayName:<text>\".")
+    return re.sub(r"\\(.)", r"\1", match[1])
+
+
+def search_matches(search_text, display_name):
+    """Whether every token of the search text starts a token of the display name."""
+    wanted = search_tokens(search_text)
+    have = search_tokens(display_name)
+    return bool(wanted) and all(any(token.startswith(w) for token in have) for w in wanted)
+
+
+# Application permissions (a token's `roles`) of which each Graph call needs one, least
+# privileged first, as the API reference pages list them.
+_DIRECTORY_ROLES = ("Directory.Read.All", "Directory.ReadWrite.All")
+USERS_ROLES = ("User.Read.All", "User.ReadWrite.All", *_DIRECTORY_ROLES)
+GROUPS_ROLES = ("GroupMember.Read.All", "GroupMember.ReadWrite.All", "Group.Read.All",
+                "Group.ReadWrite.All", *_DIRECTORY_ROLES)
+DOMAINS_ROLES = ("Domain.Read.All", "Domain.ReadWrite.All", *_DIRECTORY_ROLES)
+
+
+def advanced_query_error(feature):
+    """Microsoft's 400 when a query needs the advanced query parameters and lacks them."""
+    return (f"{feature} is not supported because the required parameters might be missing. "
+            "Try adding $count=true query parameter and ConsistencyLevel:eventual header. "
+            "Refer to https://aka.ms/graph-docs/advanced-queries for more information")
+
+
+SEARCH_NEEDS_EVENTUAL = ("Request with $search query parameter only works through MSGraph with "
+                         "a special request header: 'ConsistencyLevel: eventual'")
+
+
+def encode_state_token(state):
+    """An opaque delta state token ($skiptoken / $deltatoken) carrying ``state`` (a dict)."""
+    raw = b"fd1|" + json.dumps(state, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_state_token(token):
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        prefix, _, payload = raw.partition(b"|")
+        state = json.loads(payload) if prefix == b"fd1" else None
+        return dict(state)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise ValueError("Invalid state token.") from exc
+
+
+def delta_properties(user, selected, only=None):
+    """A user as a delta response carries it: the selected properties that have ever been
+    set (a property set to null included, one never set left out), restricted to ``only``
+    (Prefer: return=minimal: the changed ones), and its id."""
+    names = selected or DEFAULT_USER_PROPERTIES
+    return {
+        **{name: user[name] for name in names
+           if name != "id" and name in user and (only is None or name in only)},
+        "id": user["id"],
+    }
+
+
+RESYNC_REQUIRED = "The delta token is no longer valid, and the app must reset the sync state."

@@ -3,8 +3,14 @@
 Serves what the addon needs (and what MSAL 1.39 calls): OpenID discovery, the client-credentials
 token endpoint, the v2.0 admin-consent page, ``GET /v1.0/users`` with paging, ``GET
 /v1.0/groups/{id}/transitiveMembers[/microsoft.graph.user]`` (groups from the tenant's
-``groups`` list, nested groups expanded, paged) and ``GET /v1.0/domains``; plus ``/_fake/*``
-JSON control endpoints (see :mod:`fake_entra.control`).
+``groups`` list, nested groups expanded, paged; the cast only as an advanced query), ``GET
+/v1.0/groups?$search="displayName:…"`` (with ``ConsistencyLevel: eventual``) and ``GET
+/v1.0/domains``; plus ``/_fake/*`` JSON control endpoints (see :mod:`fake_entra.control`).
+
+Access tokens are JWTs (unsigned) with the claims of real app-only tokens: ``tid``, ``appid``
+and ``roles``, the application permissions granted when the token was issued (``set_roles``):
+a token keeps them until it expires, as real ones do. ``set_consent_delay`` makes a consent
+take time to spread, with one of the symptoms Microsoft shows meanwhile.
 
 Usage::
 
@@ -144,12 +150,14 @@ class FakeEntra(EntraState):
     :param apps: ``[{"client_id", "client_secret", "secret_expired"?, "name"?}]``; default: the
         one app ``DEFAULT_CLIENT_ID`` / ``DEFAULT_CLIENT_SECRET``
     :param tenants: tenant dicts or paths of tenant JSON files (``reset()`` returns to these)
+    :param graph_latency_ms: each Graph request is answered after this long (± 10 %), as
+        Microsoft Graph takes its time; ``set_graph_latency()`` changes it
     """
 
     def __init__(self, host="127.0.0.1", port=0, cert_dir=DEFAULT_CERT_DIR, apps=None,
-                 tenants=None):
+                 tenants=None, graph_latency_ms=0):
         check_loopback(host)
-        super().__init__(apps=apps, tenants=tenants)
+        super().__init__(apps=apps, tenants=tenants, graph_latency_ms=graph_latency_ms)
         self.host, self.port = "127.0.0.1", port
         self.certs = ensure_certs(cert_dir)
         self._server = None

@@ -10,20 +10,34 @@ import collections
 import copy
 import json
 import os
+import random
 import secrets
 import threading
 import time
 import uuid
 
 from . import faults as faults_module
-from .protocol import aad_error, is_guid
+from .protocol import aad_error, encode_access_token, is_guid
 
 DEFAULT_CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 DEFAULT_CLIENT_SECRET = "fake-entra-secret"
 DEFAULT_APP_NAME = "Odoo Azure AD Contacts"
 TOKEN_LIFETIME = 3599
-STAT_KINDS = ("openid", "token", "users", "domains", "groups", "consent")
+STAT_KINDS = ("openid", "token", "users", "domains", "groups", "consent", "delta")
+# Microsoft's delta tokens for directory objects are valid for seven days.
+DELTA_TOKEN_LIFETIME = 7 * 24 * 3600
+# Users per /users/delta page: Microsoft documents no size and does not take $top there.
+DELTA_PAGE_SIZE = 200
 RECENT_REQUESTS = 500
+# Application permissions a consent grants by default (each token carries them as `roles`).
+DEFAULT_ROLES = ("User.Read.All", "GroupMember.Read.All", "Domain.Read.All")
+GROUP_MEMBER_ROLE = "GroupMember.Read.All"
+# What is seen while a fresh consent spreads through Microsoft's replicas (see
+# EntraState.set_consent_delay): the token endpoint still answers AADSTS700016; or tokens
+# are issued but Graph answers 401 Authorization_IdentityNotFound; or tokens are issued
+# without the new permissions (and keep lacking them: Graph 403 Authorization_RequestDenied).
+CONSENT_DELAY_SYMPTOMS = ("token", "graph", "roles")
+DEFAULT_LATENCY_JITTER = 0.1
 TENANTS_DIR = os.path.join(os.path.dirname(__file__), "tenants")
 
 
@@ -45,10 +59,22 @@ class Tenant:
         self.display_name = data.get("display_name") or self.tenant_id
         self.consented = bool(data.get("consented", False))
         self.domains = [str(d) for d in data.get("domains", [])]
-        # May the app read group members (GroupMember.Read.All granted)?
-        self.groups_readable = bool(data.get("groups_readable", True))
+        # The application permissions granted to the app in this tenant.
+        self.roles = set(data.get("roles", DEFAULT_ROLES))
+        if not data.get("groups_readable", True):
+            self.roles.discard(GROUP_MEMBER_ROLE)
+        self.service_principal_id = str(uuid.uuid4())  # the app's object in this tenant
+        self.consent_ready_at = 0.0  # until then a fresh consent is still spreading
+        self.consent_symptom = None
         self.users = {}
         self._sorted = None
+        # Change tracking for /users/delta: a version number that every change raises, and
+        # per user the version at which each property (and the user itself) last changed.
+        self.version = 0
+        self.delta_epoch = 0  # delta tokens of older versions are expired
+        self._log = []  # (version, user id), versions ascending
+        self._property_versions = {}
+        self._removed = {}  # user id -> (version, "changed" | "deleted")
         self.add_users(data.get("users", []))
         self.set_groups(data.get("groups", []))
 
@@ -58,13 +84,56 @@ class Tenant:
             user = dict(user)
             user.setdefault("id", str(uuid.uuid4()))
             self.users[str(user["id"])] = user
+            self.track(user["id"], user, created=True)
             added.append(user)
         self.changed()
         return added
 
+    def track(self, user_id, properties=(), created=False, removed=None):
+        """Record a change of a user for delta queries: its (new) properties, its creation
+        (or restoration) or its removal (``"changed"``: restorable, ``"deleted"``: for good)."""
+        user_id = str(user_id)
+        self.version += 1
+        self._log.append((self.version, user_id))
+        if removed:
+            self._removed[user_id] = (self.version, removed)
+            self._property_versions.pop(user_id, None)
+            return
+        self._removed.pop(user_id, None)
+        versions = self._property_versions.setdefault(user_id, {})
+        if created:
+            versions.clear()
+            versions["@created"] = self.version
+        for name in properties:
+            versions[name] = self.version
+
+    def changes_since(self, version):
+        """Ids of the users changed after ``version``, in id order."""
+        start = bisect.bisect_right(self._log, (version, "\uffff"))
+        return sorted({user_id for _version, user_id in self._log[start:]})
+
+    def change(self, user_id, since):
+        """What happened to a user after version ``since``: ("removed", reason),
+        ("created", None) or ("changed", names of the properties changed)."""
+        if user_id in self._removed and user_id not in self.users:
+            return "removed", self._removed[user_id][1]
+        versions = self._property_versions.get(user_id, {})
+        if versions.get("@created", 0) > since:
+            return "created", None
+        return "changed", {name for name, version in versions.items() if version > since}
+
     def changed(self):
         self._sorted = None
         self._members = {}
+
+    @property
+    def groups_readable(self):
+        """May the app read group members (GroupMember.Read.All granted)?"""
+        return GROUP_MEMBER_ROLE in self.roles
+
+    def spreading(self, symptom):
+        """Whether a fresh consent is still spreading, showing this symptom."""
+        return self.consent_symptom == symptom and time.time() < self.consent_ready_at
 
     def set_groups(self, groups):
         """Groups as ``{"id", "displayName", "members": [user or group ids]}``."""
@@ -116,14 +185,18 @@ class Tenant:
         data["users"] = copy.deepcopy(list(self.users.values()))
         data["groups"] = copy.deepcopy(list(self.groups.values()))
         data["groups_readable"] = self.groups_readable
+        data["roles"] = sorted(self.roles)
         return data
 
 
 class EntraState:
     """Apps, tenants, tokens, faults and stats behind one lock (the fake minus its server)."""
 
-    def __init__(self, apps=None, tenants=None):
+    def __init__(self, apps=None, tenants=None, consent_delay=0.0, consent_delay_symptom="token",
+                 graph_latency_ms=0, graph_latency_jitter=DEFAULT_LATENCY_JITTER):
         self._lock = threading.RLock()
+        self._initial_consent_delay = (consent_delay, consent_delay_symptom)
+        self._initial_latency = (graph_latency_ms, graph_latency_jitter)
         if apps is None:
             apps = [{"client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET}]
         self._initial_apps = [dict(app) for app in apps]
@@ -142,6 +215,8 @@ class EntraState:
                 self.put_tenant(data)
             self._tokens = {}
             self._faults = faults_module.FaultQueue()
+            self.set_consent_delay(*self._initial_consent_delay)
+            self.set_graph_latency(*self._initial_latency)
             self.reset_stats()
 
     def add_app(self, client_id, client_secret, secret_expired=False, name=DEFAULT_APP_NAME):
@@ -175,8 +250,18 @@ class EntraState:
     def set_users(self, tenant_id, users):
         with self._lock:
             tenant = self._tenant(tenant_id)
-            tenant.users = {}
-            tenant.add_users(users)
+            old, tenant.users = tenant.users, {}
+            new = {str(user.get("id")): user for user in users if user.get("id") is not None}
+            for user_id in old.keys() - new.keys():
+                tenant.track(user_id, removed="changed")
+            tenant.add_users([user for user in users if str(user.get("id")) not in old])
+            for user_id, user in new.items():
+                if user_id in old:
+                    tenant.users[user_id] = dict(user)
+                    before = old[user_id]
+                    tenant.track(user_id, [name for name in before.keys() | user.keys()
+                                           if before.get(name, _UNSET) != user.get(name, _UNSET)])
+            tenant.changed()
 
     def add_user(self, tenant_id, user):
         """Add one user (returns it, with its id) or a list of users (returns the list)."""
@@ -189,15 +274,30 @@ class EntraState:
         with self._lock:
             tenant = self._tenant(tenant_id)
             user = self._user(tenant, user_id)
-            user.update({k: v for k, v in changes.items() if k != "id"})
+            changes = {k: v for k, v in changes.items() if k != "id"}
+            changed = [k for k, v in changes.items() if user.get(k, _UNSET) != v]
+            user.update(changes)
+            if changed:
+                tenant.track(user["id"], changed)
             tenant.changed()
             return copy.deepcopy(user)
 
-    def delete_user(self, tenant_id, user_id):
+    def delete_user(self, tenant_id, user_id, permanent=False):
+        """Delete a user: restorable for 30 days (delta: ``@removed`` reason ``changed``),
+        or ``permanent`` (reason ``deleted``). Adding it again with its id restores it."""
         with self._lock:
             tenant = self._tenant(tenant_id)
-            del tenant.users[self._user(tenant, user_id)["id"]]
+            user_id = self._user(tenant, user_id)["id"]
+            del tenant.users[user_id]
+            tenant.track(user_id, removed="deleted" if permanent else "changed")
             tenant.changed()
+
+    def expire_delta_tokens(self, tenant_id):
+        """Every delta token issued so far for the tenant is expired (as after 7 days)."""
+        with self._lock:
+            tenant = self._tenant(tenant_id)
+            tenant.delta_epoch = tenant.version + 1
+            tenant.version += 1
 
     def set_groups(self, tenant_id, groups):
         """Replace a tenant's groups: ``[{"id", "displayName", "members": [ids]}]``; members
@@ -206,13 +306,56 @@ class EntraState:
             self._tenant(tenant_id).set_groups(groups)
 
     def set_groups_readable(self, tenant_id, readable):
-        """Grant or withdraw GroupMember.Read.All: without it, group members answer 403."""
+        """Grant or withdraw GroupMember.Read.All: without it, group members answer 403.
+        Like any permission, only tokens issued from now on see the change."""
         with self._lock:
-            self._tenant(tenant_id).groups_readable = bool(readable)
+            roles = self._tenant(tenant_id).roles
+            if readable:
+                roles.add(GROUP_MEMBER_ROLE)
+            else:
+                roles.discard(GROUP_MEMBER_ROLE)
+
+    def set_roles(self, tenant_id, roles):
+        """The application permissions granted in the tenant, e.g. ``["User.Read.All"]``.
+        Tokens carry the permissions of the moment they were issued (their ``roles`` claim),
+        as real ones do: a token issued before a grant keeps lacking it until it expires."""
+        if isinstance(roles, str) or not all(isinstance(role, str) for role in roles):
+            raise TypeError("roles must be a list of permission names")
+        with self._lock:
+            self._tenant(tenant_id).roles = set(roles)
+
+    def set_graph_latency(self, milliseconds, jitter=DEFAULT_LATENCY_JITTER):
+        """Every Graph request (users, delta, groups, domains; not the login side) is answered
+        after ``milliseconds``, varied by up to ± ``jitter`` (a fraction), as Microsoft Graph
+        takes its time: on the order of a second for a page of 999 users."""
+        milliseconds, jitter = float(milliseconds), float(jitter)
+        if milliseconds < 0 or not 0 <= jitter <= 1:
+            raise ValueError("latency must be >= 0 and jitter between 0 and 1")
+        with self._lock:
+            self._graph_latency = (milliseconds / 1000, jitter)
+
+    def graph_delay(self):
+        """Seconds to wait before answering a Graph request."""
+        with self._lock:
+            seconds, jitter = self._graph_latency
+        return seconds * (1 + random.uniform(-jitter, jitter)) if seconds else 0.0
+
+    def set_consent_delay(self, seconds, symptom="token"):
+        """Consents granted from now on take ``seconds`` to spread; meanwhile Microsoft
+        answers with ``symptom`` (one of CONSENT_DELAY_SYMPTOMS)."""
+        if symptom not in CONSENT_DELAY_SYMPTOMS:
+            raise ValueError(f"unknown symptom {symptom!r}; expected one of "
+                             f"{', '.join(CONSENT_DELAY_SYMPTOMS)}")
+        with self._lock:
+            self._consent_delay = max(0.0, float(seconds))
+            self._consent_delay_symptom = symptom
 
     def set_consent(self, tenant_id, granted):
         with self._lock:
-            self._tenant(tenant_id).consented = bool(granted)
+            tenant = self._tenant(tenant_id)
+            if granted and not tenant.consented:
+                self._start_spreading(tenant)
+            tenant.consented = bool(granted)
 
     def add_fault(self, **fault):
         """Queue a fault; see :mod:`fake_entra.faults` for the arguments."""
@@ -291,10 +434,12 @@ class EntraState:
         with self._lock:
             if self.app(client_id) is None:
                 raise KeyError(client_id)
-            self._tenant(tenant_id).consented = True
+            self.set_consent(tenant_id, True)
 
-    def issue_token(self, tenant_segment, client_id, client_secret):
-        """Client-credentials grant (parameters already checked) → (HTTP status, JSON body)."""
+    def issue_token(self, tenant_segment, client_id, client_secret, resource=None):
+        """Client-credentials grant (parameters already checked) → (HTTP status, JSON body).
+        The access token is a JWT (unsigned here) with the claims of a real app-only token:
+        ``tid``, ``appid``, ``roles`` (the permissions granted at this moment), ``exp``…"""
         with self._lock:
             if tenant_segment.lower() in ("organizations", "common", "consumers"):
                 return 400, aad_error("invalid_request", 900023, tenant=tenant_segment)
@@ -303,17 +448,30 @@ class EntraState:
                 return 400, aad_error("invalid_request", 90002, tenant=tenant_segment)
             tenant = self._tenants[tenant_id]
             app = self.app(client_id)
-            if app is None or not tenant.consented:
+            if app is None or not tenant.consented or tenant.spreading("token"):
                 return 400, aad_error("unauthorized_client", 700016,
                                       client_id=client_id, tenant=tenant.display_name)
             if not secrets.compare_digest(client_secret.encode(), app["client_secret"].encode()):
                 return 401, aad_error("invalid_client", 7000215, client_id=client_id)
             if app["secret_expired"]:
                 return 401, aad_error("invalid_client", 7000222, client_id=client_id)
-            token = secrets.token_urlsafe(48)
+            now = int(time.time())
+            # Microsoft leaves the claim out when no permission is granted.
+            roles = [] if tenant.spreading("roles") else sorted(tenant.roles)
+            claims = {
+                "aud": resource or "https://graph.microsoft.com",
+                "iss": f"https://sts.windows.net/{tenant_id}/",
+                "iat": now, "nbf": now, "exp": now + TOKEN_LIFETIME,
+                "app_displayname": app["name"], "appid": app["client_id"], "appidacr": "1",
+                "idp": f"https://sts.windows.net/{tenant_id}/", "idtyp": "app",
+                "oid": tenant.service_principal_id, **({"roles": roles} if roles else {}),
+                "sub": tenant.service_principal_id, "tid": tenant_id,
+                "uti": secrets.token_urlsafe(16), "ver": "1.0",
+            }
+            token = encode_access_token(claims)
             self._tokens[token] = {
                 "tenant_id": tenant_id, "client_id": app["client_id"],
-                "expires_at": time.time() + TOKEN_LIFETIME,
+                "expires_at": time.time() + TOKEN_LIFETIME, "roles": frozenset(roles),
             }
             return 200, {
                 "token_type": "Bearer", "expires_in": TOKEN_LIFETIME,
@@ -326,18 +484,30 @@ class EntraState:
             entry = self._tokens.get(token or "")
             return entry["tenant_id"] if entry else None
 
-    def check_token(self, token):
-        """None if the bearer may read Graph, else ``(status, graph code, message)``."""
+    def check_token(self, token, needs=()):
+        """None if the bearer may read Graph, else ``(status, graph code, message)``.
+        ``needs``: the permissions of which the token's ``roles`` must hold one."""
         with self._lock:
             entry = self._tokens.get(token)
             expired = entry is None or entry["expires_at"] <= time.time()
             if expired or entry["tenant_id"] not in self._tenants:
                 return 401, "InvalidAuthenticationToken", \
                     "Access token has expired or is not yet valid."
-            if not self._tenants[entry["tenant_id"]].consented:
+            tenant = self._tenants[entry["tenant_id"]]
+            if not tenant.consented:
+                return 403, "Authorization_RequestDenied", \
+                    "Insufficient privileges to complete the operation."
+            if tenant.spreading("graph"):
+                return 401, "Authorization_IdentityNotFound", \
+                    "The identity of the calling application could not be established."
+            if needs and not entry["roles"] & set(needs):
                 return 403, "Authorization_RequestDenied", \
                     "Insufficient privileges to complete the operation."
             return None
+
+    def user_count(self, tenant_id):
+        with self._lock:
+            return len(self._tenants[tenant_id].users)
 
     def users_page(self, tenant_id, after_id, top, project):
         """Up to ``top`` projected users after ``after_id``, and whether more follow."""
@@ -347,16 +517,14 @@ class EntraState:
             page = [project(user) for user in users[start:start + top]]
             return page, start + top < len(users)
 
-    def group_members_page(self, tenant_id, group_id, after_id, top, project):
-        """(page, more?) of a group's transitive members after ``after_id``; ``project(kind,
-        member)`` returns the JSON object or None to leave a member out (a type cast).
-        Raises KeyError for an unknown group, PermissionError without GroupMember.Read.All."""
+    def group_members_page(self, tenant_id, group_id, after_id, top, project, count=False):
+        """(page, more?, last id, count) of a group's transitive members after ``after_id``;
+        ``project(kind, member)`` returns the JSON object or None to leave a member out (a type
+        cast); with ``count``, the number all pages hold, else None. KeyError: unknown group."""
         with self._lock:
             tenant = self._tenants[tenant_id]
             if group_id.lower() not in tenant.groups:
                 raise KeyError(group_id)
-            if not tenant.groups_readable:
-                raise PermissionError(group_id)
             ids, members = tenant.transitive_members(group_id)
             start = bisect.bisect_right(ids, after_id.lower()) if after_id else 0
             page = []
@@ -365,7 +533,51 @@ class EntraState:
                 if projected is not None:
                     page.append(projected)
                 start += 1
-            return page, start < len(ids), (ids[start - 1] if start else "")
+            if count:
+                count = sum(project(*member) is not None for member in members)
+            return page, start < len(ids), (ids[start - 1] if start else ""), count or None
+
+    def groups_page(self, tenant_id, matches, after_id, top):
+        """(page, more?) of the tenant's groups for which ``matches(group)`` holds, in id
+        order after ``after_id``."""
+        with self._lock:
+            groups = sorted(self._tenants[tenant_id].groups.items())
+            found = [group for gid, group in groups if gid > after_id.lower() and matches(group)]
+            return copy.deepcopy(found[:top]), len(found) > top
+
+    def delta_version(self, tenant_id):
+        """(current version, oldest version a delta token may start from) of a tenant."""
+        with self._lock:
+            tenant = self._tenants[tenant_id]
+            return tenant.version, tenant.delta_epoch
+
+    def delta_page(self, tenant_id, since, after_id, size, project):
+        """(items, more?) of a delta round after user ``after_id``: with ``since`` None, every
+        current user (``project(user, None)``); else the users changed after version
+        ``since``: ``project(user, changed property names or None if created)`` (None leaves
+        the user out) or ``{"id", "@removed": {"reason"}}`` for removed ones."""
+        with self._lock:
+            tenant = self._tenants[tenant_id]
+            if since is None:
+                ids, users = tenant.sorted_users()
+                start = bisect.bisect_right(ids, after_id.lower()) if after_id else 0
+                return ([project(user, None) for user in users[start:start + size]],
+                        start + size < len(users))
+            items = []
+            changed = tenant.changes_since(since)
+            start = bisect.bisect_right(changed, after_id) if after_id else 0
+            for user_id in changed[start:]:
+                if len(items) == size:
+                    return items, True
+                kind, detail = tenant.change(user_id, since)
+                if kind == "removed":
+                    items.append({"id": user_id, "@removed": {"reason": detail}})
+                elif user_id in tenant.users:
+                    item = project(copy.deepcopy(tenant.users[user_id]),
+                                   None if kind == "created" else detail)
+                    if item is not None:
+                        items.append(item)
+            return items, False
 
     def domains(self, tenant_id):
         with self._lock:
@@ -377,6 +589,10 @@ class EntraState:
                 self._tenants[tenant_id].consented = False
 
     # ----------------------------------------------------------------- helpers
+    def _start_spreading(self, tenant):
+        tenant.consent_ready_at = time.time() + self._consent_delay
+        tenant.consent_symptom = self._consent_delay_symptom if self._consent_delay else None
+
     def _tenant(self, tenant_id):
         tenant = self._tenants.get(str(tenant_id).lower())
         if tenant is None:
@@ -389,6 +605,9 @@ class EntraState:
         if user is None:
             raise KeyError(f"unknown user {user_id} in tenant {tenant.tenant_id}")
         return user
+
+
+_UNSET = object()
 
 
 def _tenant_data(tenant):

@@ -3,6 +3,7 @@
 Plain pytest functions, no Odoo: run with ``python -m pytest -p no:odoo tests/test_fake_entra.py``.
 """
 
+import base64
 import json
 import os
 import signal
@@ -337,8 +338,14 @@ SALES_EMEA = "5c7ee0b1-2a8e-4f3d-9e61-6f0d2b1c0a02"
 LOOP = "5c7ee0b1-2a8e-4f3d-9e61-6f0d2b1c0a03"
 
 
-def members_url(fake, group, cast="/microsoft.graph.user", query="?$select=id&$top=999"):
+def members_url(fake, group, cast="/microsoft.graph.user", query="?$select=id&$top=999&$count=true"):
     return f"{fake.base_url}/v1.0/groups/{group}/transitiveMembers{cast}{query}"
+
+
+def eventual(session):
+    """The session sends the advanced query header."""
+    session.headers["ConsistencyLevel"] = "eventual"
+    return session
 
 
 def test_group_transitive_members_paged_with_nested_groups_and_casts(fake):
@@ -350,27 +357,52 @@ def test_group_transitive_members_paged_with_nested_groups_and_casts(fake):
          "members": [u["id"] for u in users[1400:1700]] + [LOOP]},
         {"id": LOOP, "displayName": "Loop", "members": [SALES, users[2000]["id"]]},
     ])
-    session = graph(fake)
+    session = eventual(graph(fake))
     pages = fetch_all(session, members_url(fake, SALES))
     assert [len(p["value"]) for p in pages] == [999, 702]  # 1,700 + 1 via the loop, users only
+    assert [p["@odata.count"] for p in pages] == [1701, 1701]
     assert all(set(member) == {"id"} for p in pages for member in p["value"])
     ids = [member["id"] for p in pages for member in p["value"]]
     expected = {u["id"] for u in users[:1700]} | {users[2000]["id"]}
     assert len(ids) == len(set(ids)) and set(ids) == expected
-    assert "$select=id" in pages[0]["@odata.nextLink"] and pages[0]["@odata.nextLink"].startswith(
+    assert "$select=id" in pages[0]["@odata.nextLink"] and "$count=true" in pages[0]["@odata.nextLink"]
+    assert pages[0]["@odata.nextLink"].startswith(
         f"{fake.base_url}/v1.0/groups/{SALES}/transitiveMembers/microsoft.graph.user?")
     everything = fetch_all(session, members_url(fake, SALES_EMEA, cast="", query=""))
     types = Counter(m["@odata.type"] for p in everything for m in p["value"])
     # Sales EMEA -> Loop -> Sales -> everyone; a cycle ends where it began.
     assert types == {"#microsoft.graph.user": 1701, "#microsoft.graph.group": 2}
-    groups = fetch_all(session, members_url(fake, LOOP, "/microsoft.graph.group", ""))[0]["value"]
-    assert sorted(g["displayName"] for g in groups) == ["Sales", "Sales EMEA"]
+    groups = fetch_all(session, members_url(fake, LOOP, "/microsoft.graph.group", "?$count=true"))
+    assert sorted(g["displayName"] for g in groups[0]["value"]) == ["Sales", "Sales EMEA"]
     assert fake.stats()["counts"]["groups"] == len(pages) + len(everything) + 1
+
+
+def test_group_member_cast_is_an_advanced_query(fake):
+    """Microsoft documents the OData cast on transitive member lists as an advanced query:
+    ConsistencyLevel: eventual and $count=true, else 400 Request_UnsupportedQuery. Without
+    the cast, members come with their @odata.type and need neither."""
+    user_id = fake.tenant(BIG)["users"][0]["id"]
+    fake.set_groups(BIG, [{"id": SALES, "displayName": "Sales", "members": [user_id, SALES_EMEA]},
+                          {"id": SALES_EMEA, "displayName": "Sales EMEA", "members": []}])
+    session = graph(fake)
+    for query in ("?$select=id", "?$select=id&$count=true"):
+        refused = session.get(members_url(fake, SALES, query=query))
+        assert refused.status_code == 400, query
+        assert refused.json()["error"]["code"] == "Request_UnsupportedQuery"
+        assert "ConsistencyLevel:eventual" in refused.json()["error"]["message"]
+    eventual(session)
+    assert session.get(members_url(fake, SALES, query="?$select=id")).status_code == 400
+    assert [m["id"] for m in session.get(members_url(fake, SALES)).json()["value"]] == [user_id]
+    del session.headers["ConsistencyLevel"]
+    mixed = session.get(members_url(fake, SALES, cast="", query="?$select=id")).json()
+    assert "@odata.count" not in mixed
+    assert sorted((m["@odata.type"], m["id"]) for m in mixed["value"]) == sorted([
+        ("#microsoft.graph.user", user_id), ("#microsoft.graph.group", SALES_EMEA)])
 
 
 def test_group_members_errors(fake):
     fake.set_groups(BIG, [{"id": SALES, "members": []}])
-    session = graph(fake)
+    session = eventual(graph(fake))
     assert session.get(members_url(fake, SALES)).json()["value"] == []
     unknown = session.get(members_url(fake, UNKNOWN))
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "Request_ResourceNotFound"
@@ -379,10 +411,13 @@ def test_group_members_errors(fake):
     device = session.get(members_url(fake, SALES, "/microsoft.graph.device"))
     assert device.status_code == 400 and device.json()["error"]["code"] == "Request_UnsupportedQuery"
     fake.set_groups_readable(BIG, False)
+    assert session.get(members_url(fake, SALES)).status_code == 200  # its token still has it
+    session = eventual(graph(fake))
     denied = session.get(members_url(fake, SALES))
     assert denied.status_code == 403 and denied.json()["error"]["code"] == "Authorization_RequestDenied"
     fake.add_fault(kind="429", target="groups", retry_after=2)
     fake.set_groups_readable(BIG, True)
+    session = eventual(graph(fake))
     throttled = session.get(members_url(fake, SALES))
     assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "2"
     assert session.get(users_url(fake, top=1)).status_code == 200  # the fault was for groups only
@@ -400,10 +435,10 @@ def test_group_control_over_http_and_tenant_files(fake):
     tid = "3f2504e0-4f89-41d3-9a0c-0305e82c3302"
     fake.put_tenant({"tenant_id": tid, "consented": True, "users": [{"id": "u1"}, {"id": "u2"}],
                      "groups": [{"id": SALES, "members": ["u2"]}]})
-    page = graph(fake, tid).get(members_url(fake, SALES)).json()
+    page = eventual(graph(fake, tid)).get(members_url(fake, SALES)).json()
     assert page["value"] == [{"id": "u2"}]
     fake.delete_user(tid, "u2")  # the membership goes with the user
-    assert graph(fake, tid).get(members_url(fake, SALES)).json()["value"] == []
+    assert eventual(graph(fake, tid)).get(members_url(fake, SALES)).json()["value"] == []
 
 
 def test_assigned_licenses_only_when_selected(fake):
@@ -415,6 +450,294 @@ def test_assigned_licenses_only_when_selected(fake):
     assert all(isinstance(u["assignedLicenses"], list) for u in users)
     assert all(not u["assignedLicenses"] for u in users if u["userType"] == "Guest")
     assert any(u["assignedLicenses"] and u["assignedLicenses"][0]["skuId"] for u in users)
+
+
+# ---------------------------------------------------------------------------- /users/delta
+DELTA_SELECT = "givenName,surname,displayName,jobTitle,mail,accountEnabled"
+
+
+def delta_round(session, url, limit=50, headers=None):
+    """All pages of a delta round: (items, deltaLink, pages)."""
+    pages = []
+    while url and len(pages) < limit:
+        response = session.get(url, timeout=10, headers=headers)
+        assert response.status_code == 200, response.text
+        pages.append(response.json())
+        url = pages[-1].get("@odata.nextLink")
+    assert "@odata.deltaLink" in pages[-1] and all("@odata.deltaLink" not in p for p in pages[:-1])
+    return [item for page in pages for item in page["value"]], pages[-1]["@odata.deltaLink"], pages
+
+
+def test_users_delta_first_round(fake):
+    session = graph(fake)
+    items, delta_link, pages = delta_round(
+        session, f"{fake.base_url}/v1.0/users/delta?$select={DELTA_SELECT}")
+    assert [len(p["value"]) for p in pages] == [200] * 12 + [100]  # 2,500 users
+    users = {u["id"]: u for u in fake.tenant(BIG)["users"]}
+    assert sorted(item["id"] for item in items) == sorted(users)
+    first = items[0]
+    assert first == {name: users[first["id"]][name] for name in (*DELTA_SELECT.split(","), "id")
+                     if name in users[first["id"]]}
+    # The links carry the $select in their opaque state token, never in the clear.
+    for link in [p["@odata.nextLink"] for p in pages[:-1]] + [delta_link]:
+        assert link.startswith(f"{fake.base_url}/v1.0/users/delta?$")
+        assert "$select" not in link and ("$skiptoken=" in link or "$deltatoken=" in link)
+    assert pages[0]["@odata.context"].endswith("#users(id,givenName,surname,displayName,"
+                                               "jobTitle,mail,accountEnabled)")
+    nothing = session.get(delta_link).json()
+    assert nothing["value"] == [] and "@odata.deltaLink" in nothing
+    assert fake.stats()["counts"]["delta"] == len(pages) + 1
+
+
+def test_users_delta_later_rounds_send_only_the_changes(fake):
+    session = graph(fake)
+    _items, delta_link, _pages = delta_round(
+        session, f"{fake.base_url}/v1.0/users/delta?$select={DELTA_SELECT}")
+    ann, bob, cid, dan, eve = fake.tenant(BIG)["users"][:5]
+    fake.update_user(BIG, ann["id"], {"jobTitle": "Chief Cook", "givenName": None})
+    fake.update_user(BIG, bob["id"], {"city": "Berlin"})  # not selected: not tracked
+    fake.update_user(BIG, dan["id"], {"jobTitle": dan.get("jobTitle")})  # no change at all
+    fake.delete_user(BIG, cid["id"])  # restorable for 30 days
+    FakeEntraControl(fake.base_url, ca_file=fake.certs.bundle_file).delete_user_permanently(
+        BIG, eve["id"])
+    new = fake.add_user(BIG, {"displayName": "New Hire", "mail": "new@big.example"})
+
+    items, _next, _pages = delta_round(session, delta_link)
+    by_id = {item["id"]: item for item in items}
+    assert set(by_id) == {ann["id"], cid["id"], eve["id"], new["id"]}
+    expected_ann = {name: ann.get(name) for name in DELTA_SELECT.split(",") if name in ann}
+    assert by_id[ann["id"]] == {**expected_ann, "jobTitle": "Chief Cook", "givenName": None,
+                                "id": ann["id"]}
+    assert by_id[cid["id"]] == {"id": cid["id"], "@removed": {"reason": "changed"}}
+    assert by_id[eve["id"]] == {"id": eve["id"], "@removed": {"reason": "deleted"}}
+    assert by_id[new["id"]] == {"displayName": "New Hire", "mail": "new@big.example",
+                                "id": new["id"]}
+    # Prefer: return=minimal: only what changed, and the id.
+    minimal, next_link, _pages = delta_round(session, delta_link,
+                                             headers={"Prefer": "return=minimal"})
+    assert {item["id"]: item for item in minimal}[ann["id"]] == {
+        "jobTitle": "Chief Cook", "givenName": None, "id": ann["id"]}
+    # Restored (added again with its id): a user again, no annotation.
+    fake.add_user(BIG, cid)
+    assert delta_round(session, next_link)[0] == [
+        {**{name: cid[name] for name in DELTA_SELECT.split(",") if name in cid}, "id": cid["id"]}]
+
+
+def test_users_delta_from_now_and_many_changes_paged(fake):
+    session = graph(fake)
+    latest = session.get(f"{fake.base_url}/v1.0/users/delta?$deltatoken=latest").json()
+    assert latest["value"] == [] and "@odata.deltaLink" in latest
+    for user in fake.tenant(BIG)["users"][:450]:
+        fake.update_user(BIG, user["id"], {"jobTitle": "Updated"})
+    items, _link, pages = delta_round(session, latest["@odata.deltaLink"])
+    assert [len(p["value"]) for p in pages] == [200, 200, 50]
+    assert {item["jobTitle"] for item in items} == {"Updated"}
+
+
+def test_users_delta_expired_and_unknown_tokens(fake):
+    from fake_entra import protocol
+
+    session = graph(fake)
+    _items, delta_link, _pages = delta_round(session, f"{fake.base_url}/v1.0/users/delta")
+    FakeEntraControl(fake.base_url, ca_file=fake.certs.bundle_file).expire_delta_tokens(BIG)
+    gone = session.get(delta_link, allow_redirects=False)
+    assert gone.status_code == 410
+    assert gone.json()["error"]["code"] == "resyncRequired"
+    assert gone.json()["error"]["message"] == ("The delta token is no longer valid, and the app "
+                                               "must reset the sync state.")
+    assert gone.headers["Location"] == f"{fake.base_url}/v1.0/users/delta?$deltatoken="
+    items, delta_link, _pages = delta_round(session, gone.headers["Location"])  # a new full round
+    assert len(items) == 2500
+    state = protocol.decode_state_token(delta_link.split("$deltatoken=")[1])
+    for stale in ({**state, "issued": time.time() - 8 * 24 * 3600},  # older than seven days
+                  {**state, "tenant": CONTOSO},  # another tenant's
+                  {**state, "version": state["version"] + 1000}):  # a state never reached
+        token = protocol.encode_state_token(stale)
+        response = session.get(f"{fake.base_url}/v1.0/users/delta?$deltatoken={token}")
+        assert response.status_code == 410, stale
+    garbled = session.get(f"{fake.base_url}/v1.0/users/delta?$deltatoken=nonsense")
+    assert garbled.status_code == 400 and garbled.json()["error"]["code"] == "Request_BadRequest"
+
+
+@pytest.mark.parametrize("query", ["$top=10", "$filter=id eq 'x'", "$orderby=id"])
+def test_users_delta_refuses_what_microsoft_does_not_support(fake, query):
+    response = graph(fake).get(f"{fake.base_url}/v1.0/users/delta?{query}")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "Request_UnsupportedQuery"
+
+
+def test_users_delta_select_only_on_the_first_request(fake):
+    session = graph(fake)
+    first = session.get(f"{fake.base_url}/v1.0/users/delta?$select=mail").json()
+    again = session.get(first["@odata.nextLink"] + "&$select=mail")
+    assert again.status_code == 400
+    fake.set_roles(BIG, ["Domain.Read.All"])
+    assert graph(fake).get(f"{fake.base_url}/v1.0/users/delta").status_code == 403
+
+
+# ---------------------------------------------------------------------------- latency
+def test_graph_latency_with_jitter_on_graph_only(fake):
+    session = graph(fake)
+    FakeEntraControl(fake.base_url, ca_file=fake.certs.bundle_file).set_graph_latency(200)
+    durations = []
+    for _ in range(3):
+        started = time.monotonic()
+        assert session.get(users_url(fake, top=1)).status_code == 200
+        durations.append(time.monotonic() - started)
+    assert all(0.18 <= d < 1.5 for d in durations), durations
+    assert 0.18 <= fake.graph_delay() <= 0.22 and len({fake.graph_delay() for _ in range(5)}) > 1
+    fake.set_graph_latency(3000)
+    started = time.monotonic()
+    token(fake, BIG)  # the login side answers without Graph's latency
+    assert time.monotonic() - started < 2
+    fake.set_graph_latency(100, jitter=0)
+    assert fake.graph_delay() == 0.1
+    with pytest.raises(ValueError):
+        fake.set_graph_latency(-1)
+    fake.reset()
+    assert fake.graph_delay() == 0
+
+
+# ---------------------------------------------------------------------------- tokens, consent
+def claims(access_token):
+    payload = access_token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def test_tokens_carry_tenant_app_and_permissions_as_claims(fake):
+    found = claims(token(fake, BIG))
+    assert found["tid"] == BIG and found["appid"] == DEFAULT_CLIENT_ID
+    assert found["idtyp"] == "app" and found["aud"] == fake.base_url
+    assert found["roles"] == ["Domain.Read.All", "GroupMember.Read.All", "User.Read.All"]
+    assert found["exp"] - found["iat"] == 3599
+    fake.set_roles(BIG, [])
+    assert "roles" not in claims(token(fake, BIG))  # none granted: no claim at all
+
+
+def test_permissions_are_frozen_into_each_token(fake):
+    """A token keeps the permissions of the moment it was issued, like a real one: granted
+    later, a permission is missing from it until a new token is acquired."""
+    fake.set_roles(BIG, ["Domain.Read.All"])
+    before = graph(fake)
+    denied = before.get(users_url(fake, top=1))
+    assert denied.status_code == 403
+    assert denied.json()["error"]["code"] == "Authorization_RequestDenied"
+    assert before.get(f"{fake.base_url}/v1.0/domains").status_code == 200
+    FakeEntraControl(fake.base_url, ca_file=fake.certs.bundle_file).set_roles(
+        BIG, ["User.Read.All"])
+    assert before.get(users_url(fake, top=1)).status_code == 403  # the old token still lacks it
+    after = graph(fake)
+    assert after.get(users_url(fake, top=1)).status_code == 200
+    assert after.get(f"{fake.base_url}/v1.0/domains").status_code == 403
+    assert fake.tenant(BIG)["roles"] == ["User.Read.All"]
+    with pytest.raises(TypeError):
+        fake.set_roles(BIG, "User.Read.All")
+
+
+def token_response(fake, tenant):
+    return requests.post(
+        f"{fake.base_url}/{tenant}/oauth2/v2.0/token", verify=fake.certs.bundle_file,
+        data={"grant_type": "client_credentials", "client_id": DEFAULT_CLIENT_ID,
+              "client_secret": DEFAULT_CLIENT_SECRET, "scope": f"{fake.base_url}/.default"})
+
+
+def test_consent_delay_token_endpoint_does_not_know_the_app_yet(fake):
+    fake.set_consent_delay(1.5)
+    fake.set_consent(CONTOSO, True)
+    early = token_response(fake, CONTOSO)
+    assert early.status_code == 400 and early.json()["error_codes"] == [700016]
+    time.sleep(1.6)
+    assert token_response(fake, CONTOSO).status_code == 200
+    fake.set_consent(CONTOSO, True)  # already consented: nothing spreads again
+    assert token_response(fake, CONTOSO).status_code == 200
+
+
+def test_consent_delay_graph_does_not_know_the_identity_yet(fake):
+    control = FakeEntraControl(fake.base_url, ca_file=fake.certs.bundle_file)
+    control.set_consent_delay(1.5, "graph")
+    fake.grant_consent(CONTOSO, DEFAULT_CLIENT_ID)  # as the consent page does
+    session = graph(fake, CONTOSO)  # a token is issued, with its tid
+    assert claims(session.headers["Authorization"][7:])["tid"] == CONTOSO
+    early = session.get(users_url(fake, top=1))
+    assert early.status_code == 401
+    assert early.json()["error"] == {**early.json()["error"],
+                                     "code": "Authorization_IdentityNotFound",
+                                     "message": "The identity of the calling application could "
+                                                "not be established."}
+    time.sleep(1.6)
+    assert session.get(users_url(fake, top=1)).status_code == 200  # the same token now works
+
+
+def test_consent_delay_tokens_lack_the_new_permissions(fake):
+    fake.set_consent_delay(1.5, "roles")
+    fake.set_consent(CONTOSO, True)
+    early = graph(fake, CONTOSO)
+    assert "roles" not in claims(early.headers["Authorization"][7:])
+    assert early.get(users_url(fake, top=1)).status_code == 403
+    time.sleep(1.6)
+    assert early.get(users_url(fake, top=1)).status_code == 403  # frozen into that token
+    assert graph(fake, CONTOSO).get(users_url(fake, top=1)).status_code == 200
+    with pytest.raises(ValueError, match="symptom"):
+        fake.set_consent_delay(1, "sometimes")
+    fake.reset()  # back to no delay
+    fake.set_consent(CONTOSO, True)
+    assert token_response(fake, CONTOSO).status_code == 200
+
+
+# ---------------------------------------------------------------------------- group search
+GROUPS = [
+    {"id": SALES, "displayName": "Sales Team", "members": []},
+    {"id": SALES_EMEA, "displayName": "SalesEMEA", "members": []},
+    {"id": LOOP, "displayName": "Helpdesk-Tier2", "members": []},
+]
+
+
+def search_url(fake, text, query="&$select=id,displayName"):
+    return f'{fake.base_url}/v1.0/groups?$search="displayName:{text}"{query}'
+
+
+def test_group_search_needs_consistency_level_eventual(fake):
+    fake.set_groups(BIG, GROUPS)
+    session = graph(fake)
+    refused = session.get(search_url(fake, "sales"))
+    assert refused.status_code == 400
+    assert refused.json()["error"] == {
+        **refused.json()["error"], "code": "Request_UnsupportedQuery",
+        "message": "Request with $search query parameter only works through MSGraph with a "
+                   "special request header: 'ConsistencyLevel: eventual'"}
+    found = eventual(session).get(search_url(fake, "sales")).json()
+    assert found["value"] == [{"id": SALES, "displayName": "Sales Team"},
+                              {"id": SALES_EMEA, "displayName": "SalesEMEA"}]
+    assert found["@odata.context"].endswith("#groups(id,displayName)")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("team", [SALES]),  # any word, not only the first
+    ("TEAM sal", [SALES]),  # every word, in any order, any case
+    ("emea", [SALES_EMEA]),  # a change from lower to upper case starts a word
+    ("helpdeskt", [LOOP]),  # words joined by symbols also count as one
+    ("tier", [LOOP]),
+    ("ales", []),  # no "contains"
+])
+def test_group_search_matches_tokens_as_documented(fake, text, expected):
+    fake.set_groups(BIG, GROUPS)
+    found = eventual(graph(fake)).get(search_url(fake, text)).json()["value"]
+    assert [group["id"] for group in found] == expected
+
+
+def test_group_search_pages_escapes_and_permissions(fake):
+    fake.set_groups(BIG, [*GROUPS, {"id": UNKNOWN, "displayName": 'Say "hi"', "members": []}])
+    session = eventual(graph(fake))
+    pages = fetch_all(session, search_url(fake, "s", "&$top=1"))
+    assert [[g["id"] for g in p["value"]] for p in pages] == [[UNKNOWN], [SALES], [SALES_EMEA]]
+    assert set(pages[0]["value"][0]) == {"id", "displayName"}
+    quoted = session.get(search_url(fake, '\\"hi\\"')).json()["value"]
+    assert [g["displayName"] for g in quoted] == ['Say "hi"']
+    assert session.get(search_url(fake, "sales", "&$select=owners")).status_code == 400
+    unquoted = session.get(f"{fake.base_url}/v1.0/groups?$search=sales")
+    assert unquoted.status_code == 400
+    fake.set_groups_readable(BIG, False)
+    assert eventual(graph(fake)).get(search_url(fake, "sales")).status_code == 403
 
 
 # ---------------------------------------------------------------------------- faults
@@ -482,6 +805,32 @@ def test_reset_fault_drops_connection(fake):
         session.get(users_url(fake))
     assert session.get(users_url(fake)).status_code == 200
     assert fake.stats()["requests"][-2]["status"] == 0
+
+
+def test_microsoft_answers_a_fake_tenant_cannot_produce_by_itself(fake):
+    session = graph(fake)
+    fake.add_fault(kind="identity_not_found", target="users")
+    unknown = session.get(users_url(fake, top=1))
+    assert unknown.status_code == 401
+    assert unknown.json()["error"]["code"] == "Authorization_IdentityNotFound"
+    assert session.get(users_url(fake, top=1)).status_code == 200
+    fake.add_fault(kind="app_disabled", target="token")
+    fake.add_fault(kind="resource_not_found", target="token")
+    disabled = token_response(fake, BIG).json()
+    assert (disabled["error"], disabled["error_codes"]) == ("unauthorized_client", [7000112])
+    assert f"Application '{DEFAULT_CLIENT_ID}'(Odoo Azure AD Contacts) is disabled." in \
+        disabled["error_description"]
+    other_cloud = token_response(fake, BIG).json()
+    assert (other_cloud["error"], other_cloud["error_codes"]) == ("invalid_resource", [500011])
+    assert f"The resource principal named {fake.base_url} was not found in the tenant" in \
+        other_cloud["error_description"]
+
+
+def test_redirect_fault(fake):
+    fake.add_fault(kind="redirect", target="token", location="https://127.0.0.1:1/stolen")
+    moved = requests.post(f"{fake.base_url}/{BIG}/oauth2/v2.0/token", data={"client_secret": "s"},
+                          verify=fake.certs.bundle_file, allow_redirects=False)
+    assert (moved.status_code, moved.headers["Location"]) == (307, "https://127.0.0.1:1/stolen")
 
 
 def test_malformed_and_wrong_shape_faults(fake):
@@ -689,7 +1038,8 @@ def test_server_cli_runs_and_stops_on_sigterm(cert_dir):
         port = probe.getsockname()[1]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fake_entra", "--port", str(port), "--cert-dir", cert_dir],
+        [sys.executable, "-m", "fake_entra", "--port", str(port), "--cert-dir", cert_dir,
+         "--graph-latency-ms", "300"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     try:
         url = proc.stdout.readline().strip()
@@ -698,6 +1048,9 @@ def test_server_cli_runs_and_stops_on_sigterm(cert_dir):
         bundle = bundle.split("=", 1)[1]
         tenants = requests.get(f"{url.split('=', 1)[1]}/_fake/tenants", verify=bundle).json()
         assert {t["tenant_id"] for t in tenants} == {CONTOSO, FABRIKAM}
+        started = time.monotonic()  # Graph takes its time: no token, still 300 ms
+        assert requests.get(f"{url.split('=', 1)[1]}/v1.0/users", verify=bundle).status_code == 401
+        assert time.monotonic() - started >= 0.27
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0

@@ -1,5 +1,6 @@
 """GraphClient against a scripted local HTTP server; MSAL glue over a fake MSAL transport."""
 
+import base64
 import json
 import socket
 import threading
@@ -356,13 +357,16 @@ def test_token_provider_errors_propagate(graph, rec):
 
 
 def test_403_request_denied_is_permission_denied(graph, rec):
-    graph.reply(403, {"error": {
-        "code": "Authorization_RequestDenied",
-        "message": "Insufficient privileges to complete the operation.",
-        "innerError": {"request-id": "r-1", "date": "2025-01-01T00:00:00"},
-    }})
+    for _ in range(2):  # a new token is tried once: it may carry a permission granted since
+        graph.reply(403, {"error": {
+            "code": "Authorization_RequestDenied",
+            "message": "Insufficient privileges to complete the operation.",
+            "innerError": {"request-id": "r-1", "date": "2025-01-01T00:00:00"},
+        }})
     with pytest.raises(gc.PermissionDeniedError) as caught:
         make_client(graph.url, rec).probe()
+    assert rec.token_calls == [False, True]
+    assert [h["Authorization"] for _p, h in graph.requests] == ["Bearer tok-0", "Bearer tok-1"]
     error = caught.value
     assert (error.status, error.request_id) == (403, "r-1")
     assert error.code == "Authorization_RequestDenied"
@@ -630,3 +634,172 @@ def test_error_hierarchy():
     for cls in (gc.AuthenticationError, gc.PermissionDeniedError, gc.ThrottledError,
                 gc.ServiceUnavailableError, gc.MalformedResponseError, gc.UntrustedHostError):
         assert issubclass(cls, gc.GraphError)
+
+
+# What Microsoft sends is input: waits, paging, identities
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("7", 7.0),
+    (" 30 ", 30.0),
+    ("²", None),  # a Unicode digit: "²".isdigit() is True, float("²") fails
+    ("٣", None),
+    ("1e3", None),
+    ("-5", None),
+    ("999999", 3600.0),  # 11.6 days asked: an hour at most
+    ("9" * 20, 3600.0),  # float() of it would be 1e20, and timedelta overflows
+    ("9" * 5000, 3600.0),  # int() refuses strings this long
+    ("0" * 30 + "12", 12.0),
+    ("Fri, 31 Dec 9999 23:59:59 GMT", 3600.0),
+    ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0),
+    ("", None),
+    ("soon", None),
+])
+def test_retry_after_is_ascii_seconds_or_a_date_clamped_to_an_hour(header, expected):
+    assert gc._retry_after(header) == expected
+
+
+def test_hostile_retry_after_reaches_the_caller_finite_and_clamped(graph, rec):
+    graph.reply(429, headers={"Retry-After": "9" * 20})
+    client = make_client(graph.url, rec)
+    with pytest.raises(gc.ThrottledError) as caught:
+        client.probe()
+    assert caught.value.retry_after == gc.MAX_RETRY_AFTER
+    assert rec.sleeps == []  # beyond the wait budget: raised at once, no sleep
+    graph.reply(429, headers={"Retry-After": "²"})  # unusable: the normal backoff
+    graph.reply()
+    client.probe()
+    assert rec.sleeps == [7.5]
+
+
+def test_paging_stops_at_the_page_cap_with_new_links_each_time(graph, rec):
+    for n in range(4):  # a new skiptoken each time: the same-link guard never fires
+        graph.reply(body={"value": [{"id": str(n)}],
+                          "@odata.nextLink": f"{graph.url}/v1.0/users?$skiptoken={n}"})
+    client = make_client(graph.url, rec, max_pages=3)
+    pages = client.iter_user_pages()
+    assert [next(pages) for _ in range(3)] == [[{"id": "0"}], [{"id": "1"}], [{"id": "2"}]]
+    with pytest.raises(gc.PagingLimitError, match="more than 3 pages"):
+        next(pages)
+    assert client.request_count == 3
+    assert issubclass(gc.PagingLimitError, gc.MalformedResponseError)
+
+
+def test_paging_stops_at_the_overall_deadline(graph, rec):
+    now = [0.0]
+    for n in range(3):
+        graph.reply(body={"value": [], "@odata.nextLink": f"{graph.url}/v1.0/users?p={n}"})
+    client = make_client(graph.url, rec, paging_deadline=100, clock=lambda: now[0])
+    pages = client.iter_user_pages()
+    next(pages)
+    now[0] = 60.0
+    next(pages)
+    now[0] = 101.0
+    with pytest.raises(gc.PagingLimitError, match="more than 100 s"):
+        next(pages)
+    assert client.request_count == 2
+
+
+def test_403_then_no_token_at_all_raises_the_403(graph, rec):
+    graph.reply(403, {"error": {"code": "Authorization_RequestDenied", "message": "No"}})
+
+    def token(force_refresh):
+        if force_refresh:
+            raise gc.ConsentMissingError("AADSTS700016: gone", code="AADSTS700016")
+        return "tok"
+
+    with pytest.raises(gc.PermissionDeniedError) as caught:
+        gc.GraphClient(graph.url, token).probe()
+    assert isinstance(caught.value.__cause__, gc.ConsentMissingError)
+    assert len(graph.requests) == 1
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_identity_not_found_means_consent_missing(graph, rec, status):
+    body = {"error": {"code": "Authorization_IdentityNotFound",
+                      "message": "The identity of the calling application could not be established."}}
+    graph.reply(status, body)
+    graph.reply(status, body)
+    with pytest.raises(gc.IdentityNotFoundError) as caught:
+        make_client(graph.url, rec).probe()
+    assert isinstance(caught.value, gc.ConsentMissingError)
+    assert (caught.value.status, caught.value.code) == (status, "Authorization_IdentityNotFound")
+
+
+def test_token_claims_and_the_tenant_of_the_token_used(graph):
+    def jwt(claims):
+        part = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+        return f"eyJhbGciOiJSUzI1NiJ9.{part}.sig"
+
+    assert gc.token_claims(jwt({"tid": "t-1", "roles": ["User.Read.All"]}))["roles"] == [
+        "User.Read.All"]
+    for opaque in ("opaque", "a.!!!.c", "a.WzFd.c", None, jwt(["not", "a", "dict"])):
+        assert gc.token_claims(opaque) == {}
+    graph.reply()
+    client = gc.GraphClient(graph.url, lambda force_refresh: jwt({"tid": "t-1"}))
+    assert client.token_tenant_id is None
+    client.probe()
+    assert client.token_tenant_id == "t-1"
+
+
+def test_search_groups_request(graph, rec):
+    group = "5c7ee0b1-2a8e-4f3d-9e61-6f0d2b1c0a01"
+    graph.reply(body={"value": [{"id": group, "displayName": "Sales"}, {"id": "junk"}, "junk",
+                                {"id": group.upper(), "displayName": 7}]})
+    client = make_client(graph.url, rec)
+    assert client.search_groups('  Say  "hi" \\ ', limit=5) == [
+        {"id": group, "displayName": "Sales"}, {"id": group.upper(), "displayName": ""}]
+    path, headers = graph.requests[0]
+    assert path == ("/v1.0/groups?$search=%22displayName:Say%20%5C%22hi%5C%22%20%5C%5C%22"
+                    "&$select=id,displayName&$top=5")
+    assert headers["ConsistencyLevel"] == "eventual"
+    assert client.search_groups("   ") == [] and len(graph.requests) == 1
+
+
+def test_thread_local_http_cache_is_one_dict_per_thread():
+    cache = gc.ThreadLocalHttpCache()
+    cache["discovery"] = "main"
+    seen = {}
+
+    def other():
+        seen["before"] = cache.get("discovery")
+        cache["discovery"] = "other"
+        seen["after"] = dict(cache)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert seen == {"before": None, "after": {"discovery": "other"}}
+    assert dict(cache) == {"discovery": "main"} and len(cache) == 1
+    assert cache.pop("discovery") == "main" and "discovery" not in cache
+    cache["x"] = 1
+    cache.clear()  # every thread's dict: tests start clean whichever thread filled it
+    assert len(cache) == 0 and cache._all == [{}, {}]
+
+
+@pytest.mark.parametrize(("last_page", "error"), [
+    ({"value": []}, gc.MalformedResponseError),
+    ({"value": [], "@odata.deltaLink": 7}, gc.MalformedResponseError),
+    ({"value": [], "@odata.deltaLink": "https://evil.example/v1.0/users/delta?$deltatoken=x"},
+     gc.UntrustedHostError),
+])
+def test_a_delta_round_must_end_with_a_delta_link_on_the_graph_host(graph, rec, last_page, error):
+    graph.reply(body={"value": [{"id": "1"}], "@odata.nextLink": f"{graph.url}/v1.0/users/delta?p=2",
+                      "@odata.deltaLink": f"{graph.url}/v1.0/users/delta?$deltatoken=early"})
+    graph.reply(body=last_page)
+    delta = make_client(graph.url, rec).user_delta(select=("id", "mail"),
+                                                    changed_properties_only=True)
+    with pytest.raises(error):
+        list(delta)
+    assert delta.delta_link is None
+    assert graph.paths[0] == "/v1.0/users/delta?$select=id,mail"
+    assert all(headers["Prefer"] == "return=minimal" for _path, headers in graph.requests)
+
+
+def test_removal_reason():
+    assert gc.removal_reason({"id": "1"}) is None
+    assert gc.removal_reason({"id": "1", "@removed": {"reason": "changed"}}) == "changed"
+    assert gc.removal_reason({"id": "1", "@removed": {"reason": "deleted"}}) == "deleted"
+    assert gc.removal_reason({"id": "1", "@removed": {}}) == "deleted"  # unknown: gone
+    assert gc.removal_reason({"id": "1", "@removed": "yes"}) == "deleted"
+    assert gc.removal_reason("junk") is None

@@ -1,13 +1,18 @@
 """Microsoft Graph and MSAL access: the addon's only network code (plain Python, no Odoo)."""
 
+import base64
+import binascii
 import json
 import random
 import re
+import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import MutableMapping
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import msal
 import requests
@@ -19,6 +24,18 @@ USER_SELECT = (
 PAGE_SIZE = 999  # Graph's maximum for /users
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_SAME_LINK = 2  # a page served twice is tolerated (its users are counted once), not more
+# A paged listing stops with PagingLimitError past either bound: 2,000 pages are twenty
+# times the largest tenant this addon is built for in pages of 999 users, and still four
+# times it in the smaller pages of a delta round.
+MAX_PAGES = 2000
+PAGING_DEADLINE = 3600.0
+# Retry-After values beyond this (seconds) are taken as this: whatever a response says, a
+# sync waits or reschedules no further than an hour on its word.
+MAX_RETRY_AFTER = 3600.0
+GRAPH_USER_TYPE = "#microsoft.graph.user"
+# Consent spreads through Microsoft's replicas for a while; a proof retries this long.
+CONSENT_PROPAGATION_TIMEOUT = 60.0
+CONSENT_RETRY_INTERVAL = 5.0
 
 
 class GraphError(Exception):
@@ -38,7 +55,27 @@ class AuthenticationError(GraphError):
 
 
 class ConsentMissingError(AuthenticationError):
-    """The app is not (or no longer) consented in the tenant: AADSTS700016 / 65001."""
+    """The app is not (or no longer) consented in the tenant: AADSTS700016 / 65001.
+    Remedy: reconnect (a customer administrator consents again)."""
+
+
+class IdentityNotFoundError(ConsentMissingError):
+    """Graph 401/403 Authorization_IdentityNotFound: Graph does not know the app's service
+    principal in the tenant, e.g. right after consent, before it has spread."""
+
+
+class AppDisabledError(ConsentMissingError):
+    """AADSTS7000112: the customer disabled the app (its enterprise application) in the
+    tenant. Not transient: a customer administrator must enable it again, or reconnect."""
+
+
+class CloudMismatchError(AuthenticationError):
+    """AADSTS500011: the token endpoint does not know the Graph resource asked for, i.e. the
+    login and Graph endpoints belong to different clouds (e.g. global and US Government)."""
+
+
+class TenantMismatchError(AuthenticationError):
+    """The token proving a consent belongs to another tenant than the one the consent named."""
 
 
 class ClientSecretError(AuthenticationError):
@@ -73,6 +110,16 @@ class UntrustedHostError(GraphError):
     """A link points outside the configured Graph endpoint."""
 
 
+class DeltaExpiredError(GraphError):
+    """Graph 410 resyncRequired: a saved deltaLink expired (after seven days) or is unknown to
+    the service; the next round must list every user again (no deltaLink)."""
+
+
+class PagingLimitError(MalformedResponseError):
+    """A paged listing went past the page cap or the overall deadline (e.g. a nextLink with
+    a new skiptoken each time that never ends)."""
+
+
 class GroupNotFoundError(GraphError):
     """A group of the integration's group filter does not exist (any more) in the tenant."""
 
@@ -84,6 +131,8 @@ class GroupPermissionError(PermissionDeniedError):
 _AADSTS_ERRORS = {
     700016: ConsentMissingError,
     65001: ConsentMissingError,
+    7000112: AppDisabledError,
+    500011: CloudMismatchError,
     7000215: ClientSecretError,
     7000222: ClientSecretError,
     90002: TenantNotFoundError,
@@ -131,15 +180,65 @@ def _discovery_error(exc):
 
 class MsalSession(requests.Session):
     """MSAL's transport. MSAL's default session has no timeout, and its urllib3 retry sleeps
-    for whatever Retry-After a 429/503 asks, however long; this one does neither."""
+    for whatever Retry-After a 429/503 asks, however long; this one does neither. Nor does it
+    follow redirects: a 307 from a token endpoint would re-send the client secret elsewhere."""
 
     def __init__(self, timeout=30):
         super().__init__()
         self.timeout = timeout
 
-    def request(self, *args, **kwargs):
+    def request(self, method, url, *args, **kwargs):
         kwargs.setdefault("timeout", self.timeout)
-        return super().request(*args, **kwargs)
+        kwargs["allow_redirects"] = False
+        response = super().request(method, url, *args, **kwargs)
+        if response.is_redirect:
+            raise UntrustedHostError(
+                f"{urlsplit(url).netloc} redirected a {method} request to "
+                f"{response.headers['Location'][:200]}: not followed.",
+                status=response.status_code)
+        return response
+
+
+class ThreadLocalHttpCache(MutableMapping):
+    """An MSAL `http_cache` with one dict per thread.
+
+    MSAL keeps discovery documents and throttling answers in it, each app under its own lock:
+    one dict shared by the apps of all of Odoo's threads would be changed by several at
+    once. `clear()` empties the dicts of every thread (tests start clean with it)."""
+
+    def __init__(self):
+        self._local = threading.local()
+        self._all = []
+        self._all_lock = threading.Lock()
+
+    @property
+    def _dict(self):
+        mapping = getattr(self._local, "mapping", None)
+        if mapping is None:
+            mapping = self._local.mapping = {}
+            with self._all_lock:
+                self._all.append(mapping)
+        return mapping
+
+    def __getitem__(self, key):
+        return self._dict[key]
+
+    def __setitem__(self, key, value):
+        self._dict[key] = value
+
+    def __delitem__(self, key):
+        del self._dict[key]
+
+    def __iter__(self):
+        return iter(self._dict)
+
+    def __len__(self):
+        return len(self._dict)
+
+    def clear(self):
+        with self._all_lock:
+            for mapping in self._all:
+                mapping.clear()
 
 
 def build_msal_app(client_id, client_secret, login_endpoint, tenant_id, token_cache=None,
@@ -207,14 +306,28 @@ def _origin(url):
 
 
 def _retry_after(value):
-    """Seconds asked by a Retry-After header (delta-seconds or HTTP-date); None if unusable."""
+    """Seconds asked by a Retry-After header (ASCII delta-seconds or an HTTP-date), at most
+    MAX_RETRY_AFTER; None if unusable."""
     value = (value or "").strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():  # not "²" or other Unicode digits
+        digits = value.lstrip("0") or "0"  # measured as text: int() refuses 5,000 digits
+        return MAX_RETRY_AFTER if len(digits) > 9 else min(float(digits), MAX_RETRY_AFTER)
     try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError, OverflowError):
+        seconds = parsedate_to_datetime(value).timestamp() - time.time()
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
+
+
+def token_claims(access_token):
+    """The claims of an access token (a JWT), read without verifying it: for what the token
+    says about itself (`tid`, `roles`), never to decide whom to trust. {} if not a JWT."""
+    try:
+        payload = access_token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (AttributeError, IndexError, ValueError, binascii.Error):
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 class GraphClient:
@@ -222,7 +335,8 @@ class GraphClient:
 
     def __init__(self, graph_endpoint, token_provider, session=None, timeout=60,
                  max_attempts=5, backoff_base=5.0, max_wait=60.0, sleep=time.sleep,
-                 jitter=random.random):
+                 jitter=random.random, max_pages=MAX_PAGES, paging_deadline=PAGING_DEADLINE,
+                 clock=time.monotonic):
         self.graph_endpoint = graph_endpoint.rstrip("/")
         self.token_provider = token_provider
         self.session = session or requests.Session()
@@ -232,6 +346,9 @@ class GraphClient:
         self.max_wait = max_wait
         self.sleep = sleep
         self.jitter = jitter
+        self.max_pages = max_pages
+        self.paging_deadline = paging_deadline
+        self.clock = clock
         self.request_count = 0
         self._origin = _origin(self.graph_endpoint)
         self._token = None
@@ -241,17 +358,26 @@ class GraphClient:
         yield from self._pages(f"{self.graph_endpoint}/v1.0/users?$select={','.join(select)}"
                                f"&$top={top}")
 
+    @property
+    def token_tenant_id(self):
+        """The `tid` claim of the token used for the last request (None before any)."""
+        return token_claims(self._token).get("tid") if self._token else None
+
     def group_member_ids(self, group_id):
         """Object ids of the users in a group, nested groups included (transitive members)."""
         if not is_object_id(group_id):
             raise GroupNotFoundError(f"{group_id!r} is not a group object id.")
         group_id = str(uuid.UUID(group_id))
-        url = (f"{self.graph_endpoint}/v1.0/groups/{group_id}/transitiveMembers/"
-               f"microsoft.graph.user?$select=id&$top={PAGE_SIZE}")
+        # Without the OData cast to microsoft.graph.user, which Microsoft documents as an
+        # advanced query (ConsistencyLevel: eventual and $count=true, served from an
+        # eventually consistent index): every member comes with its @odata.type.
+        url = (f"{self.graph_endpoint}/v1.0/groups/{group_id}/transitiveMembers"
+               f"?$select=id&$top={PAGE_SIZE}")
         try:
             for page in self._pages(url):
                 for member in page:
-                    if isinstance(member, dict) and isinstance(member.get("id"), str):
+                    if (isinstance(member, dict) and member.get("@odata.type") == GRAPH_USER_TYPE
+                            and isinstance(member.get("id"), str)):
                         yield member["id"]
         except PermissionDeniedError as exc:
             raise GroupPermissionError(exc.detail, status=exc.status, code=exc.code,
@@ -261,6 +387,32 @@ class GraphClient:
                 raise GroupNotFoundError(exc.detail, status=404, code=exc.code,
                                          request_id=exc.request_id) from exc
             raise
+
+    def search_groups(self, text, limit=25):
+        """Up to `limit` groups whose display name has a word starting with `text`, as
+        `{"id", "displayName"}` dicts (Graph's $search, an advanced query)."""
+        text = " ".join(str(text or "").split())
+        if not text:
+            return []
+        # Inside the quoted $search clause Graph takes \" for a quote and \\ for a backslash.
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+        clause = f'"displayName:{escaped}"'
+        url = (f"{self.graph_endpoint}/v1.0/groups?$search={quote(clause, safe=':')}"
+               f"&$select=id,displayName&$top={max(1, min(int(limit), PAGE_SIZE))}")
+        body = self._get(url, {"ConsistencyLevel": "eventual"})
+        if not isinstance(body.get("value"), list):
+            raise MalformedResponseError("The response has no 'value' list.", status=200)
+        return [
+            {"id": group["id"], "displayName": group.get("displayName")
+             if isinstance(group.get("displayName"), str) else ""}
+            for group in body["value"]
+            if isinstance(group, dict) and is_object_id(group.get("id"))
+        ][:limit]
+
+    def user_delta(self, delta_link=None, select=USER_SELECT, changed_properties_only=False):
+        """One round of Graph's delta query on users (see UserDeltaRound): every user when
+        `delta_link` is None, else the changes since the round that returned it."""
+        return UserDeltaRound(self, delta_link, select, changed_properties_only)
 
     def probe(self):
         """Read one user id: proves the token and the permission work."""
@@ -276,22 +428,36 @@ class GraphClient:
             and isinstance(domain.get("id"), str)
         ]
 
-    def _pages(self, url):
+    def _pages(self, url, extra_headers=None, on_body=None):
         followed = Counter()  # a nextLink that keeps coming back would page forever
+        deadline = self.clock() + self.paging_deadline
+        pages = 0
         while url:
             followed[url] += 1
             if followed[url] > MAX_SAME_LINK:
                 raise MalformedResponseError(
                     f"Graph keeps sending the same page link (a paging loop): {url[:200]}", status=200)
-            body = self._get(url)
+            # New links each time are not caught above: a cap and a deadline end those too.
+            if pages >= self.max_pages:
+                raise PagingLimitError(
+                    f"Graph sent more than {self.max_pages} pages; stopped (a paging loop?).",
+                    status=200)
+            if self.clock() > deadline:
+                raise PagingLimitError(
+                    f"Paging through Graph took more than {self.paging_deadline:.0f} s; stopped.",
+                    status=200)
+            pages += 1
+            body = self._get(url, extra_headers)
             if not isinstance(body.get("value"), list):
                 raise MalformedResponseError("The response has no 'value' list.", status=200)
             url = body.get("@odata.nextLink")
             if url is not None and not isinstance(url, str):
                 raise MalformedResponseError("'@odata.nextLink' is not a string.", status=200)
+            if on_body is not None:
+                on_body(body)
             yield body["value"]
 
-    def _get(self, url):
+    def _get(self, url, extra_headers=None):
         """GET a Graph URL: the one place for headers, timeouts, retries and error mapping."""
         if self._origin is None or _origin(url) != self._origin:
             raise UntrustedHostError(f"Refusing to call {url[:200]}: not {self.graph_endpoint}")
@@ -305,6 +471,7 @@ class GraphClient:
                 "Authorization": f"Bearer {self._token}",
                 "Accept": "application/json",
                 "client-request-id": request_id,
+                **(extra_headers or {}),
             }
             self.request_count += 1
             try:
@@ -325,12 +492,23 @@ class GraphClient:
                     refreshed, self._token = True, self.token_provider(True)
                     continue
                 error = self._error(response)
+                if type(error) is PermissionDeniedError and not refreshed:
+                    # A token keeps the permissions it was issued with: one acquired before
+                    # a permission was granted lacks it until it expires. Try a new one once.
+                    self._token = None
+                    try:
+                        self._token = self.token_provider(True)
+                    except AuthenticationError as exc:  # e.g. consent revoked meanwhile
+                        raise error from exc
+                    refreshed = True
+                    continue
                 if response.status_code not in RETRYABLE_STATUSES:
                     raise error
                 asked = _retry_after(response.headers.get("Retry-After"))
             failures += 1
-            delay = asked if asked is not None else (
-                self.backoff_base * 2 ** (failures - 1) + self.jitter() * self.backoff_base)
+            delay = asked if asked is not None else min(
+                self.backoff_base * 2 ** (failures - 1) + self.jitter() * self.backoff_base,
+                MAX_RETRY_AFTER)
             error.retry_after = delay
             # The caller (an Odoo worker) reschedules instead of sleeping for minutes.
             if failures >= self.max_attempts or waited + delay > self.max_wait:
@@ -360,10 +538,14 @@ class GraphClient:
         error = error if isinstance(error, dict) else {}
         code = error.get("code") if isinstance(error.get("code"), str) else None
         inner = error.get("innerError") if isinstance(error.get("innerError"), dict) else {}
-        if status == 429:
+        if status == 410 or code in ("resyncRequired", "syncStateNotFound"):
+            cls = DeltaExpiredError
+        elif status == 429:
             cls = ThrottledError
         elif status >= 500:
             cls = ServiceUnavailableError
+        elif code == "Authorization_IdentityNotFound":  # Graph answers it with 401 or 403
+            cls = IdentityNotFoundError
         elif status == 401:
             cls = AuthenticationError
         elif status == 403 and code == "Authorization_RequestDenied":
@@ -376,3 +558,112 @@ class GraphClient:
             code=code,
             request_id=response.headers.get("request-id") or inner.get("request-id"),
         )
+
+
+def removal_reason(item):
+    """For an item of a delta page: "changed" (the user was deleted and can be restored for
+    30 days), "deleted" (deleted for good), or None (the user exists)."""
+    removed = item.get("@removed") if isinstance(item, dict) else None
+    if removed is None:
+        return None
+    reason = removed.get("reason") if isinstance(removed, dict) else None
+    return reason if reason in ("changed", "deleted") else "deleted"
+
+
+class UserDeltaRound:
+    """One round of `GET /v1.0/users/delta`. Iterating yields its pages (lists of user dicts);
+    once the last page is read, `delta_link` holds the link that starts the next round.
+
+    A full round (no `delta_link` given) lists every user with the selected properties. A
+    later round lists only the users that changed: those that still exist with their
+    selected properties that were ever set (only the changed ones and `id` when
+    `changed_properties_only`, Microsoft's `Prefer: return=minimal`), removed ones as
+    `{"id", "@removed": {"reason"}}` (see removal_reason). The same user may come more than
+    once. An expired or unknown `delta_link` raises DeltaExpiredError: start a full round."""
+
+    def __init__(self, client, delta_link=None, select=USER_SELECT, changed_properties_only=False):
+        self.client = client
+        self.full = delta_link is None
+        self.url = delta_link or (
+            f"{client.graph_endpoint}/v1.0/users/delta?$select={','.join(select)}")
+        self.headers = {"Prefer": "return=minimal"} if changed_properties_only else None
+        self.delta_link = None
+
+    def __iter__(self):
+        self.delta_link = None
+        last = {}
+
+        def remember(body):  # only the last page's link counts
+            last["link"] = body.get("@odata.deltaLink")
+
+        yield from self.client._pages(self.url, self.headers, on_body=remember)
+        link = last.get("link")
+        if not isinstance(link, str) or not link:
+            raise MalformedResponseError(
+                "The delta round ended without an '@odata.deltaLink'.", status=200)
+        if _origin(link) != self.client._origin:  # it will be called next time
+            raise UntrustedHostError(f"Refusing the deltaLink {link[:200]}: not "
+                                     f"{self.client.graph_endpoint}")
+        self.delta_link = link
+
+
+@dataclass
+class ConsentProof:
+    """What a successful consent proof leaves: the tenant the token was issued for (its `tid`
+    claim), the MSAL app whose token cache holds that token, and the client that read Graph."""
+
+    tenant_id: str
+    app: object
+    client: GraphClient
+    attempts: int
+
+
+def _consent_not_spread(error):
+    """Whether `error` is what Microsoft answers while a fresh consent spreads: the token
+    endpoint does not know the app yet (AADSTS700016), Graph does not know its service
+    principal (Authorization_IdentityNotFound), or the token lacks the new permission."""
+    if isinstance(error, AppDisabledError):
+        return False
+    return isinstance(error, ConsentMissingError | PermissionDeniedError)
+
+
+def prove_consent(app_factory, graph_endpoint, expected_tenant=None, *,
+                  timeout=CONSENT_PROPAGATION_TIMEOUT, interval=CONSENT_RETRY_INTERVAL,
+                  on_wait=None, sleep=time.sleep, clock=time.monotonic, client_options=None):
+    """Prove an admin consent: an app token and one Graph read, retried for up to `timeout`
+    seconds while Microsoft spreads the consent.
+
+    `app_factory(http_cache)` must build a new MSAL app over an empty token cache and the
+    given (new, empty) MSAL HTTP cache: MSAL replays a failed token answer from its HTTP cache
+    for 60 s, and a token from a failed try must never be kept. Only the returned
+    ConsentProof's `app` holds a token. `on_wait(error, attempt, remaining_seconds)` is called
+    before each wait (e.g. to tell the administrator that Microsoft is still busy).
+    `expected_tenant`: the tenant the consent named; a token of another one raises
+    TenantMismatchError. Other errors, and the last one when time is up, are raised."""
+    started = clock()
+    attempt = 0
+    while True:
+        attempt += 1
+        app = app_factory({})
+        client = GraphClient(
+            graph_endpoint,
+            lambda force_refresh, app=app: acquire_app_token(app, graph_endpoint, force_refresh),
+            **(client_options or {}),
+        )
+        try:
+            client.probe()
+        except GraphError as error:
+            app.remove_tokens_for_client()  # e.g. a token without the new permission
+            remaining = timeout - (clock() - started)
+            if not _consent_not_spread(error) or remaining < interval:
+                raise
+            if on_wait is not None:
+                on_wait(error, attempt, remaining)
+            sleep(interval)
+            continue
+        tenant_id = client.token_tenant_id
+        if expected_tenant is not None and (tenant_id or "").lower() != expected_tenant.lower():
+            raise TenantMismatchError(
+                f"The token proving the consent is for tenant {tenant_id!r}, "
+                f"not {expected_tenant!r}.", code="tenant_mismatch")
+        return ConsentProof(tenant_id=tenant_id, app=app, client=client, attempts=attempt)
