@@ -45,6 +45,8 @@ class Tenant:
         self.display_name = data.get("display_name") or self.tenant_id
         self.consented = bool(data.get("consented", False))
         self.domains = [str(d) for d in data.get("domains", [])]
+        # Added to the tenant but not proven by DNS: Graph lists them with isVerified false.
+        self.unverified_domains = [str(d) for d in data.get("unverified_domains", [])]
         # May the app read group members (GroupMember.Read.All granted)?
         self.groups_readable = bool(data.get("groups_readable", True))
         self.users = {}
@@ -116,6 +118,7 @@ class Tenant:
         data["users"] = copy.deepcopy(list(self.users.values()))
         data["groups"] = copy.deepcopy(list(self.groups.values()))
         data["groups_readable"] = self.groups_readable
+        data["unverified_domains"] = list(self.unverified_domains)
         return data
 
 
@@ -370,6 +373,10 @@ class EntraState:
     def domains(self, tenant_id):
         with self._lock:
             return list(self._tenants[tenant_id].domains)
+
+    def unverified_domains(self, tenant_id):
+        with self._lock:
+            return list(self._tenants[tenant_id].unverified_domains)
 
     def revoke_consent(self, tenant_id):
         with self._lock:

@@ -14,6 +14,13 @@ MAX_OBJECT_ID = 128  # Entra object ids are 36-character GUIDs
 # PostgreSQL would refuse.
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _FIELDS = ("name", "function", "mobile")
+# One mailbox address and nothing else: a local part without blanks, quotes, brackets, commas
+# or semicolons (what separates or decorates addresses), "@", and a host name with a dot.
+# A value such as "a@x.com, b@evil.com" would make Odoo mail both.
+_ONE_ADDRESS = re.compile(
+    r"[^\s@\"<>()\[\],;:\\]+"  # the local part
+    r"@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+(?:[^\W\d_]{1,63}|xn--[\w-]{2,59})"  # the host name
+)
 
 # Contact.flags: what the ORM knows about a contact beyond its synced values.
 INACTIVE = 1  # archived in Odoo
@@ -54,6 +61,11 @@ def entra_email(user):
             if email and len(email) <= MAX_EMAIL:
                 return email
     return None
+
+
+def is_one_address(email):
+    """Whether `email` is exactly one valid mailbox address."""
+    return bool(_ONE_ADDRESS.fullmatch(email))
 
 
 def contact_name(user):
@@ -226,6 +238,8 @@ def _read_user(raw, object_id, rules, pattern, readers):
     email = entra_email(raw)
     if email is None:
         return "no_email"
+    if not is_one_address(email):
+        return "invalid_email"
     if pattern is not None:
         upn = raw.get("userPrincipalName")
         if pattern.match(normalize_email(email)) or (
