@@ -171,15 +171,34 @@ class TestHelpdeskMail(HelpdeskCase):
         self.assertEqual(ticket.partner_id, adele)
 
     def test_guests_are_never_requesters(self):
-        # A B2B guest keeps its home address, outside its host tenant's verified domains.
-        alpine, integration = self.add_customer(
-            "Alpine Ski House",
-            users=[user("guest-1", "adele.vance@contoso.example", "Adele", "Guest", userType="Guest")],
+        # A B2B guest keeps its home address, outside its host tenant's verified domains; and
+        # even a guest with an address of the tenant's own domain is no requester.
+        self.integration.include_guests = True
+        self.set_users(
+            [
+                user("member-1", "adele.vance@contoso.example", "Adele", "Vance"),
+                user("guest-1", "megan.bowen@contoso.example", "Megan", "Guest", userType="Guest"),
+                user("guest-2", "pat@partner.example", "Pat", "Partner", userType="Guest"),
+            ]
         )
-        integration.include_guests = True
-        integration.sync_contacts()
-        self.assertTrue(self.contacts(alpine).azure_ad_synced)
-        self.assertFalse(self.receive("adele.vance@contoso.example").partner_id)
+        self.connect()
+        guests = self.contact("megan.bowen@contoso.example") | self.contact("pat@partner.example")
+        self.assertEqual(guests.mapped("azure_ad_guest"), [True, True])
+        self.assertTrue(all(guests.mapped("azure_ad_synced")))
+        self.assertFalse(self.receive("megan.bowen@contoso.example").partner_id)
+        self.assertFalse(self.receive("pat@partner.example").partner_id)
+        self.assertEqual(
+            self.receive("adele.vance@contoso.example").partner_id,
+            self.contact("adele.vance@contoso.example"),
+        )
+        # Made a member in Entra: the next sync says so, and its mail finds it.
+        self.fake.update_user(CONTOSO_ID, "guest-1", {"userType": "Member"})
+        self.integration.sync_contacts()
+        self.assertFalse(self.contact("megan.bowen@contoso.example").azure_ad_guest)
+        self.assertEqual(
+            self.receive("megan.bowen@contoso.example").partner_id,
+            self.contact("megan.bowen@contoso.example"),
+        )
 
     def test_mail_from_an_unknown_address_keeps_the_gateway_behaviour(self):
         self.connect()

@@ -566,6 +566,7 @@ class AzureAdIntegration(models.Model):
                 "azure_ad_never_overwrite",
                 "azure_ad_never_archive",
                 "azure_ad_synced_email",
+                "azure_ad_guest",
                 *rules.extra_fields,
             ]
         )
@@ -581,7 +582,8 @@ class AzureAdIntegration(models.Model):
                           + (azure_ad_archived IS TRUE)::int * %s
                           + (azure_ad_never_overwrite IS TRUE)::int * %s
                           + (azure_ad_never_archive IS TRUE)::int * %s
-                          + (azure_ad_synced IS TRUE AND azure_ad_integration_id = ANY(%s::int[]))::int * %s,
+                          + (azure_ad_synced IS TRUE AND azure_ad_integration_id = ANY(%s::int[]))::int * %s
+                          + (azure_ad_guest IS TRUE)::int * %s,
                           azure_ad_synced_email
                           %s
                      FROM res_partner
@@ -594,6 +596,7 @@ class AzureAdIntegration(models.Model):
                 reconcile.NEVER_ARCHIVE,
                 other_tenants,
                 reconcile.OTHER_TENANT,
+                reconcile.GUEST,
                 SQL("").join(SQL(", %s", SQL.identifier(name)) for name in rules.extra_fields),
                 self.partner_id.id,
             )
@@ -620,7 +623,12 @@ class AzureAdIntegration(models.Model):
         if plan.unlink_ids:
             # Clear old links first so that swapped links can't trip the unique constraint.
             partners.browse(plan.unlink_ids).write(
-                {"azure_ad_object_id": False, "azure_ad_integration_id": False, "azure_ad_synced": False}
+                {
+                    "azure_ad_object_id": False,
+                    "azure_ad_integration_id": False,
+                    "azure_ad_synced": False,
+                    "azure_ad_guest": False,
+                }
             )
             partners.flush_model()  # before the INSERTs/UPDATEs that take those links over
         link = {"azure_ad_integration_id": self.id, "azure_ad_synced": True}

@@ -4,7 +4,7 @@ from odoo.exceptions import AccessError, UserError
 # The Azure AD mark and link: written by the sync only, which writes contacts in superuser
 # mode, out of reach of any RPC call. (A context key would not do: callers choose their
 # context.)
-SYNC_OWNED_FIELDS = ("azure_ad_synced", "azure_ad_object_id", "azure_ad_integration_id")
+SYNC_OWNED_FIELDS = ("azure_ad_synced", "azure_ad_object_id", "azure_ad_integration_id", "azure_ad_guest")
 
 
 class ResPartner(models.Model):
@@ -31,6 +31,13 @@ class ResPartner(models.Model):
         readonly=True,
         help="Managed by Azure AD: each sync overwrites the name, job position and mobile "
         "of this contact with the values from Microsoft Entra ID.",
+    )
+    azure_ad_guest = fields.Boolean(
+        string="Azure AD guest",
+        copy=False,
+        readonly=True,
+        help="Synced from a guest (B2B) account of the tenant: its address belongs to another "
+        "organisation.",
     )
     # Per-contact pins (README "Beyond the basics"), administrators only.
     azure_ad_never_overwrite = fields.Boolean(

@@ -72,8 +72,8 @@ class HelpdeskTicket(models.Model):
     @api.model
     def _azure_ad_find_requester(self, email, company=None):
         """(contact, why not): the synced contact that mail from `email` may come from, for a
-        ticket of `company`. A contact qualifies only if its tenant verified the address's
-        domain; when contacts of several customers qualify, none is chosen and `why not` is
+        ticket of `company`. A contact qualifies only if it is no guest and its tenant verified
+        the address's domain; when contacts of several customers qualify, none is chosen and `why not` is
         "ambiguous". Among contacts of one customer, the oldest."""
         Partner = self.env["res.partner"]
         key = email_key(email)
@@ -89,6 +89,7 @@ class HelpdeskTicket(models.Model):
                 [
                     ("email_normalized", "in", keys),
                     ("azure_ad_synced", "=", True),
+                    ("azure_ad_guest", "=", False),
                     ("is_company", "=", False),
                     ("company_id", "in", [False, (company or self.env.company).id]),
                 ],
