@@ -111,8 +111,9 @@ def _floor_create(partners, cfg, phase):
 
 
 def floor_create(env, cfg):
-    """Plain batched create in the default context: Odoo's own floor (SPEC §5 P1)."""
-    return _floor_create(env["res.partner"], cfg, "floor_create")
+    """Plain batched create in the default context: Odoo's own floor (SPEC §5 P1). In superuser
+    mode, as the sync creates: only it may set the Azure AD mark and link the values carry."""
+    return _floor_create(env["res.partner"].sudo(), cfg, "floor_create")
 
 
 def floor_create_ctx(env, cfg):

@@ -614,17 +614,23 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
         self._send_json(200, payload)
 
     def _domains(self):
+        # Microsoft Graph "List domains" (GET /v1.0/domains, Domain.Read.All): domain objects
+        # whose id is the name; a domain added but not yet proven by DNS has isVerified false
+        # (and, like an unconfigured one, supports no service).
         tenant_id = self._graph_tenant(protocol.DOMAINS_ROLES)
         if tenant_id is None:
             return
+        verified = self.fake.domains(tenant_id)
         value = [{
             "authenticationType": "Managed", "availabilityStatus": None, "id": domain,
-            "isAdminManaged": True, "isDefault": index == 0,
+            "isAdminManaged": True, "isDefault": index == 0 and is_verified,
             "isInitial": domain.lower().endswith(".onmicrosoft.com"), "isRoot": True,
-            "isVerified": True, "passwordNotificationWindowInDays": 14,
+            "isVerified": is_verified, "passwordNotificationWindowInDays": 14,
             "passwordValidityPeriodInDays": 2147483647, "state": None,
-            "supportedServices": ["Email", "OfficeCommunicationsOnlineService"],
-        } for index, domain in enumerate(self.fake.domains(tenant_id))]
+            "supportedServices": ["Email", "OfficeCommunicationsOnlineService"] if is_verified else [],
+        } for index, (domain, is_verified) in enumerate(
+            [(domain, True) for domain in verified]
+            + [(domain, False) for domain in self.fake.unverified_domains(tenant_id)])]
         self._send_json(200, {"@odata.context": f"{protocol.GRAPH_METADATA}#domains",
                               "value": value})
 

@@ -66,6 +66,8 @@ class Tenant:
         self.service_principal_id = str(uuid.uuid4())  # the app's object in this tenant
         self.consent_ready_at = 0.0  # until then a fresh consent is still spreading
         self.consent_symptom = None
+        # Added to the tenant but not proven by DNS: Graph lists them with isVerified false.
+        self.unverified_domains = [str(d) for d in data.get("unverified_domains", [])]
         self.users = {}
         self._sorted = None
         # Change tracking for /users/delta: a version number that every change raises, and
@@ -186,6 +188,7 @@ class Tenant:
         data["groups"] = copy.deepcopy(list(self.groups.values()))
         data["groups_readable"] = self.groups_readable
         data["roles"] = sorted(self.roles)
+        data["unverified_domains"] = list(self.unverified_domains)
         return data
 
 
@@ -582,6 +585,10 @@ class EntraState:
     def domains(self, tenant_id):
         with self._lock:
             return list(self._tenants[tenant_id].domains)
+
+    def unverified_domains(self, tenant_id):
+        with self._lock:
+            return list(self._tenants[tenant_id].unverified_domains)
 
     def revoke_consent(self, tenant_id):
         with self._lock:

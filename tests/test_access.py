@@ -449,14 +449,42 @@ class TestAccess(AddonTest, HttpCase):
     # ------------------------------------------------------------------ routes
 
     def start_connect(self):
-        response = self.url_open(f"/azure_ad_contacts/connect/{self.integration.id}", allow_redirects=False)
-        self.assertIn(response.status_code, (302, 303), response.text[:300])
-        return parse_qs(urlsplit(response.headers["Location"]).query)["state"][0]
+        """The Connect button: the web client calls action_connect and opens Microsoft's URL."""
+        action = self.call_kw("azure.ad.integration", "action_connect", [[self.integration.id]])
+        self.assertIn("result", action, action)
+        return parse_qs(urlsplit(action["result"]["url"]).query)["state"][0]
 
     def callback(self, state, **extra):
         params = {"admin_consent": "True", "tenant": CONTOSO_ID, "state": state, **extra}
         query = "&".join(f"{key}={value}" for key, value in params.items())
         return self.url_open(f"/azure_ad_contacts/oauth/callback?{query}", allow_redirects=False)
+
+    def test_nobody_forges_the_azure_ad_mark_over_rpc(self):
+        local = self.env["res.partner"].create({"name": "Local", "parent_id": self.customer.id})
+        editor = new_test_user(
+            self.env,
+            login="acc_editor",
+            password="acc_editor_pw",
+            groups="base.group_user,base.group_partner_manager",
+        )
+        for login, uid, password in (
+            (editor.login, editor.id, "acc_editor_pw"),
+            ("admin", self.admin.id, "admin"),
+        ):
+            for method, args in (
+                ("write", [[local.id], {"azure_ad_synced": True}]),
+                ("create", [{"name": "Forged", "parent_id": self.customer.id, "azure_ad_synced": True}]),
+            ):
+                payload = execute_kw_payload(self.env.cr.dbname, uid, password, "res.partner", method, args)
+                response = self.url_open(
+                    "/jsonrpc", data=json.dumps(payload), headers={"Content-Type": "application/json"}
+                ).json()
+                self.assertEqual(
+                    response.get("error", {}).get("data", {}).get("name"), DENIED[0], (login, method)
+                )
+        self.env.invalidate_all()
+        self.assertFalse(local.azure_ad_synced)
+        self.assertFalse(self.env["res.partner"].search([("name", "=", "Forged")]))
 
     def test_routes_refuse_users_portal_and_visitors(self):
         self.authenticate("admin", "admin")

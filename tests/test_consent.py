@@ -1,12 +1,15 @@
-"""The consent flow over real HTTP, driven the way a browser drives it: Odoo's connect route →
-the fake Microsoft consent page → Odoo's callback → back on the customer."""
+"""The consent flow over real HTTP, driven the way a browser drives it: the Connect button (the
+web client's call of action_connect) → the fake Microsoft consent page → Odoo's callback → back
+on the customer."""
 
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 
+from odoo.exceptions import AccessError
 from odoo.tests import HttpCase, new_test_user, tagged
+from odoo.tests.common import JsonRpcException
 from odoo.tools.misc import hash_sign
 
 from odoo.addons.azure_ad_contacts.controllers.main import STATE_SCOPE
@@ -29,9 +32,18 @@ class TestConsentFlow(FakeTenantMixin, HttpCase):
     # -- helpers: one hop at a time, as a browser does ---------------------------------------
 
     def start_connect(self):
-        response = self.url_open(f"/azure_ad_contacts/connect/{self.integration.id}", allow_redirects=False)
-        self.assertEqual(response.status_code, 302, response.text[:500])  # SPEC §2
-        return response.headers["Location"]
+        """The Connect button: the web client calls action_connect and opens its URL."""
+        action = self.make_jsonrpc_request(
+            "/web/dataset/call_kw/azure.ad.integration/action_connect",
+            {
+                "model": "azure.ad.integration",
+                "method": "action_connect",
+                "args": [[self.integration.id]],
+                "kwargs": {},
+            },
+        )
+        self.assertEqual((action["type"], action["target"]), ("ir.actions.act_url", "self"))
+        return action["url"]
 
     def consent_at_microsoft(self, consent_url, decision="accept", tenant=CONTOSO_ID):
         """The customer admin's browser on Microsoft's page: GET the form, POST the decision."""
@@ -76,9 +88,7 @@ class TestConsentFlow(FakeTenantMixin, HttpCase):
         response = self.back_to_odoo(callback_url)
         self.assertIn(response.status_code, (302, 303), response.text[:500])
         self.assertTrue(
-            response.headers["Location"].endswith(
-                f"/odoo/contacts/{self.customer.id}?azure_ad_connected=1"
-            )
+            response.headers["Location"].endswith(f"/odoo/contacts/{self.customer.id}?azure_ad_connected=1")
         )
         self.assertEqual(self.integration.state, "connected")
         self.assertEqual(self.integration.tenant_id, CONTOSO_ID)
@@ -136,6 +146,53 @@ class TestConsentFlow(FakeTenantMixin, HttpCase):
         for state in ("", "garbage", "AAAA", forged, expired, other_user, other_db, wrong_nonce):
             response = self.callback(admin_consent="True", tenant=CONTOSO_ID, state=state)
             self.assertEqual(response.status_code, 403, state)
+        self.assertEqual(self.integration.state, "draft")
+
+    def test_a_cross_site_link_to_the_old_connect_route_starts_nothing(self):
+        """A GET anybody can make the administrator's browser send: no new state, no trip to
+        Microsoft, just the integration's page; a consent already under way stays valid."""
+        state = parse_qs(urlsplit(self.start_connect()).query)["state"][0]
+        nonce = self.integration.consent_nonce
+        response = self.url_open(
+            f"/azure_ad_contacts/connect/{self.integration.id}",
+            allow_redirects=False,
+            headers={"Referer": "https://evil.example/", "Sec-Fetch-Site": "cross-site"},
+        )
+        self.assertIn(response.status_code, (302, 303))
+        self.assertEqual(
+            urlsplit(response.headers["Location"]).path, f"/odoo/azure.ad.integration/{self.integration.id}"
+        )
+        self.assertEqual(self.integration.consent_nonce, nonce)
+        self.assertEqual(self.fake.stats()["counts"]["consent"], 0)
+        self.fake.set_consent(CONTOSO_ID, True)
+        self.assertIn(
+            self.callback(admin_consent="True", tenant=CONTOSO_ID, state=state).status_code, (302, 303)
+        )
+        self.assertEqual(self.integration.state, "connected")
+
+    def test_access_rights_without_settings_may_not_connect(self):
+        """Administration › Access Rights is not Settings: no consent for such a user."""
+        rights_only = new_test_user(
+            self.env,
+            login="rights_only",
+            password="rights_only_pw",
+            groups="base.group_user,base.group_erp_manager",
+        )
+        self.assertTrue(self.env(user=rights_only).is_admin())
+        with self.assertRaises(AccessError):
+            self.integration.with_user(rights_only)._check_admin()
+        state = parse_qs(urlsplit(self.start_connect()).query)["state"][0]
+        self.authenticate("rights_only", "rights_only_pw")
+        with self.assertRaisesRegex(JsonRpcException, "AccessError"):
+            self.start_connect()
+        self.assertEqual(
+            self.url_open(
+                f"/azure_ad_contacts/connect/{self.integration.id}", allow_redirects=False
+            ).status_code,
+            403,
+        )
+        self.fake.set_consent(CONTOSO_ID, True)
+        self.assertEqual(self.callback(admin_consent="True", tenant=CONTOSO_ID, state=state).status_code, 403)
         self.assertEqual(self.integration.state, "draft")
 
     def test_non_admins_cannot_use_the_routes(self):

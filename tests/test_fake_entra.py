@@ -332,6 +332,15 @@ def test_domains(fake):
         ("contoso.example", True, True), ("contoso.onmicrosoft.com", False, True)]
 
 
+def test_domains_added_but_not_verified(fake):
+    fake.put_tenant({**fake.tenant(CONTOSO), "unverified_domains": ["fabrikam.example"]})
+    fake.set_consent(CONTOSO, True)
+    value = graph(fake, CONTOSO).get(f"{fake.base_url}/v1.0/domains").json()["value"]
+    assert [(d["id"], d["isVerified"], d["supportedServices"]) for d in value][2:] == [
+        ("fabrikam.example", False, [])]
+    assert fake.tenant(CONTOSO)["unverified_domains"] == ["fabrikam.example"]
+
+
 # ---------------------------------------------------------------------------- groups, licences
 SALES = "5c7ee0b1-2a8e-4f3d-9e61-6f0d2b1c0a01"
 SALES_EMEA = "5c7ee0b1-2a8e-4f3d-9e61-6f0d2b1c0a02"

@@ -152,6 +152,65 @@ def test_probe_and_verified_domains(graph, rec):
     assert graph.paths == ["/v1.0/users?$top=1&$select=id", "/v1.0/domains"]
 
 
+def test_verified_domains_are_host_names_only(graph, rec):
+    graph.reply(body={"value": [
+        {"id": "Contoso.COM", "isVerified": True},
+        {"id": "contoso.com.", "isVerified": True},
+        {"id": "sub.contoso.com", "isVerified": True},
+        {"id": "evil.example contoso.com", "isVerified": True},
+        {"id": "a" * 64 + ".example", "isVerified": True},
+        {"id": ("a" * 60 + ".") * 5 + "example", "isVerified": True},
+        {"id": "-bad.example", "isVerified": True},
+        {"id": "localhost", "isVerified": True},
+        {"id": "x@y.example", "isVerified": True},
+        {"id": "line\nbreak.example", "isVerified": True},
+    ]})
+    assert make_client(graph.url, rec).verified_domains() == ["contoso.com", "sub.contoso.com"]
+
+
+def test_a_tenant_with_too_many_verified_domains_is_not_believed(graph, rec):
+    graph.reply(body={"value": [{"id": f"d{n}.example", "isVerified": True} for n in range(6)]})
+    with pytest.raises(gc.MalformedResponseError):
+        make_client(graph.url, rec).verified_domains(limit=5)
+
+
+def test_microsoft_error_text_is_one_line_and_capped(graph, rec):
+    hostile = "Denied.\r\n2025-01-01 INFO odoo: admin logged in\x1b[31m" + "x" * 5000
+    graph.reply(403, {"error": {"code": "Authorization_RequestDenied\nforged", "message": hostile}})
+    with pytest.raises(gc.GraphError) as caught:
+        make_client(graph.url, rec).probe()
+    error = caught.value
+    assert error.detail.startswith("Denied. 2025-01-01 INFO odoo: admin logged in [31mxxx")
+    assert len(error.detail) == gc.MAX_ERROR_TEXT
+    assert str(error) == error.detail
+    assert error.code == "Authorization_RequestDenied forged"
+    for text in (error.detail, error.code):
+        assert text.isprintable()
+
+
+def test_token_error_text_is_cleaned_too():
+    app = StubApp(aad("invalid_client", 7000215, "AADSTS7000215: bad secret\nTrace ID: 1\n" * 100))
+    with pytest.raises(gc.ClientSecretError) as caught:
+        gc.acquire_app_token(app, "https://graph.microsoft.com")
+    assert "\n" not in caught.value.detail
+    assert len(caught.value.detail) <= gc.MAX_ERROR_TEXT
+
+
+def test_admin_consent_url():
+    url = gc.admin_consent_url(
+        "https://login.microsoftonline.com/", "app-id", "https://graph.microsoft.com/.default",
+        "https://odoo.example/azure_ad_contacts/oauth/callback", "signed&state=x",
+    )
+    assert url == (
+        "https://login.microsoftonline.com/organizations/v2.0/adminconsent?client_id=app-id"
+        "&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"
+        "&redirect_uri=https%3A%2F%2Fodoo.example%2Fazure_ad_contacts%2Foauth%2Fcallback"
+        "&state=signed%26state%3Dx"
+    )
+    hinted = gc.admin_consent_url("https://login.example", "a", "s", "r", "t", tenant="contoso.com")
+    assert hinted.startswith("https://login.example/contoso.com/v2.0/adminconsent?")
+
+
 @pytest.mark.parametrize("link", [
     "https://evil.example/v1.0/users?$skiptoken=x",
     "https://127.0.0.1:{port}/v1.0/users",  # other scheme

@@ -46,6 +46,14 @@ class HelpdeskCase(AzureAdCase):
         self.assertTrue(ticket_id, "the mail gateway created no ticket")
         return self.Ticket.browse(ticket_id)
 
+    def add_customer(self, name, tenant_id=FABRIKAM_ID, users=(), **tenant):
+        """Another customer, connected to its own tenant (the fake's Fabrikam by default)."""
+        customer = self.env["res.partner"].create({"name": name, "is_company": True})
+        integration = self.env["azure.ad.integration"].create({"partner_id": customer.id})
+        self.fake.put_tenant({**self.fake.tenant(tenant_id), "users": list(users), **tenant})
+        self.connect(integration, tenant_id)
+        return customer, integration
+
     def partners_with(self, email):
         return (
             self.env["res.partner"]
@@ -74,6 +82,9 @@ class TestHelpdeskMail(HelpdeskCase):
         )
         self.assertIn("on fire again", str(ticket.description))
         self.assertEqual(ticket.message_ids[:1].author_id, adele)
+        # An address is no identity: the ticket says how its requester was found.
+        self.assertEqual(ticket.azure_ad_requester_match, "email")
+        self.assertIn("o_azure_ad_matched_by_email", self.Ticket.get_view(view_type="form")["arch"])
 
     def test_case_and_blank_variants_of_the_address(self):
         # Existing before the first sync, with blanks and capitals: the sync links it (S3) and
@@ -106,16 +117,88 @@ class TestHelpdeskMail(HelpdeskCase):
         self.assertEqual(ticket.partner_id, adele)
         self.assertEqual(ticket.commercial_partner_id, self.customer)
 
-    def test_the_same_person_synced_under_two_customers_gets_the_oldest_contact(self):
+    def test_the_same_address_under_two_customers_lands_where_its_domain_is_verified(self):
         self.connect()
         adele = self.contact("adele.vance@contoso.example")
-        # Named to sort first: Odoo's gateway alone would pick this customer's contact.
-        alpine = self.env["res.partner"].create({"name": "Alpine Ski House", "is_company": True})
-        integration = self.env["azure.ad.integration"].create({"partner_id": alpine.id})
-        self.set_users([user("ad-fab-1", "adele.vance@contoso.example", "Adele", "Vance")], FABRIKAM_ID)
-        self.connect(integration, FABRIKAM_ID)
+        # Named to sort first: Odoo's gateway alone would pick this customer's contact. Its
+        # tenant has the address only as a user's mail (Entra does not check it), and has the
+        # domain added but not verified.
+        self.add_customer(
+            "Alpine Ski House",
+            users=[user("ad-fab-1", "adele.vance@contoso.example", "Adele", "Vance")],
+            unverified_domains=["contoso.example"],
+        )
         self.assertEqual(len(self.partners_with("adele.vance@contoso.example")), 2)
-        self.assertEqual(self.receive("adele.vance@contoso.example").partner_id, adele)
+        ticket = self.receive("adele.vance@contoso.example")
+        self.assertEqual(ticket.partner_id, adele)
+        self.assertEqual(ticket.message_ids[:1].author_id, adele)
+
+    def test_a_member_made_with_another_customers_address_gets_none_of_its_mail(self):
+        """Customer B's tenant admin gives a user the address of a person of customer A, who
+        is not synced: the mail of that person must not land on B's contact (where B's portal
+        users would read it), not even as Odoo's own pick of an author."""
+        fabrikam, _integration = self.add_customer(
+            "Alpine Ski House", users=[user("ad-fab-1", "ceo@contoso.example", "Fake", "CEO")]
+        )
+        forged = self.contacts(fabrikam)
+        self.assertTrue(forged.azure_ad_synced)
+        ticket = self.receive("CEO <ceo@contoso.example>", subject="Reset my MFA")
+        self.assertFalse(ticket.partner_id)
+        self.assertNotEqual(ticket.message_ids[:1].author_id, forged)
+        self.assertNotIn(forged, ticket.message_partner_ids)
+        # Contoso is connected later: its verified domain makes the ticket Contoso's.
+        self.set_users([user("ceo-1", "ceo@contoso.example", "Real", "CEO")])
+        self.connect()
+        self.assertEqual(ticket.partner_id, self.contact("ceo@contoso.example"))
+
+    def test_an_address_verified_by_two_customers_chooses_none_and_says_why(self):
+        self.connect()
+        self.add_customer(
+            "Alpine Ski House",
+            users=[user("ad-fab-1", "adele.vance@contoso.example", "Adele", "Vance")],
+            domains=["contoso.example", "fabrikam.example"],
+        )
+        ticket = self.receive("adele.vance@contoso.example")
+        self.assertFalse(ticket.partner_id)
+        self.assertEqual(ticket.azure_ad_requester_match, "ambiguous")
+        self.assertFalse(ticket.message_ids[:1].author_id.azure_ad_synced)
+        self.assertIn("o_azure_ad_requester_ambiguous", self.Ticket.get_view(view_type="form")["arch"])
+        # The agent chooses: the choice is kept through later syncs.
+        adele = self.contact("adele.vance@contoso.example")
+        ticket.partner_id = adele
+        self.assertFalse(ticket.azure_ad_requester_match)
+        self.integration.sync_contacts()
+        self.assertEqual(ticket.partner_id, adele)
+
+    def test_guests_are_never_requesters(self):
+        # A B2B guest keeps its home address, outside its host tenant's verified domains; and
+        # even a guest with an address of the tenant's own domain is no requester.
+        self.integration.include_guests = True
+        self.set_users(
+            [
+                user("member-1", "adele.vance@contoso.example", "Adele", "Vance"),
+                user("guest-1", "megan.bowen@contoso.example", "Megan", "Guest", userType="Guest"),
+                user("guest-2", "pat@partner.example", "Pat", "Partner", userType="Guest"),
+            ]
+        )
+        self.connect()
+        guests = self.contact("megan.bowen@contoso.example") | self.contact("pat@partner.example")
+        self.assertEqual(guests.mapped("azure_ad_guest"), [True, True])
+        self.assertTrue(all(guests.mapped("azure_ad_synced")))
+        self.assertFalse(self.receive("megan.bowen@contoso.example").partner_id)
+        self.assertFalse(self.receive("pat@partner.example").partner_id)
+        self.assertEqual(
+            self.receive("adele.vance@contoso.example").partner_id,
+            self.contact("adele.vance@contoso.example"),
+        )
+        # Made a member in Entra: the next sync says so, and its mail finds it.
+        self.fake.update_user(CONTOSO_ID, "guest-1", {"userType": "Member"})
+        self.integration.sync_contacts()
+        self.assertFalse(self.contact("megan.bowen@contoso.example").azure_ad_guest)
+        self.assertEqual(
+            self.receive("megan.bowen@contoso.example").partner_id,
+            self.contact("megan.bowen@contoso.example"),
+        )
 
     def test_mail_from_an_unknown_address_keeps_the_gateway_behaviour(self):
         self.connect()
@@ -188,15 +271,83 @@ class TestHelpdeskSuggestion(HelpdeskCase):
 
     def test_tickets_from_before_the_first_sync_are_matched_by_it(self):
         early = self.receive("Adele.Vance@contoso.example")
-        stray_requester = self.receive("megan.bowen@contoso.example")
+        # A partner with the address, which the mail gateway picks for the ticket.
         megan_stray = self.env["res.partner"].create(
             {"name": "Megan", "email": "megan.bowen@contoso.example"}
         )
-        stray_requester.partner_id = megan_stray
+        stray_requester = self.receive("megan.bowen@contoso.example")
+        self.assertEqual(stray_requester.partner_id, megan_stray)
+        self.assertEqual(stray_requester.azure_ad_requester_match, "gateway")
         self.assertFalse(early.partner_id or early.azure_ad_suggested_customer_id)
         self.connect()
         self.assertEqual(early.partner_id, self.contact("adele.vance@contoso.example"))
         self.assertEqual(stray_requester.partner_id, self.contact("megan.bowen@contoso.example"))
+        self.assertEqual(stray_requester.azure_ad_requester_match, "email")
+
+    def test_a_chosen_partner_or_one_with_a_user_is_never_replaced(self):
+        chosen_stray = self.env["res.partner"].create(
+            {"name": "Adele (old)", "email": "adele.vance@contoso.example"}
+        )
+        chosen = self.Ticket.with_user(self.agent).create(
+            {"name": "Chosen", "description": "<p>x</p>", "partner_id": chosen_stray.id}
+        )
+        # Mail from an address whose partner has a user (an employee, a portal login).
+        login = new_test_user(
+            self.env, login="megan_login", groups="base.group_portal", email="megan.bowen@contoso.example"
+        )
+        gateway_user = self.receive("megan.bowen@contoso.example")
+        self.assertEqual(gateway_user.partner_id, login.partner_id)
+        self.connect()
+        self.assertEqual(chosen.partner_id, chosen_stray)
+        self.assertEqual(gateway_user.partner_id, login.partner_id)
+        self.assertFalse(chosen.azure_ad_requester_match or chosen.azure_ad_synced)
+
+    def test_without_verified_domains_no_address_is_matched_to_a_contact(self):
+        """Without Domain.Read.All the contacts' domains only suggest a sync: they are not
+        Microsoft's word that the tenant owns the address."""
+        self.fake.add_fault(kind="malformed", target="domains", count=None)
+        self.connect()
+        self.assertEqual(self.integration.email_domains_source, "contacts")
+        ticket = self.receive("adele.vance@contoso.example")
+        self.assertFalse(ticket.partner_id)
+        self.assertEqual(ticket.azure_ad_suggested_customer_id, self.customer)
+
+    def test_the_contacts_domains_never_claim_public_mail_domains(self):
+        self.fake.add_fault(kind="malformed", target="domains", count=None)
+        self.set_users(
+            [
+                user("u-1", "ann@gmail.com", "Ann"),
+                user("u-2", "bob@GMAIL.com", "Bob"),
+                user("u-3", "carl@outlook.com", "Carl"),
+                user("u-4", "dora@contoso.example", "Dora"),
+            ]
+        )
+        self.connect()
+        self.assertEqual(self.integration.email_domains, "contoso.example")
+        self.assertFalse(self.receive("someone@gmail.com").azure_ad_suggested_customer_id)
+
+    def test_requester_and_suggestion_stay_within_the_tickets_company(self):
+        self.connect()
+        other_company = self.env["res.company"].create({"name": "Other MSP Company"})
+        self.customer.company_id = other_company
+        adele = self.contact("adele.vance@contoso.example")
+        self.assertEqual(adele.company_id, other_company)
+        ticket = self.receive("adele.vance@contoso.example")
+        self.assertNotEqual(ticket.company_id, other_company)
+        self.assertFalse(ticket.partner_id)
+        self.assertFalse(self.receive("new.hire@contoso.example").azure_ad_suggested_customer_id)
+        other = self.Ticket.create(
+            {
+                "name": "Other",
+                "description": "<p>x</p>",
+                "company_id": other_company.id,
+                "partner_email": "adele.vance@contoso.example",
+            }
+        )
+        self.assertEqual(other.partner_id, adele)
+        other.partner_email = "new.hire@contoso.example"
+        other.partner_id = False
+        self.assertEqual(other.azure_ad_suggested_customer_id, self.customer)
 
     def test_closed_tickets_are_left_alone(self):
         ticket = self.receive("adele.vance@contoso.example")
@@ -403,7 +554,9 @@ class TestHelpdeskBrowser(FakeTenantMixin, HttpCase):
         self.fake.set_consent(CONTOSO_ID, True)
         self.integration._complete_consent(CONTOSO_ID)
 
-    def test_portal_ticket_lands_on_the_synced_contact_and_stays_visible_to_its_author(self):
+    def test_a_portal_user_with_a_synced_persons_address_stays_the_requester(self):
+        """A portal user can set any address on their account: the signed-in identity is the
+        requester, never the synced contact that has the address (and its Azure AD mark)."""
         adele = self.env["res.partner"].search(
             [("parent_id", "=", self.customer.id), ("email", "=", "adele.vance@contoso.example")]
         )
@@ -422,10 +575,14 @@ class TestHelpdeskBrowser(FakeTenantMixin, HttpCase):
         self.assertIn(response.status_code, (302, 303), response.text[:500])
         ticket = self.env["helpdesk.ticket"].search([("name", "=", "VPN down")])
         self.assertEqual(len(ticket), 1)
-        self.assertEqual(ticket.partner_id, adele)
-        self.assertEqual(ticket.commercial_partner_id, self.customer)
-        self.assertTrue(ticket.azure_ad_synced)
-        # The portal author still follows and sees the ticket.
+        self.assertEqual(ticket.partner_id, self.portal_user.partner_id)
+        self.assertNotEqual(ticket.commercial_partner_id, self.customer)
+        self.assertFalse(ticket.azure_ad_synced or ticket.azure_ad_requester_match)
+        self.assertNotIn(adele, ticket.message_partner_ids)
+        # A later sync leaves it so.
+        self.integration.sync_contacts()
+        self.assertEqual(ticket.partner_id, self.portal_user.partner_id)
+        # The portal author follows and sees the ticket.
         self.assertIn(self.portal_user.partner_id, ticket.message_partner_ids)
         self.assertEqual(self.url_open(f"/my/ticket/{ticket.id}").status_code, 200)
 

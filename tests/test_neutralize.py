@@ -1,7 +1,8 @@
-"""SPEC §3: a neutralized copy of the database (odoo-bin neutralize, or a staging copy on
-odoo.sh) forgets every tenant's token and consent nonce and runs no sync on its own; the
-contacts and the run history stay."""
+"""A neutralized copy of the database (odoo-bin neutralize, or a staging copy on odoo.sh)
+forgets every tenant's token, the consent nonces and the app's client secret, disconnects every
+integration and runs no sync on its own; the contacts and the run history stay."""
 
+from odoo.exceptions import UserError
 from odoo.modules.neutralize import get_neutralization_queries, neutralize_database
 
 from .common import AzureAdCase
@@ -55,6 +56,36 @@ class TestNeutralize(AzureAdCase):
             self.contacts().read(["name", "email", "azure_ad_object_id", "azure_ad_synced"]), contacts
         )
         self.assertEqual(self.integration.tenant_id, "9188040d-6c67-4c5b-b112-36a304b66dad")
+
+    def test_neutralized_copy_keeps_no_client_secret_and_no_connected_integration(self):
+        self.connect()
+        params = self.env["ir.config_parameter"].sudo()
+        draft_customer = self.env["res.partner"].create({"name": "Never Connected", "is_company": True})
+        draft = self.env["azure.ad.integration"].create({"partner_id": draft_customer.id})
+        failed_customer = self.env["res.partner"].create({"name": "Failing", "is_company": True})
+        failed = self.env["azure.ad.integration"].create(
+            {"partner_id": failed_customer.id, "tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47"}
+        )
+        failed.sudo().write({"state": "error"})
+        self.assertEqual(self.integration.state, "connected")
+        self.assertTrue(params.get_param("azure_ad_contacts.client_secret"))
+
+        self.env.flush_all()
+        neutralize_database(self.env.cr)
+        self.env.invalidate_all()
+        self.env.registry.clear_cache()  # ir.config_parameter values are cached
+
+        self.assertFalse(params.get_param("azure_ad_contacts.client_secret"))
+        self.assertTrue(params.get_param("azure_ad_contacts.client_id"), "the app's id is no secret")
+        self.assertEqual(
+            (self.integration | draft | failed).mapped("state"), ["disconnected", "draft", "disconnected"]
+        )
+        # Nothing on the copy can reach a tenant: no sync without a connection, and a new
+        # connection needs a secret first.
+        with self.assertRaisesRegex(UserError, "not connected"):
+            self.integration.action_sync_now()
+        with self.assertRaisesRegex(UserError, "client secret"):
+            self.integration.action_connect()
 
     def test_a_consent_link_started_before_the_copy_is_dead_on_the_copy(self):
         nonce = self.integration._new_consent_nonce()

@@ -62,7 +62,8 @@ def assert_unique_links(rows):
 
 def to_contacts(rows):
     return [Contact(cid, reconcile.normalize_email(row["email"]), row["azure_ad_object_id"] or None,
-                    row["azure_ad_synced"], row["name"], row["function"], row["mobile"])
+                    row["azure_ad_synced"], row["name"], row["function"], row["mobile"],
+                    flags=reconcile.GUEST if row.get("azure_ad_guest") else 0)
             for cid, row in rows.items()]
 
 
@@ -246,6 +247,21 @@ def test_s15_skip_reasons_are_counted():
     plan = plan_for(users)
     assert plan.skipped == Counter(no_email=2, guest=2, disabled=1)
     assert plan.created == 1
+
+
+def test_guests_are_marked_as_guests_and_follow_their_user_type():
+    rules = {"include_guests": True}
+    member = user("u1", mail="ann@contoso.com")
+    guest = user("u2", mail="bob@partner.example", userType="Guest")
+    plan = plan_for([member, guest], **rules)
+    assert [vals.get("azure_ad_guest") for vals in plan.creates] == [None, True]
+    rows = apply(plan, {})
+    assert_empty(plan_for([member, guest], to_contacts(rows), **rules))
+    # Invited as a guest, then made a member (or the other way round): the mark follows.
+    swapped = [{**member, "userType": "Guest"}, {**guest, "userType": "Member"}]
+    plan = plan_for(swapped, to_contacts(rows), **rules)
+    assert {rows[cid]["email"]: vals for cid, vals in plan.updates.items()} == {
+        "ann@contoso.com": {"azure_ad_guest": True}, "bob@partner.example": {"azure_ad_guest": False}}
 
 
 def test_s15_options_include_guests_and_disabled():

@@ -1,9 +1,17 @@
 """SPEC §1 rules S1–S19, end to end: real ORM and PostgreSQL, real MSAL and requests over
 HTTPS to the fake Entra ID / Graph server."""
 
+from urllib.parse import parse_qs, urlsplit
+
 from psycopg2 import IntegrityError
 
 from odoo.exceptions import AccessError, UserError
+from odoo.tests import new_test_user
+from odoo.tools.misc import verify_hash_signed
+
+from odoo.addons.azure_ad_contacts.models.azure_ad_integration import CONSENT_STATE_SCOPE
+
+from fake_entra.server import DEFAULT_CLIENT_ID
 
 from .common import CONTOSO, CONTOSO_ID, AzureAdCase, user
 
@@ -179,7 +187,7 @@ class TestSync(AzureAdCase):
         with self.assertRaisesRegex(UserError, "not connected"):
             self.integration.action_sync_now()
         action = self.integration.action_connect()
-        self.assertEqual(action["url"], f"/azure_ad_contacts/connect/{self.integration.id}")
+        self.assertTrue(action["url"].startswith(f"{self.fake.base_url}/organizations/v2.0/adminconsent?"))
 
     def test_s10_excluded_customer_never_syncs(self):
         self.connect()
@@ -202,6 +210,78 @@ class TestSync(AzureAdCase):
         self.assertTrue(adele.azure_ad_synced, "plain users see the mark")
         with self.assertRaises(AccessError):
             adele.read(["azure_ad_object_id"])
+
+    def test_connect_hands_out_microsofts_consent_url_with_a_fresh_signed_state(self):
+        action = self.integration.action_connect()
+        url = urlsplit(action["url"])
+        self.assertEqual(
+            f"{url.scheme}://{url.netloc}{url.path}", f"{self.fake.base_url}/organizations/v2.0/adminconsent"
+        )
+        query = parse_qs(url.query)
+        self.assertEqual(query["client_id"], [DEFAULT_CLIENT_ID])
+        self.assertEqual(query["scope"], [f"{self.fake.base_url}/.default"])
+        self.assertTrue(query["redirect_uri"][0].endswith("/azure_ad_contacts/oauth/callback"))
+        state = verify_hash_signed(self.env(su=True), CONSENT_STATE_SCOPE, query["state"][0])
+        self.assertEqual(
+            state,
+            {
+                "integration": self.integration.id,
+                "user": self.env.uid,
+                "db": self.env.cr.dbname,
+                "nonce": self.integration.consent_nonce,
+            },
+        )
+        # Each click replaces the one before: only the newest state can complete.
+        self.integration.action_connect()
+        self.assertNotEqual(self.integration.consent_nonce, state["nonce"])
+
+    def test_only_the_sync_sets_the_azure_ad_mark_and_link(self):
+        self.connect()
+        adele = self.contact("adele.vance@contoso.example")
+        local = self.env["res.partner"].create(
+            {"name": "Local", "parent_id": self.customer.id, "email": "local@contoso.example"}
+        )
+        admin = self.env.ref("base.user_admin")
+        # An internal user who may edit contacts (Contact Creation), and an administrator.
+        editor = new_test_user(
+            self.env, login="contact_editor", groups="base.group_user,base.group_partner_manager"
+        )
+        for who in (editor, admin):
+            as_user = self.env["res.partner"].with_user(who)
+            for values in (
+                {"azure_ad_synced": True},
+                {"azure_ad_synced": False},
+                {"azure_ad_object_id": "forged"},
+                {"azure_ad_integration_id": self.integration.id},
+            ):
+                if set(values) != {"azure_ad_synced"} and who == editor:
+                    continue  # the link fields are not even readable for them
+                with self.subTest(user=who.login, values=values), self.assertRaises(AccessError):
+                    as_user.browse((local | adele).ids).write(values)
+            with self.subTest(user=who.login), self.assertRaises(AccessError):
+                as_user.create({"name": "Forged", "parent_id": self.customer.id, "azure_ad_synced": True})
+            # Other fields of a synced contact stay editable, and a plain create works.
+            as_user.browse(adele.id).write({"comment": "VIP"})
+            as_user.create(
+                {"name": f"New {who.login}", "parent_id": self.customer.id, "azure_ad_synced": False}
+            )
+        self.assertFalse(local.azure_ad_synced)
+        self.assertTrue(adele.azure_ad_synced)
+        result = self.integration.sync_contacts()[0]
+        self.assertEqual(result["created"] + result["updated"], 0)
+
+    def test_the_customers_chatter_shows_no_tenant_id_or_microsoft_error(self):
+        # The consent is proven, then the tenant revokes it before the first sync reads.
+        self.fake.add_fault(kind="revoke", target="users", after=1)
+        result = self.connect()
+        self.assertIn("error", result)
+        customer_posts = " ".join(self.customer.message_ids.mapped("body"))
+        self.assertIn("first sync failed", customer_posts)
+        for detail in (CONTOSO_ID, "AADSTS", result["error"][:40]):
+            self.assertNotIn(detail, customer_posts)
+        integration_posts = " ".join(self.integration.message_ids.mapped("body"))
+        self.assertIn(CONTOSO_ID, integration_posts)
+        self.assertIn(result["error"][:40], integration_posts)
 
     def test_s13_sync_reports_counts_and_s14_second_run_writes_nothing(self):
         self.connect()

@@ -221,7 +221,7 @@ class TestWizards(AzureAdCase):
         wizard = self.env["azure.ad.connect.wizard"].create({"integration_id": self.integration.id})
         self.assertTrue(wizard.reconnect)
         action = wizard.action_connect()
-        self.assertEqual(action["url"], f"/azure_ad_contacts/connect/{self.integration.id}")
+        self.assertTrue(action["url"].startswith(f"{self.fake.base_url}/organizations/v2.0/adminconsent?"))
 
     def test_disconnect_dialog_keeps_the_contacts_and_says_so(self):
         self.connect()

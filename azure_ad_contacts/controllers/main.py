@@ -1,5 +1,4 @@
 import logging
-from urllib.parse import urlencode
 
 from werkzeug.exceptions import Forbidden, NotFound
 
@@ -7,12 +6,14 @@ from odoo import http
 from odoo.exceptions import UserError
 from odoo.http import request
 from odoo.tools import consteq
-from odoo.tools.misc import hash_sign, verify_hash_signed
+from odoo.tools.misc import verify_hash_signed
+
+from ..models.azure_ad_integration import CONSENT_STATE_SCOPE
+from ..utils.graph_client import clean_error_text
 
 _logger = logging.getLogger(__name__)
 
-STATE_SCOPE = "azure_ad_contacts.consent"
-STATE_VALIDITY_HOURS = 1
+STATE_SCOPE = CONSENT_STATE_SCOPE  # the name tests and older code import
 
 
 class AzureAdContactsController(http.Controller):
@@ -20,30 +21,12 @@ class AzureAdContactsController(http.Controller):
 
     @http.route("/azure_ad_contacts/connect/<int:integration_id>", type="http", auth="user")
     def connect(self, integration_id):
+        """Former start of the consent, kept so that old links land somewhere: it only shows
+        the integration. A GET can be triggered from any site, so it must start nothing; the
+        consent starts from the Connect button (action_connect), which hands out Microsoft's
+        URL with a fresh signed state."""
         integration = self._integration(integration_id)
-        integration.action_connect()  # access, exclusion and configuration checks
-        client_id, _secret = integration._get_app_credentials()
-        login, graph = integration._get_endpoints()
-        state = hash_sign(
-            request.env(su=True),
-            STATE_SCOPE,
-            {
-                "integration": integration.id,
-                "user": request.env.uid,
-                "db": request.db,
-                "nonce": integration._new_consent_nonce(),
-            },
-            expiration_hours=STATE_VALIDITY_HOURS,
-        )
-        query = urlencode(
-            {
-                "client_id": client_id,
-                "scope": f"{graph}/.default",
-                "redirect_uri": integration._consent_redirect_uri(),
-                "state": state,
-            }
-        )
-        return request.redirect(f"{login}/organizations/v2.0/adminconsent?{query}", code=302, local=False)
+        return request.redirect(f"/odoo/azure.ad.integration/{integration.id}")
 
     @http.route("/azure_ad_contacts/oauth/callback", type="http", auth="user")
     def callback(self, state=None, admin_consent=None, tenant=None, error=None, **kwargs):
@@ -51,8 +34,10 @@ class AzureAdContactsController(http.Controller):
         if error:
             return self._error_page(
                 integration,
-                request.env._("Microsoft did not grant the consent: %(error)s", error=error),
-                kwargs.get("error_description"),
+                request.env._(
+                    "Microsoft did not grant the consent: %(error)s", error=clean_error_text(error, 100)
+                ),
+                clean_error_text(kwargs.get("error_description")),
             )
         if admin_consent != "True" or not tenant:
             return self._error_page(
@@ -68,7 +53,8 @@ class AzureAdContactsController(http.Controller):
         return request.redirect(f"/odoo/contacts/{integration.partner_id.id}?azure_ad_connected=1")
 
     def _integration(self, integration_id):
-        if not request.env.is_admin():
+        # Settings rights, as for every other action on integrations (not only Access Rights).
+        if not request.env.is_system():
             raise Forbidden()
         integration = request.env["azure.ad.integration"].browse(integration_id).exists()
         if not integration:

@@ -11,6 +11,7 @@ from psycopg2 import errors as pg_errors
 from odoo import Command, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL, config, split_every
+from odoo.tools.misc import hash_sign
 
 from ..utils import graph_client, reconcile
 
@@ -18,6 +19,9 @@ _logger = logging.getLogger(__name__)
 
 DEFAULT_LOGIN_ENDPOINT = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com"
+# The signed `state` of a consent: what the callback accepts, and for how long.
+CONSENT_STATE_SCOPE = "azure_ad_contacts.consent"
+CONSENT_STATE_VALIDITY_HOURS = 1
 CREATE_BATCH_SIZE = 1000
 GRAPH_TIMEOUT = 30  # seconds per Graph request
 # How the sync writes contacts: no chatter message, follower or tracking per contact.
@@ -310,15 +314,31 @@ class AzureAdIntegration(models.Model):
         }
 
     def action_connect(self):
-        """Sends the administrator to the consent route (which redirects to Microsoft)."""
+        """Microsoft's admin-consent page for this customer, with a fresh signed state. Only
+        this (an authenticated, CSRF-safe call) starts a consent: a link from another site
+        cannot."""
         self.ensure_one()
         self._check_admin()
         if self.excluded:
             raise UserError(self.env._("%(customer)s is excluded from Azure AD sync.", customer=self.name))
-        self._get_app_credentials()  # fail here, not on Microsoft's page
+        client_id, _secret = self._get_app_credentials()  # fail here, not on Microsoft's page
+        login, graph = self._get_endpoints()
+        state = hash_sign(
+            self.env(su=True),
+            CONSENT_STATE_SCOPE,
+            {
+                "integration": self.id,
+                "user": self.env.uid,
+                "db": self.env.cr.dbname,
+                "nonce": self._new_consent_nonce(),
+            },
+            expiration_hours=CONSENT_STATE_VALIDITY_HOURS,
+        )
         return {
             "type": "ir.actions.act_url",
-            "url": f"/azure_ad_contacts/connect/{self.id}",
+            "url": graph_client.admin_consent_url(
+                login, client_id, f"{graph}/.default", self._consent_redirect_uri(), state
+            ),
             "target": "self",
         }
 
@@ -398,13 +418,23 @@ class AzureAdIntegration(models.Model):
         self.message_post(body=self.env._("Connected to Azure AD tenant %(tenant)s.", tenant=tenant_id))
         result = self._sync("connect")[0]
         # The confirmation the admin finds on the customer after Microsoft sends them back.
-        self.partner_id.message_post(body=self._result_message(result))
+        # Every internal user reads the customer's chatter: the counts, no tenant id or
+        # Microsoft error there; the details stay on the integration (administrators).
+        if result.get("error"):
+            self.message_post(body=self._result_message(result))
+            summary = self.env._(
+                "Connected to Azure AD, but the first sync failed: an administrator finds the "
+                "details on the Azure AD integration."
+            )
+        else:
+            summary = self._result_message(result)
+        self.partner_id.message_post(body=summary)
         return result
 
     # -------------------------------------------------------------------- sync
 
     def _check_admin(self):
-        if not self.env.is_admin():
+        if not self.env.is_system():
             raise AccessError(
                 self.env._("Only administrators (Settings rights) can manage Azure AD integrations.")
             )
@@ -536,6 +566,7 @@ class AzureAdIntegration(models.Model):
                 "azure_ad_never_overwrite",
                 "azure_ad_never_archive",
                 "azure_ad_synced_email",
+                "azure_ad_guest",
                 *rules.extra_fields,
             ]
         )
@@ -551,7 +582,8 @@ class AzureAdIntegration(models.Model):
                           + (azure_ad_archived IS TRUE)::int * %s
                           + (azure_ad_never_overwrite IS TRUE)::int * %s
                           + (azure_ad_never_archive IS TRUE)::int * %s
-                          + (azure_ad_synced IS TRUE AND azure_ad_integration_id = ANY(%s::int[]))::int * %s,
+                          + (azure_ad_synced IS TRUE AND azure_ad_integration_id = ANY(%s::int[]))::int * %s
+                          + (azure_ad_guest IS TRUE)::int * %s,
                           azure_ad_synced_email
                           %s
                      FROM res_partner
@@ -564,6 +596,7 @@ class AzureAdIntegration(models.Model):
                 reconcile.NEVER_ARCHIVE,
                 other_tenants,
                 reconcile.OTHER_TENANT,
+                reconcile.GUEST,
                 SQL("").join(SQL(", %s", SQL.identifier(name)) for name in rules.extra_fields),
                 self.partner_id.id,
             )
@@ -590,7 +623,12 @@ class AzureAdIntegration(models.Model):
         if plan.unlink_ids:
             # Clear old links first so that swapped links can't trip the unique constraint.
             partners.browse(plan.unlink_ids).write(
-                {"azure_ad_object_id": False, "azure_ad_integration_id": False, "azure_ad_synced": False}
+                {
+                    "azure_ad_object_id": False,
+                    "azure_ad_integration_id": False,
+                    "azure_ad_synced": False,
+                    "azure_ad_guest": False,
+                }
             )
             partners.flush_model()  # before the INSERTs/UPDATEs that take those links over
         link = {"azure_ad_integration_id": self.id, "azure_ad_synced": True}

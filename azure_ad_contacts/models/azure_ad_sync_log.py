@@ -74,6 +74,7 @@ class AzureAdSyncLog(models.Model):
     def _skip_reason_labels(self):
         return {
             "no_email": self.env._("no email address"),
+            "invalid_email": self.env._("invalid email address"),
             "guest": self.env._("guest account"),
             "disabled": self.env._("disabled account"),
             "duplicate_email": self.env._("duplicate email"),

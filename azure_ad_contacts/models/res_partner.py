@@ -1,5 +1,10 @@
 from odoo import api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
+
+# The Azure AD mark and link: written by the sync only, which writes contacts in superuser
+# mode, out of reach of any RPC call. (A context key would not do: callers choose their
+# context.)
+SYNC_OWNED_FIELDS = ("azure_ad_synced", "azure_ad_object_id", "azure_ad_integration_id", "azure_ad_guest")
 
 
 class ResPartner(models.Model):
@@ -26,6 +31,13 @@ class ResPartner(models.Model):
         readonly=True,
         help="Managed by Azure AD: each sync overwrites the name, job position and mobile "
         "of this contact with the values from Microsoft Entra ID.",
+    )
+    azure_ad_guest = fields.Boolean(
+        string="Azure AD guest",
+        copy=False,
+        readonly=True,
+        help="Synced from a guest (B2B) account of the tenant: its address belongs to another "
+        "organisation.",
     )
     # Per-contact pins (README "Beyond the basics"), administrators only.
     azure_ad_never_overwrite = fields.Boolean(
@@ -101,6 +113,30 @@ class ResPartner(models.Model):
             "An Entra ID user can be linked to only one contact per integration.",
         ),
     ]
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        if not self.env.su:
+            self._check_sync_owned_fields(
+                name for vals in vals_list for name in SYNC_OWNED_FIELDS if vals.get(name)
+            )
+        return super().create(vals_list)
+
+    def write(self, vals):
+        if not self.env.su:
+            self._check_sync_owned_fields(name for name in SYNC_OWNED_FIELDS if name in vals)
+        return super().write(vals)
+
+    def _check_sync_owned_fields(self, names):
+        names = sorted(set(names))
+        if names:
+            raise AccessError(
+                self.env._(
+                    "Only the Azure AD sync sets the Azure AD mark and link of a contact "
+                    "(%(fields)s).",
+                    fields=", ".join(names),
+                )
+            )
 
     @api.depends(
         "azure_ad_integration_ids.state",

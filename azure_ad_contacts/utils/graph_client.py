@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import msal
 import requests
@@ -36,16 +36,51 @@ GRAPH_USER_TYPE = "#microsoft.graph.user"
 # Consent spreads through Microsoft's replicas for a while; a proof retries this long.
 CONSENT_PROPAGATION_TIMEOUT = 60.0
 CONSENT_RETRY_INTERVAL = 5.0
+MAX_ERROR_TEXT = 500  # Microsoft's messages are a sentence or two; more is noise or hostile
+MAX_ERROR_CODE = 100
+# Entra allows up to 5,000 domains per tenant; a tenant that claims more is not believed.
+MAX_VERIFIED_DOMAINS = 5000
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# A DNS host name (RFC 1123): letters, digits and inner hyphens per label, at least two labels.
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def clean_error_text(value, limit=MAX_ERROR_TEXT):
+    """Text from Microsoft made safe to store, show and log: one line (no newline or other
+    control character to forge log lines with), blanks collapsed, at most `limit` characters."""
+    text = " ".join(_CONTROL_CHARS.sub(" ", str(value or "")[: limit * 4]).split())
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
+def domain_name(value):
+    """`value` as a lower-case DNS host name, None when it is not one."""
+    if not isinstance(value, str) or len(value) > 253:
+        return None
+    name = value.strip().lower().rstrip(".")
+    labels = name.split(".")
+    if len(labels) < 2 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        return None
+    return name
+
+
+def admin_consent_url(login_endpoint, client_id, scope, redirect_uri, state, tenant="organizations"):
+    """Microsoft's admin-consent page for the app: a customer administrator signs in there and
+    grants the app's application permissions for their tenant. `tenant` may name the tenant
+    (an id or a verified domain) to skip Microsoft's account picker."""
+    query = urlencode({"client_id": client_id, "scope": scope, "redirect_uri": redirect_uri, "state": state})
+    return f"{login_endpoint.rstrip('/')}/{tenant}/v2.0/adminconsent?{query}"
 
 
 class GraphError(Exception):
-    """A Microsoft call failed; `detail` is Microsoft's own text, `code` its error code."""
+    """A Microsoft call failed; `detail` is Microsoft's own text (cleaned and capped: it is
+    stored and logged), `code` its error code."""
 
     def __init__(self, detail="", status=None, code=None, request_id=None, retry_after=None):
+        detail = clean_error_text(detail)
         super().__init__(detail)
         self.detail = detail
         self.status = status
-        self.code = code
+        self.code = clean_error_text(code, MAX_ERROR_CODE) or None
         self.request_id = request_id
         self.retry_after = retry_after
 
@@ -418,15 +453,21 @@ class GraphClient:
         """Read one user id: proves the token and the permission work."""
         next(self._pages(f"{self.graph_endpoint}/v1.0/users?$top=1&$select=id"))
 
-    def verified_domains(self):
-        """Names of the tenant's verified domains (needs Domain.Read.All or Directory.Read.All)."""
-        return [
-            domain["id"]
-            for page in self._pages(f"{self.graph_endpoint}/v1.0/domains")
-            for domain in page
-            if isinstance(domain, dict) and domain.get("isVerified") is True
-            and isinstance(domain.get("id"), str)
-        ]
+    def verified_domains(self, limit=MAX_VERIFIED_DOMAINS):
+        """Names of the tenant's verified domains, lower-case, sorted (needs Domain.Read.All or
+        Directory.Read.All). A domain's `id` is its name; anything that is not a host name is
+        left out, and a list longer than `limit` is refused."""
+        names = set()
+        for page in self._pages(f"{self.graph_endpoint}/v1.0/domains"):
+            for domain in page:
+                if isinstance(domain, dict) and domain.get("isVerified") is True:
+                    name = domain_name(domain.get("id"))
+                    if name:
+                        names.add(name)
+            if len(names) > limit:
+                raise MalformedResponseError(
+                    f"The tenant lists more than {limit} verified domains.", status=200)
+        return sorted(names)
 
     def _pages(self, url, extra_headers=None, on_body=None):
         followed = Counter()  # a nextLink that keeps coming back would page forever

@@ -14,6 +14,13 @@ MAX_OBJECT_ID = 128  # Entra object ids are 36-character GUIDs
 # PostgreSQL would refuse.
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _FIELDS = ("name", "function", "mobile")
+# One mailbox address and nothing else: a local part without blanks, quotes, brackets, commas
+# or semicolons (what separates or decorates addresses), "@", and a host name with a dot.
+# A value such as "a@x.com, b@evil.com" would make Odoo mail both.
+_ONE_ADDRESS = re.compile(
+    r"[^\s@\"<>()\[\],;:\\]+"  # the local part
+    r"@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+(?:[^\W\d_]{1,63}|xn--[\w-]{2,59})"  # the host name
+)
 
 # Contact.flags: what the ORM knows about a contact beyond its synced values.
 INACTIVE = 1  # archived in Odoo
@@ -21,6 +28,7 @@ ARCHIVED_BY_SYNC = 2  # archived as a leaver by a sync: active again when its us
 NEVER_OVERWRITE = 4  # pinned: linked and marked, but its fields are never written
 NEVER_ARCHIVE = 8  # pinned: never archived as a leaver
 OTHER_TENANT = 16  # synced from another tenant (integration) of the same customer
+GUEST = 32  # marked as the contact of a guest (B2B) account
 
 # Why a linked contact is archived when its user is not in Entra at all.
 DELETED = "deleted"
@@ -54,6 +62,11 @@ def entra_email(user):
             if email and len(email) <= MAX_EMAIL:
                 return email
     return None
+
+
+def is_one_address(email):
+    """Whether `email` is exactly one valid mailbox address."""
+    return bool(_ONE_ADDRESS.fullmatch(email))
 
 
 def contact_name(user):
@@ -139,6 +152,7 @@ class EntraUser:
     function: str
     mobile: str
     extra: tuple | None = None  # values of Rules.extra_fields, in that order
+    guest: bool = False  # a guest (B2B) account: its address is another organisation's
 
 
 @dataclass(slots=True)
@@ -213,7 +227,8 @@ class Plan:
 def _read_user(raw, object_id, rules, pattern, readers):
     """An EntraUser, or the reason (S15 and the filters of Rules) to skip it."""
     user_type = raw.get("userType")
-    if not rules.include_guests and isinstance(user_type, str) and user_type.lower() == "guest":
+    guest = isinstance(user_type, str) and user_type.lower() == "guest"
+    if guest and not rules.include_guests:
         return "guest"
     if not rules.include_disabled and raw.get("accountEnabled") is False:
         return "disabled"
@@ -226,6 +241,8 @@ def _read_user(raw, object_id, rules, pattern, readers):
     email = entra_email(raw)
     if email is None:
         return "no_email"
+    if not is_one_address(email):
+        return "invalid_email"
     if pattern is not None:
         upn = raw.get("userPrincipalName")
         if pattern.match(normalize_email(email)) or (
@@ -233,7 +250,7 @@ def _read_user(raw, object_id, rules, pattern, readers):
             return "excluded"
     return EntraUser(object_id, email, contact_name(raw), clean_text(raw.get("jobTitle")),
                      clean_text(raw.get("mobilePhone")),
-                     tuple(read(raw) for read in readers) if readers else None)
+                     tuple(read(raw) for read in readers) if readers else None, guest)
 
 
 def _object_id(raw):
@@ -281,6 +298,8 @@ def _create_values(user, rules):
         values[name] = value or False
     if rules.follow_email:
         values["azure_ad_synced_email"] = user.email
+    if user.guest:
+        values["azure_ad_guest"] = True
     return values
 
 
@@ -305,6 +324,8 @@ def _update_values(contact, user, key, rules, linked_to):
             vals["azure_ad_synced_email"] = user.email
     if linked_to != user.object_id or not contact.linked:
         vals.update(azure_ad_object_id=user.object_id, azure_ad_synced=True)
+    if user.guest != bool(contact.flags & GUEST):
+        vals["azure_ad_guest"] = user.guest
     if contact.flags & ARCHIVED_BY_SYNC:  # a leaver came back
         vals.update(active=True, azure_ad_archived=False)
     return vals

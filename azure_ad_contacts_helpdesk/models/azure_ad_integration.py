@@ -13,6 +13,21 @@ _logger = logging.getLogger(__name__)
 # consent again) and then at most once a day, so that a sync normally costs no extra request.
 DOMAINS_MAX_AGE = timedelta(days=1)
 MAX_CONTACT_DOMAINS = 50
+# A tenant claiming more verified domains than this is not believed (Entra's own limit is
+# far above what a customer of an MSP has).
+MAX_VERIFIED_DOMAINS = 1000
+# Mailbox providers anyone can have an address at: the fallback from the contacts' addresses
+# never claims them for a customer. (Odoo's own list is in the iap addon, not a dependency.)
+PUBLIC_MAIL_DOMAINS = frozenset(
+    {
+        "aol.com", "gmail.com", "googlemail.com", "gmx.at", "gmx.ch", "gmx.com", "gmx.de",
+        "gmx.net", "hotmail.co.uk", "hotmail.com", "hotmail.de", "hotmail.fr", "icloud.com",
+        "live.com", "live.de", "mac.com", "mail.com", "mail.ru", "me.com", "msn.com", "online.de",
+        "orange.fr", "outlook.com", "outlook.de", "posteo.de", "proton.me", "protonmail.ch",
+        "protonmail.com", "qq.com", "t-online.de", "web.de", "yahoo.co.uk", "yahoo.com",
+        "yahoo.de", "yahoo.fr", "yandex.com", "yandex.ru", "ymail.com", "zoho.com",
+    }
+)
 
 
 class AzureAdIntegration(models.Model):
@@ -33,7 +48,9 @@ class AzureAdIntegration(models.Model):
         copy=False,
         help="Verified domains need the Microsoft Graph application permission Domain.Read.All "
         "(or Directory.Read.All); reconnect the customer after granting it. Without it, the "
-        "domains of the synced contacts' addresses are used.",
+        "domains of the synced contacts' addresses are used to suggest syncing the customer, "
+        "but a ticket's address is never matched to a synced contact: only a verified domain "
+        "vouches for an address.",
     )
     email_domains_date = fields.Datetime(string="Domains read on", readonly=True, copy=False)
     helpdesk_open_ticket_count = fields.Integer(
@@ -104,7 +121,7 @@ class AzureAdIntegration(models.Model):
             client = self._get_graph_client()
             # An extra of the sync: no long backoff for it.
             client.max_attempts, client.max_wait = 2, 10
-            return sorted({domain.lower() for domain in client.verified_domains()})
+            return client.verified_domains(limit=MAX_VERIFIED_DOMAINS)
         except graph_client.GraphError as error:
             _logger.info("Verified domains of %s not readable, using contacts' domains: %s", self.name, error)
             return []
@@ -116,23 +133,33 @@ class AzureAdIntegration(models.Model):
                 """SELECT lower(split_part(btrim(email), '@', 2)) AS domain
                      FROM res_partner
                     WHERE azure_ad_integration_id = %s AND azure_ad_synced AND strpos(email, '@') > 1
+                      AND lower(split_part(btrim(email), '@', 2)) <> ALL(%s)
                  GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT %s""",
                 self.id,
+                sorted(PUBLIC_MAIL_DOMAINS),
                 MAX_CONTACT_DOMAINS,
             )
         )
-        return sorted(row[0] for row in self.env.cr.fetchall())
+        return sorted(filter(None, (graph_client.domain_name(row[0]) for row in self.env.cr.fetchall())))
 
     def _azure_ad_domain_list(self):
         self.ensure_one()
         return (self.sudo().email_domains or "").split()
 
+    def _azure_ad_verifies(self, domain):
+        """Whether Microsoft says this integration's tenant owns `domain` (a verified domain,
+        read from Graph): only then does an address of it vouch for the tenant's users."""
+        self.ensure_one()
+        return self.sudo().email_domains_source == "graph" and domain in self._azure_ad_domain_list()
+
     @api.model
-    def _azure_ad_for_email_domain(self, domain):
-        """The connected integration whose tenant owns `domain`; none when no customer or
-        several customers claim it (an ambiguous domain suggests nothing)."""
+    def _azure_ad_for_email_domain(self, domain, company=None):
+        """The connected integration whose tenant owns `domain`, among the customers of
+        `company` (or of no company); none when no customer or several customers claim it (an
+        ambiguous domain suggests nothing)."""
         if not domain:
             return self.browse()
+        company_ids = [False, (company or self.env.company).id]
         integrations = (
             self.sudo()
             .search(
@@ -140,6 +167,7 @@ class AzureAdIntegration(models.Model):
                     ("state", "=", "connected"),
                     ("excluded", "=", False),
                     ("email_domains", "ilike", escape_psql(domain)),
+                    ("partner_id.company_id", "in", company_ids),
                 ]
             )
             .filtered(lambda integration: domain in integration._azure_ad_domain_list())

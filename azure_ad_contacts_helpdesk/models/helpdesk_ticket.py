@@ -10,7 +10,13 @@ def email_key(value):
     """The matching key of a ticket's address, by the sync's rule (S3): the address out of
     "Name <address>" if there is one, trimmed and lower-cased; None when empty."""
     addresses = tools.email_split(value or "")
+    if len(addresses) > 1:
+        return None  # several addresses name no one
     return normalize_email(addresses[0] if addresses else value)
+
+
+# Requesters found from the address only: a later sync may replace them with the synced contact.
+REPLACEABLE_MATCHES = ("gateway", "ambiguous")
 
 
 def email_domain(value):
@@ -23,7 +29,21 @@ class HelpdeskTicket(models.Model):
 
     azure_ad_synced = fields.Boolean(
         related="partner_id.azure_ad_synced",
-        string="Requester synced from Azure AD",
+        string="Requester's contact synced from Azure AD",
+        help="The requester is a contact synced from Azure AD. This says where the contact comes "
+        "from, not who wrote the ticket.",
+    )
+    azure_ad_requester_match = fields.Selection(
+        [
+            ("gateway", "Found by the mail gateway"),
+            ("email", "Matched by email address"),
+            ("ambiguous", "Address synced under several customers"),
+        ],
+        string="Requester found by",
+        readonly=True,
+        copy=False,
+        help="How the requester was found from the ticket's email address; empty when it was "
+        "chosen (by the person signed in, or by an agent). An address alone proves no identity.",
     )
     azure_ad_suggested_customer_id = fields.Many2one(
         "res.partner",
@@ -36,62 +56,92 @@ class HelpdeskTicket(models.Model):
         "but no synced contact has it yet: syncing the customer imports the person.",
     )
 
-    @api.depends("partner_id", "partner_email")
+    @api.depends("partner_id", "partner_email", "company_id")
     def _compute_azure_ad_suggested_customer_id(self):
         for ticket in self:
             if ticket.partner_id.azure_ad_synced:
                 ticket.azure_ad_suggested_customer_id = False
             else:
                 integration = self.env["azure.ad.integration"]._azure_ad_for_email_domain(
-                    email_domain(ticket.partner_email or ticket.partner_id.email)
+                    email_domain(ticket.partner_email or ticket.partner_id.email), ticket.company_id
                 )
                 ticket.azure_ad_suggested_customer_id = integration.partner_id
 
     # ------------------------------------------------------------------ matching
 
     @api.model
-    def _azure_ad_find_requester(self, email):
-        """The synced contact with this address (the sync's rule: case and surrounding
-        blanks ignored); the oldest one if the person is synced under several customers."""
+    def _azure_ad_find_requester(self, email, company=None):
+        """(contact, why not): the synced contact that mail from `email` may come from, for a
+        ticket of `company`. A contact qualifies only if it is no guest and its tenant verified
+        the address's domain; when contacts of several customers qualify, none is chosen and `why not` is
+        "ambiguous". Among contacts of one customer, the oldest."""
+        Partner = self.env["res.partner"]
         key = email_key(email)
-        if not key:
-            return self.env["res.partner"]
+        domain = email_domain(key)
+        if not domain:
+            return Partner, False
         # email_normalized is Odoo's indexed key; it keeps the case of non-ASCII local
         # parts, so look for both spellings.
         keys = list({key, tools.email_normalize(key) or key})
-        return (
-            self.env["res.partner"]
-            .sudo()
+        candidates = (
+            Partner.sudo()
             .search(
                 [
                     ("email_normalized", "in", keys),
                     ("azure_ad_synced", "=", True),
+                    ("azure_ad_guest", "=", False),
                     ("is_company", "=", False),
+                    ("company_id", "in", [False, (company or self.env.company).id]),
                 ],
                 order="id",
-                limit=1,
             )
-            .sudo(False)
+            .filtered(lambda contact: contact.azure_ad_integration_id._azure_ad_verifies(domain))
+        )
+        if len(candidates.commercial_partner_id) > 1:
+            return Partner, "ambiguous"
+        return candidates[:1].sudo(False), False
+
+    @api.model
+    def _azure_ad_company(self, vals):
+        """The company a ticket created from `vals` belongs to (its team's, as helpdesk_mgmt
+        decides, else the given one, else the current one)."""
+        team = self.env["helpdesk.ticket.team"].browse(vals.get("team_id") or [])
+        return (
+            team.sudo().company_id
+            or self.env["res.company"].browse(vals.get("company_id") or [])
+            or self.env.company
         )
 
     @api.model
     def _azure_ad_requester_values(self, vals):
-        """Values that put the synced contact on a ticket about to be created from `vals`
-        (mail gateway, portal, form), or {} when there is nothing to change."""
+        """Values that put the synced contact on a ticket created (or matched again) from
+        `vals`, or {} when there is nothing to change. Only a ticket without a requester, or
+        with one that the mail gateway found by the address, gets one: a partner with a user
+        (a signed-in identity) or chosen by someone is never replaced."""
         partner = self.env["res.partner"].browse(vals.get("partner_id") or [])
-        if partner.sudo().azure_ad_synced:
-            requester = partner
+        match = vals.get("azure_ad_requester_match")
+        if match == "email" and partner.sudo().azure_ad_synced:
+            requester, why_not = partner, False  # found by message_new
+        elif partner and (
+            match not in REPLACEABLE_MATCHES or partner.sudo().user_ids or partner.sudo().azure_ad_synced
+        ):
+            return {}
         else:
-            requester = self._azure_ad_find_requester(partner.sudo().email or vals.get("partner_email"))
-            if not requester:
-                return {}
+            requester, why_not = self._azure_ad_find_requester(
+                vals.get("partner_email") or partner.sudo().email, self._azure_ad_company(vals)
+            )
+        if not requester:
+            if why_not != match and (why_not or match == "ambiguous"):
+                return {"azure_ad_requester_match": why_not}
+            return {}
         values = {}
         if requester != partner:
-            values["partner_id"] = requester.id
+            values.update(partner_id=requester.id, azure_ad_requester_match="email")
         # The name typed for (or copied from) another partner does not describe the requester.
-        if not vals.get("partner_name") or (
-            partner != requester and vals["partner_name"] == partner.sudo().name
-        ):
+        # The requester is a contact of the ticket's company: reading it as superuser reads
+        # nothing the ticket's users could not see.
+        typed_name = vals.get("partner_name")
+        if not typed_name or (partner != requester and typed_name == partner.sudo().name):
             values["partner_name"] = requester.sudo().name
         if not vals.get("partner_email"):
             values["partner_email"] = requester.sudo().email
@@ -105,14 +155,28 @@ class HelpdeskTicket(models.Model):
     @api.model
     def message_new(self, msg_dict, custom_values=None):
         """Mail gateway: the sender's synced contact is the requester and the author of the
-        first message, whichever partner with that address the gateway found."""
-        requester = self._azure_ad_find_requester(msg_dict.get("email_from"))
-        if requester and "partner_id" not in (custom_values or {}):
-            msg_dict["author_id"] = requester.id
-            custom_values = {**(custom_values or {}), "partner_id": requester.id}
+        first message, whichever partner with that address the gateway found; a synced
+        contact that does not qualify (see _azure_ad_find_requester) is not used either."""
+        custom_values = dict(custom_values or {})
+        if "partner_id" not in custom_values:
+            requester, why_not = self._azure_ad_find_requester(
+                msg_dict.get("email_from"), self._azure_ad_company(custom_values)
+            )
+            author = self.env["res.partner"].browse(msg_dict.get("author_id") or [])
+            if requester:
+                msg_dict["author_id"] = requester.id
+                custom_values.update(partner_id=requester.id, azure_ad_requester_match="email")
+            elif author.sudo().azure_ad_synced:
+                # Odoo's own pick would put the ticket under that contact's customer.
+                msg_dict["author_id"] = False
+                custom_values.update(partner_id=False, azure_ad_requester_match=why_not)
+            else:
+                custom_values["azure_ad_requester_match"] = why_not or ("gateway" if author else False)
         return super().message_new(msg_dict, custom_values=custom_values)
 
     def write(self, vals):
+        if "partner_id" in vals and "azure_ad_requester_match" not in vals:
+            vals = {**vals, "azure_ad_requester_match": False}  # chosen by someone
         result = super().write(vals)
         if "partner_email" in vals and not vals.get("partner_id"):
             # An agent typed the address of a ticket that has no requester yet.
@@ -120,21 +184,22 @@ class HelpdeskTicket(models.Model):
         return result
 
     def _azure_ad_rematch(self):
-        """Puts the synced contact on tickets whose requester is not a synced contact;
-        returns the tickets that got one."""
+        """Puts the synced contact on tickets without a requester, or whose requester the mail
+        gateway found by the address; returns the tickets that got one."""
         matched = self.browse()
         for ticket in self:
-            if ticket.partner_id.sudo().azure_ad_synced:
-                continue
             values = self._azure_ad_requester_values(
                 {
                     "partner_id": ticket.partner_id.id,
                     "partner_name": ticket.partner_name,
                     "partner_email": ticket.partner_email,
+                    "azure_ad_requester_match": ticket.azure_ad_requester_match,
+                    "company_id": ticket.company_id.id,
                 }
             )
-            if values.get("partner_id"):
+            if values:
                 ticket.write(values)
+            if values.get("partner_id"):
                 matched |= ticket
         return matched
 
