@@ -141,7 +141,9 @@ class AzureAdIntegration(models.Model):
     consent_nonce = fields.Char(groups="base.group_system", copy=False, prefetch=False)
     sync_log_ids = fields.One2many("azure.ad.sync.log", "integration_id", string="Sync runs")
     # The last run (the one way to find it), and the last run at a glance on the integration's form.
-    last_log_id = fields.Many2one("azure.ad.sync.log", string="Last run log", compute="_compute_last_log")
+    last_log_id = fields.Many2one(
+        "azure.ad.sync.log", string="Last run log", compute="_compute_last_log", search="_search_last_log"
+    )
     last_run_state = fields.Selection(related="last_log_id.state", string="Last run")
     last_run_date = fields.Datetime(related="last_log_id.date_start", string="Last run started")
     last_run_created = fields.Integer(related="last_log_id.created", string="Created")
@@ -187,6 +189,15 @@ class AzureAdIntegration(models.Model):
         for integration in self:
             # By the log's order, not the cached one2many's (which may hold new runs last).
             integration.last_log_id = Log.search([("integration_id", "=", integration.id)], limit=1)
+
+    def _search_last_log(self, operator, value):
+        """The integrations whose last run is one of the given logs (how a change of a log
+        reaches the last_run_* fields)."""
+        if operator not in ("in", "="):
+            raise NotImplementedError(f"last_log_id {operator} is not supported")
+        logs = self.env["azure.ad.sync.log"].browse([value] if isinstance(value, int) else value).exists()
+        last = logs.filtered(lambda log: log.integration_id.last_log_id == log)
+        return [("id", "in", last.integration_id.ids)]
 
     def _latest_log(self):
         self.ensure_one()
