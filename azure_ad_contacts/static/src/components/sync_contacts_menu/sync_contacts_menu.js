@@ -8,6 +8,7 @@ import { registry } from "@web/core/registry";
 import { useService } from "@web/core/utils/hooks";
 import { standardWidgetProps } from "@web/views/widgets/standard_widget_props";
 import { AZURE_AD_ICON_URL } from "../azure_ad_icon/azure_ad_icon";
+import { ErrorRemedy } from "../error_remedy/error_remedy";
 
 // The consent callback sends the admin back to the customer with ?azure_ad_connected=1.
 // Read it once, when the web client loads: the router rewrites the URL soon after.
@@ -22,7 +23,7 @@ const NOT_CONNECTED = ["none", "draft", "disconnected"];
  */
 export class SyncContactsMenu extends Component {
     static template = "azure_ad_contacts.SyncContactsMenu";
-    static components = { Dropdown, DropdownItem };
+    static components = { Dropdown, DropdownItem, ErrorRemedy };
     static props = standardWidgetProps;
 
     setup() {
@@ -98,4 +99,15 @@ export class SyncContactsMenu extends Component {
     }
 }
 
-registry.category("view_widgets").add("azure_ad_sync_contacts", { component: SyncContactsMenu });
+registry.category("view_widgets").add("azure_ad_sync_contacts", {
+    component: SyncContactsMenu,
+    // Read with the customer (the view puts the widget, and so these, under base.group_system).
+    fieldDependencies: [
+        { name: "azure_ad_state", type: "selection" },
+        { name: "azure_ad_excluded", type: "boolean" },
+        { name: "azure_ad_last_sync_date", type: "datetime" },
+        { name: "azure_ad_last_run_summary", type: "char" },
+        { name: "azure_ad_last_error", type: "text" },
+        { name: "azure_ad_last_error_kind", type: "selection" },
+    ],
+});
