@@ -19,6 +19,7 @@
         "views/res_config_settings_views.xml",
         "wizards/azure_ad_connect_wizard_views.xml",
         "wizards/azure_ad_disconnect_wizard_views.xml",
+        "wizards/azure_ad_group_picker_views.xml",
         "views/azure_ad_integration_views.xml",
         "views/res_partner_views.xml",
         "views/azure_ad_contacts_templates.xml",

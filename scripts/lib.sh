@@ -79,7 +79,7 @@ ensure_venv() {
     (cd "$ODOO_SRC" && pwd) > "$site_packages/odoo-src.pth"
     printf '    putting Odoo on the path (%s) ... ok\n' "$site_packages/odoo-src.pth"
     quietly "installing msal, the test and lint tools" "$VENV/bin/pip" install -r "$ROOT/requirements/dev.txt"
-    quietly "installing the OCA addons (helpdesk_mgmt)" \
+    quietly "installing the OCA addons (helpdesk_mgmt, queue_job)" \
         "$VENV/bin/pip" install --no-deps -r "$ROOT/requirements/odoo-addons.txt"
     quietly "checking that odoo is the source's" "$VENV/bin/python" - "$ODOO_SRC" <<'PY'
 import os, sys

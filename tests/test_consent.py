@@ -2,19 +2,26 @@
 web client's call of action_connect) → the fake Microsoft consent page → Odoo's callback → back
 on the customer."""
 
+import json
+import re
 from datetime import datetime, timedelta
+from unittest.mock import patch
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tests.common import JsonRpcException
 from odoo.tools.misc import hash_sign
 
 from odoo.addons.azure_ad_contacts.controllers.main import STATE_SCOPE
+from odoo.addons.azure_ad_contacts.utils import graph_client
 
-from .common import CONTOSO_ID, FakeTenantMixin
+from .common import CONTOSO_ID, FABRIKAM_ID, FakeTenantMixin
+
+# How long the proof waits for a consent to spread, in these tests (about a minute in use).
+SHORT_PROPAGATION = 7
 
 
 @tagged("post_install", "-at_install")
@@ -70,6 +77,21 @@ class TestConsentFlow(FakeTenantMixin, HttpCase):
             allow_redirects=False,
         )
 
+    def connect_wizard(self, **values):
+        """The connect dialog, as the administrator signed in to the browser opens it."""
+        admin = self.env.ref("base.user_admin")
+        return self.env["azure.ad.connect.wizard"].with_user(admin).create(
+            {"integration_id": self.integration.id, **values}
+        )
+
+    def prove_pending(self, waiting_page):
+        """What the waiting page's script does: ask Odoo to prove the consent, once."""
+        self.assertEqual(waiting_page.status_code, 200, waiting_page.text[:500])
+        self.assertIn("Waiting for Microsoft", waiting_page.text)
+        pending = re.search(r'data-pending="([^"]+)"', waiting_page.text).group(1)
+        with patch.object(graph_client, "CONSENT_PROPAGATION_TIMEOUT", SHORT_PROPAGATION):
+            return self.make_jsonrpc_request("/azure_ad_contacts/consent/prove", {"pending": pending})
+
     # -- tests ---------------------------------------------------------------------------------
 
     def test_connect_redirects_to_the_admin_consent_endpoint(self):
@@ -110,15 +132,92 @@ class TestConsentFlow(FakeTenantMixin, HttpCase):
         self.assertFalse(self.customer.child_ids)
 
     def test_unproven_tenant_is_refused(self):
-        """A tenant that did not consent (the callback's tenant value is no proof)."""
+        """A tenant that did not consent (the callback's tenant value is no proof): Microsoft's
+        answer is the same as for a consent that is still spreading, so Odoo waits for it, then
+        gives up with Microsoft's reason."""
         state = parse_qs(urlsplit(self.start_connect()).query)["state"][0]
-        response = self.callback(
-            admin_consent="True", tenant="72f988bf-86f1-41af-91ab-2d7cd011db47", state=state
-        )
-        self.assertEqual(response.status_code, 400)
+        waiting = self.callback(admin_consent="True", tenant=FABRIKAM_ID, state=state)
+        answer = self.prove_pending(waiting)
+        self.assertNotIn("redirect", answer)
+        self.assertIn("AADSTS700016", answer["error"])
         self.assertIn("AADSTS700016", self.integration.last_error)
         self.assertEqual(self.integration.state, "error")
+        self.assertFalse(self.integration.tenant_id)  # written only once proven
+        self.assertFalse(self.integration.sudo().token_cache)
         self.assertFalse(self.customer.child_ids)
+
+    def test_a_consent_still_spreading_shows_a_waiting_page_then_connects(self):
+        for symptom in ("token", "graph", "roles"):
+            with self.subTest(symptom=symptom):
+                self.fake.reset()
+                self.integration.sudo().write({"state": "draft", "tenant_id": False, "token_cache": False})
+                # Right after consent, Microsoft answers as if there were none for a few seconds.
+                self.fake.set_consent_delay(3, symptom=symptom)
+                callback_url = self.consent_at_microsoft(self.start_connect())
+                answer = self.prove_pending(self.back_to_odoo(callback_url))
+                self.assertEqual(
+                    urlsplit(answer["redirect"]).path, f"/odoo/contacts/{self.customer.id}", answer
+                )
+                self.assertEqual(
+                    (self.integration.state, self.integration.tenant_id), ("connected", CONTOSO_ID)
+                )
+                self.assertTrue(self.customer.child_ids)
+                # The token kept is one issued after the consent spread: it has the permission.
+                cache = json.loads(self.integration.sudo().token_cache)
+                (token,) = [entry["secret"] for entry in cache["AccessToken"].values()]
+                self.assertIn("User.Read.All", graph_client.token_claims(token)["roles"])
+
+    def test_the_tenant_must_be_a_guid_and_the_one_named_when_connecting(self):
+        self.fake.set_consent(CONTOSO_ID, True)
+        state = parse_qs(urlsplit(self.start_connect()).query)["state"][0]
+        response = self.callback(admin_consent="True", tenant="contoso.example", state=state)
+        self.assertEqual(response.status_code, 400)
+        self.assertIn("no valid tenant ID", response.text)
+        # The connect dialog named Fabrikam; Microsoft reports Contoso's consent.
+        wizard = self.connect_wizard(tenant_hint=FABRIKAM_ID)
+        url = wizard.action_connect()["url"]
+        self.assertEqual(urlsplit(url).path, f"/{FABRIKAM_ID}/v2.0/adminconsent")
+        state = parse_qs(urlsplit(url).query)["state"][0]
+        response = self.callback(admin_consent="True", tenant=CONTOSO_ID, state=state)
+        self.assertEqual(response.status_code, 400)
+        self.assertIn("not for", response.text)
+        self.assertEqual((self.integration.state, self.integration.tenant_id), ("draft", False))
+
+    def test_a_named_domain_sends_the_administrator_to_that_tenant(self):
+        self.fake.set_consent(CONTOSO_ID, True)
+        wizard = self.connect_wizard(tenant_hint=" Contoso.Example ")
+        url = wizard.action_connect()["url"]
+        self.assertEqual(urlsplit(url).path, "/contoso.example/v2.0/adminconsent")
+        response = self.back_to_odoo(self.consent_at_microsoft(url))
+        self.assertIn(response.status_code, (302, 303), response.text[:500])
+        self.assertEqual(self.integration.tenant_id, CONTOSO_ID)
+        with self.assertRaisesRegex(UserError, "neither a tenant ID"):
+            wizard.tenant_hint = "not a domain!"
+            wizard.action_connect()
+
+    def test_a_tenant_connected_to_another_customer_is_refused(self):
+        fabrikam_ltd = self.env["res.partner"].create({"name": "Other Customer", "is_company": True})
+        other = self.env["azure.ad.integration"].create({"partner_id": fabrikam_ltd.id})
+        other.sudo().write({"tenant_id": CONTOSO_ID, "state": "connected"})
+        self.fake.set_consent(CONTOSO_ID, True)
+        response = self.back_to_odoo(self.consent_at_microsoft(self.start_connect()))
+        self.assertEqual(response.status_code, 400)
+        self.assertIn("already connected to Other Customer", response.text)
+        self.assertEqual((self.integration.state, self.integration.tenant_id), ("draft", False))
+
+    def test_a_failed_proof_leaves_a_working_connection_as_it_was(self):
+        self.fake.set_consent(CONTOSO_ID, True)
+        self.back_to_odoo(self.consent_at_microsoft(self.start_connect()))
+        self.assertEqual(self.integration.state, "connected")
+        token_cache = self.integration.sudo().token_cache
+        # A reconnect whose proof fails for good (the app was disabled in the tenant meanwhile).
+        self.fake.add_fault(kind="app_disabled", target="token", count=None)
+        state = parse_qs(urlsplit(self.start_connect()).query)["state"][0]
+        response = self.callback(admin_consent="True", tenant=CONTOSO_ID, state=state)
+        self.assertEqual(response.status_code, 400)
+        self.assertIn("AADSTS7000112", response.text)
+        self.assertEqual((self.integration.state, self.integration.tenant_id), ("connected", CONTOSO_ID))
+        self.assertEqual(self.integration.sudo().token_cache, token_cache)
 
     def test_unknown_tenant_is_refused(self):
         state = parse_qs(urlsplit(self.start_connect()).query)["state"][0]

@@ -9,7 +9,7 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user
 from odoo.tools.misc import verify_hash_signed
 
-from odoo.addons.azure_ad_contacts.models.azure_ad_integration import CONSENT_STATE_SCOPE
+from odoo.addons.azure_ad_contacts.models.azure_ad_consent_mixin import CONSENT_STATE_SCOPE
 
 from fake_entra.server import DEFAULT_CLIENT_ID
 

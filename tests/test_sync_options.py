@@ -10,7 +10,7 @@ from psycopg2 import IntegrityError
 from odoo import fields
 from odoo.exceptions import AccessError, UserError, ValidationError
 
-from odoo.addons.azure_ad_contacts.models import azure_ad_sync_mixin
+from odoo.addons.azure_ad_contacts.models import azure_ad_microsoft_mixin, azure_ad_sync_mixin
 
 from fake_entra import generate_users
 
@@ -296,6 +296,67 @@ class TestFilters(BeyondCase):
         self.assertEqual((self.integration.state, self.integration.last_error_kind), ("error", "consent"))
         self.assertEqual(len(self.contacts()), count)
         self.assertTrue(all(self.contacts().mapped("active")))
+
+
+class TestGroupPicker(BeyondCase):
+    """Groups chosen by name: a search of the tenant's groups (Microsoft Graph $search), the
+    chosen ones shown by name, their ids kept in the filter."""
+
+    def test_groups_are_found_by_name_and_kept_by_id(self):
+        self.connect()
+        picker = self.env["azure.ad.group.picker"].browse(self.integration.action_choose_groups()["res_id"])
+        picker.search_text = "customer"
+        picker.action_search()
+        self.assertEqual(picker.line_ids.mapped("name"), ["Customer-facing"])
+        search = [r for r in self.fake.stats()["requests"] if urlsplit(r["path"]).path == "/v1.0/groups"]
+        self.assertEqual(parse_qs(urlsplit(search[-1]["path"]).query)["$search"], ['"displayName:customer"'])
+        picker.line_ids.selected = True
+        picker.action_add()
+        self.assertEqual(self.integration.group_ids, CUSTOMER_FACING)
+        self.assertEqual(self.integration.group_summary, "Customer-facing")
+        # A group typed by id stays shown by its id; choosing again keeps both, once each.
+        self.integration.group_ids = f"{CUSTOMER_FACING}\n{SALES}"
+        picker.search_text = "Market"
+        picker.action_search()
+        picker.line_ids.selected = True
+        picker.action_add()
+        marketing = picker.line_ids.object_id
+        self.assertEqual(self.integration.group_ids.split("\n"), [CUSTOMER_FACING, SALES, marketing])
+        self.assertEqual(self.integration.group_summary, f"Customer-facing, {SALES}, Marketing")
+        self.integration.group_ids = SALES_EMEA
+        self.assertEqual(self.integration.group_summary, SALES_EMEA)
+
+    def test_the_picker_needs_a_connection_and_a_name(self):
+        picker = self.env["azure.ad.group.picker"].create({"integration_id": self.integration.id})
+        with self.assertRaisesRegex(UserError, "not connected"):
+            picker.write({"search_text": "Sales"})
+            picker.action_search()
+        self.connect()
+        picker.search_text = " "
+        with self.assertRaisesRegex(UserError, "group name"):
+            picker.action_search()
+        with self.assertRaises(AccessError):
+            picker.with_user(self.plain_user).action_add()
+
+
+class TestMicrosoftErrorsWithRemedy(BeyondCase):
+    def test_app_disabled_identity_not_found_and_another_cloud_say_what_to_do(self):
+        self.connect()
+        cases = (
+            ("app_disabled", "token", "consent", "AADSTS7000112"),
+            ("identity_not_found", "users", "consent", "Authorization_IdentityNotFound"),
+            ("resource_not_found", "token", "other", "different Microsoft clouds"),
+        )
+        for kind, target, remedy, text in cases:
+            with self.subTest(kind=kind):
+                self.fake.clear_faults()
+                self.fake.expire_tokens()  # so that the token endpoint is asked
+                azure_ad_microsoft_mixin._MSAL_HTTP_CACHE.clear()  # MSAL replays failed answers
+                self.fake.add_fault(kind=kind, target=target, count=None)
+                result = self.sync()
+                self.assertIn(text, result["error"])
+                self.assertEqual(self.integration.last_error_kind, remedy)
+                self.assertIn(text, self.integration.last_error)
 
 
 class TestPinsHistoryMappings(BeyondCase):

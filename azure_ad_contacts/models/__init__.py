@@ -1,4 +1,5 @@
 from . import azure_ad_microsoft_mixin
+from . import azure_ad_consent_mixin
 from . import azure_ad_sync_mixin
 from . import azure_ad_integration
 from . import azure_ad_sync_log

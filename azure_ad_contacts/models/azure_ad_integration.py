@@ -1,25 +1,19 @@
 """The integration of one customer's Entra tenant: identity, state, sync options, constraints,
 buttons, and the consent that connects it."""
 
-import secrets
 from datetime import timedelta
 
 from odoo import api, fields, models
-from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tools.misc import hash_sign
+from odoo.exceptions import AccessError, ValidationError
 
 from ..utils import graph_client
 from .azure_ad_sync_mixin import option_values
-
-# The signed `state` of a consent: what the callback accepts, and for how long.
-CONSENT_STATE_SCOPE = "azure_ad_contacts.consent"
-CONSENT_STATE_VALIDITY_HOURS = 1
 
 
 class AzureAdIntegration(models.Model):
     _name = "azure.ad.integration"
     _description = "Azure AD Integration"
-    _inherit = ["mail.thread", "azure.ad.microsoft.mixin", "azure.ad.sync.mixin"]
+    _inherit = ["mail.thread", "azure.ad.microsoft.mixin", "azure.ad.consent.mixin", "azure.ad.sync.mixin"]
     _order = "name, id"
 
     partner_id = fields.Many2one(
@@ -64,6 +58,9 @@ class AzureAdIntegration(models.Model):
         help="Object ids of Entra groups, one per line: only their members (nested groups "
         "included) become contacts. Needs the application permission GroupMember.Read.All.",
     )
+    # Names of the filter's groups as "Choose groups" found them: {object id: name}.
+    group_names = fields.Json(copy=False, readonly=True)
+    group_summary = fields.Char(string="Groups", compute="_compute_group_summary")
     disabled_action = fields.Selection(
         [("keep", "Keep the contact"), ("archive", "Archive the contact")],
         string="Disabled users",
@@ -142,8 +139,6 @@ class AzureAdIntegration(models.Model):
         readonly=True,
         copy=False,
     )
-    # One-time value bound into the signed consent state (replay protection).
-    consent_nonce = fields.Char(groups="base.group_system", copy=False, prefetch=False)
     sync_log_ids = fields.One2many("azure.ad.sync.log", "integration_id", string="Sync runs")
     # The last run (the one way to find it), and the last run at a glance on the integration's form.
     last_log_id = fields.Many2one(
@@ -233,6 +228,27 @@ class AzureAdIntegration(models.Model):
         for integration in self:
             integration.contact_count = counts.get(integration, 0)
 
+    @api.depends("group_ids", "group_names")
+    def _compute_group_summary(self):
+        for integration in self:
+            names = {key.lower(): name for key, name in (integration.group_names or {}).items()}
+            integration.group_summary = ", ".join(
+                names.get(group_id.lower()) or group_id for group_id in option_values(integration.group_ids)
+            )
+
+    def action_choose_groups(self):
+        self.ensure_one()
+        self._check_admin()
+        return self.env["azure.ad.group.picker"]._open_for(self)
+
+    def _add_filter_groups(self, groups):
+        """Adds `groups` ({object id: name}) to the group filter, after the groups in it."""
+        self.ensure_one()
+        ids = option_values(self.group_ids)
+        known = {group_id.lower() for group_id in ids}
+        ids += [group_id for group_id in groups if group_id.lower() not in known]
+        self.write({"group_ids": "\n".join(ids), "group_names": {**(self.group_names or {}), **groups}})
+
     @api.constrains("tenant_id", "partner_id")
     def _check_tenant_once_per_customer(self):
         for integration in self.filtered("tenant_id"):
@@ -303,35 +319,6 @@ class AzureAdIntegration(models.Model):
             "context": {"active_test": False},
         }
 
-    def action_connect(self):
-        """Microsoft's admin-consent page for this customer, with a fresh signed state. Only
-        this (an authenticated, CSRF-safe call) starts a consent: a link from another site
-        cannot."""
-        self.ensure_one()
-        self._check_admin()
-        if self.excluded:
-            raise UserError(self.env._("%(customer)s is excluded from Azure AD sync.", customer=self.name))
-        client_id, _secret = self._get_app_credentials()  # fail here, not on Microsoft's page
-        login, graph = self._get_endpoints()
-        state = hash_sign(
-            self.env(su=True),
-            CONSENT_STATE_SCOPE,
-            {
-                "integration": self.id,
-                "user": self.env.uid,
-                "db": self.env.cr.dbname,
-                "nonce": self._new_consent_nonce(),
-            },
-            expiration_hours=CONSENT_STATE_VALIDITY_HOURS,
-        )
-        return {
-            "type": "ir.actions.act_url",
-            "url": graph_client.admin_consent_url(
-                login, client_id, graph_client.app_scope(graph), self._consent_redirect_uri(), state
-            ),
-            "target": "self",
-        }
-
     def action_disconnect(self):
         """Forgets the token cache; imported contacts stay as they are."""
         self._check_admin()
@@ -358,48 +345,6 @@ class AzureAdIntegration(models.Model):
         return other.action_open_connect_wizard()
 
     # ------------------------------------------------------------ consent flow
-
-    def _consent_redirect_uri(self):
-        return f"{self.get_base_url()}/azure_ad_contacts/oauth/callback"
-
-    def _new_consent_nonce(self):
-        self.ensure_one()
-        nonce = secrets.token_urlsafe(24)
-        self.sudo().consent_nonce = nonce
-        return nonce
-
-    def _complete_consent(self, tenant_id):
-        """Proves the consent for `tenant_id` (app token + one Graph read), then runs the
-        first sync. Returns the run log of that sync."""
-        self.ensure_one()
-        self._check_admin()
-        self.sudo().write({"tenant_id": tenant_id, "token_cache": False, "consent_nonce": False})
-        try:
-            # A fresh MSAL HTTP cache: the shared one may still replay a "not consented"
-            # answer from before this consent for up to a minute.
-            self._get_graph_client(http_cache={}).probe()
-        except graph_client.GraphError as error:
-            message = self._graph_error_message(error)
-            self.write(
-                {"state": "error", "last_error": message, "last_error_kind": self._graph_error_kind(error)}
-            )
-            raise UserError(message) from error
-        self.write({"state": "connected", "last_error": False, "last_error_kind": False})
-        self.message_post(body=self.env._("Connected to Azure AD tenant %(tenant)s.", tenant=tenant_id))
-        log = self._sync("connect")
-        # The confirmation the admin finds on the customer after Microsoft sends them back.
-        # Every internal user reads the customer's chatter: the counts, no tenant id or
-        # Microsoft error there; the details stay on the integration (administrators).
-        if log.state == "failed":
-            self.message_post(body=log._outcome_message())
-            summary = self.env._(
-                "Connected to Azure AD, but the first sync failed: an administrator finds the "
-                "details on the Azure AD integration."
-            )
-        else:
-            summary = log._outcome_message()
-        self.partner_id.message_post(body=summary)
-        return log
 
     # ------------------------------------------------------------------ rights
 

@@ -1,6 +1,8 @@
 """The Microsoft seam of an integration: app credentials, endpoints, the MSAL app and its token
 cache, the Graph client, and what a Microsoft error means for the administrator."""
 
+import logging
+
 import msal
 
 from odoo import api, fields, models
@@ -9,14 +11,15 @@ from odoo.tools import config
 
 from ..utils import graph_client
 
+_logger = logging.getLogger(__name__)
 GRAPH_TIMEOUT = 30  # seconds per Graph request
 # Seconds a sync may wait for Microsoft's throttling in one request: short while a user
 # waits on an HTTP worker, longer in the scheduled job.
 INTERACTIVE_MAX_WAIT = 30
 CRON_MAX_WAIT = 120
-# One dict per process: MSAL keeps discovery documents and throttling state in it, so
-# per-tenant apps built for every sync don't fetch the OpenID configuration again.
-_MSAL_HTTP_CACHE = {}
+# MSAL keeps discovery documents and throttling state in it, so per-tenant apps built for
+# every sync don't fetch the OpenID configuration again; one dict per thread of the server.
+_MSAL_HTTP_CACHE = graph_client.ThreadLocalHttpCache()
 
 
 class AzureAdMicrosoftMixin(models.AbstractModel):
@@ -55,22 +58,45 @@ class AzureAdMicrosoftMixin(models.AbstractModel):
                 raise UserError(self.env._("Azure AD endpoints must use https: %(url)s", url=endpoint))
         return login, graph
 
-    def _get_msal_app(self, http_cache=None):
+    def _get_msal_app(self, http_cache=None, tenant_id=None):
         """Factory seam for MSAL (tests may replace it): a confidential client for this
-        customer's tenant over the stored token cache."""
+        customer's tenant over the stored token cache; for another `tenant_id` (a consent
+        being proven), over an empty one."""
         self.ensure_one()
         client_id, secret = self._get_app_credentials()
         login, _graph = self._get_endpoints()
         cache = msal.SerializableTokenCache()
-        if self.sudo().token_cache:
+        if not tenant_id and self.sudo().token_cache:
             cache.deserialize(self.sudo().token_cache)
         return graph_client.build_msal_app(
             client_id,
             secret,
             login,
-            self.tenant_id,
+            tenant_id or self.tenant_id,
             token_cache=cache,
             http_cache=_MSAL_HTTP_CACHE if http_cache is None else http_cache,
+        )
+
+    def _prove_consent(self, tenant_id, wait):
+        """An app token for `tenant_id` and one Graph read, retried for up to `wait` seconds
+        while Microsoft spreads a fresh consent (graph_client.prove_consent); each try with a
+        new MSAL app and HTTP cache, since MSAL replays a failed answer for a minute."""
+        self.ensure_one()
+        _login, graph = self._get_endpoints()
+
+        def waiting(error, attempt, remaining):
+            _logger.info(
+                "Azure AD consent of %s: Microsoft does not confirm it yet (try %s, %.0f s left): %s",
+                self.name, attempt, remaining, error,
+            )
+
+        return graph_client.prove_consent(
+            lambda http_cache: self._get_msal_app(http_cache=http_cache, tenant_id=tenant_id),
+            graph,
+            expected_tenant=tenant_id,
+            timeout=wait,
+            on_wait=waiting,
+            client_options={"timeout": GRAPH_TIMEOUT, "max_wait": INTERACTIVE_MAX_WAIT},
         )
 
     def _get_graph_client(self, http_cache=None, max_wait=INTERACTIVE_MAX_WAIT):
@@ -109,33 +135,8 @@ class AzureAdMicrosoftMixin(models.AbstractModel):
     def _graph_error_message(self, error):
         """A message an administrator can act on, for each kind of Microsoft failure."""
         customer = self.name
-        if isinstance(error, graph_client.ConsentMissingError):
-            return self.env._(
-                "Microsoft says the app is not (or no longer) consented in the tenant of "
-                "%(customer)s (%(code)s). Reconnect: a customer administrator must grant "
-                "consent again.",
-                customer=customer,
-                code=error.code or "AADSTS700016",
-            )
-        if isinstance(error, graph_client.ClientSecretError):
-            if error.expired:
-                return self.env._(
-                    "The client secret of your Azure AD app has expired (AADSTS7000222). Create a "
-                    "new secret in the Azure portal and enter it in Settings › Azure AD Contacts. "
-                    "This affects all customers."
-                )
-            return self.env._(
-                "The client secret of your Azure AD app is invalid (AADSTS7000215). Check the "
-                "secret (its value, not its ID) in Settings › Azure AD Contacts. This affects all "
-                "customers."
-            )
-        if isinstance(error, graph_client.TenantNotFoundError):
-            return self.env._(
-                "Microsoft does not know the tenant %(tenant)s of %(customer)s (AADSTS90002). "
-                "Check the login endpoint in the settings, or reconnect.",
-                tenant=self.tenant_id,
-                customer=customer,
-            )
+        if isinstance(error, graph_client.AuthenticationError):
+            return self._token_error_message(error)
         if isinstance(error, graph_client.GroupPermissionError):
             return self.env._(
                 "The app may not read the group members of %(customer)s (Authorization_RequestDenied). "
@@ -158,10 +159,10 @@ class AzureAdMicrosoftMixin(models.AbstractModel):
                 "so that a customer administrator consents again.",
                 customer=customer,
             )
-        if isinstance(error, graph_client.AuthenticationError):
+        if isinstance(error, graph_client.PagingLimitError):
             return self.env._(
-                "Microsoft refused to issue a token for %(customer)s: %(detail)s",
-                customer=customer,
+                "Microsoft Graph kept sending pages past any plausible end (%(detail)s); the sync "
+                "was stopped and nothing was changed. Try again later.",
                 detail=error.detail,
             )
         if isinstance(error, graph_client.ThrottledError):
@@ -190,3 +191,59 @@ class AzureAdMicrosoftMixin(models.AbstractModel):
                 detail=error.detail,
             )
         return self.env._("Microsoft Graph error: %(detail)s", detail=error.detail)
+
+    def _token_error_message(self, error):
+        """What a refused app token (graph_client.AuthenticationError) means, and what to do."""
+        customer = self.name
+        if isinstance(error, graph_client.AppDisabledError):
+            return self.env._(
+                "The app is disabled in the tenant of %(customer)s (AADSTS7000112). A customer "
+                "administrator must enable it again (Microsoft Entra admin center › Enterprise "
+                "applications › the app › Properties › Enabled for users to sign in), then Reconnect.",
+                customer=customer,
+            )
+        if isinstance(error, graph_client.ConsentMissingError):
+            return self.env._(
+                "Microsoft says the app is not (or no longer) consented in the tenant of "
+                "%(customer)s (%(code)s). Reconnect: a customer administrator must grant "
+                "consent again.",
+                customer=customer,
+                code=error.code or "AADSTS700016",
+            )
+        if isinstance(error, graph_client.ClientSecretError):
+            if error.expired:
+                return self.env._(
+                    "The client secret of your Azure AD app has expired (AADSTS7000222). Create a "
+                    "new secret in the Azure portal and enter it in Settings › Azure AD Contacts. "
+                    "This affects all customers."
+                )
+            return self.env._(
+                "The client secret of your Azure AD app is invalid (AADSTS7000215). Check the "
+                "secret (its value, not its ID) in Settings › Azure AD Contacts. This affects all "
+                "customers."
+            )
+        if isinstance(error, graph_client.TenantNotFoundError):
+            return self.env._(
+                "Microsoft does not know the tenant %(tenant)s of %(customer)s (AADSTS90002). "
+                "Check the login endpoint in the settings, or reconnect.",
+                tenant=self.tenant_id,
+                customer=customer,
+            )
+        if isinstance(error, graph_client.CloudMismatchError):
+            return self.env._(
+                "The login endpoint and the Graph endpoint belong to different Microsoft clouds "
+                "(AADSTS500011: the login service does not know the Graph resource). Set both "
+                "endpoints of the same cloud in Settings › Azure AD Contacts."
+            )
+        if isinstance(error, graph_client.TenantMismatchError):
+            return self.env._(
+                "Microsoft proved the consent for another tenant than the one it reported "
+                "(%(detail)s). Nothing was connected; connect %(customer)s again.",
+                detail=error.detail,
+                customer=customer,
+            )
+        return self.env._(
+            "Microsoft refused to issue a token for %(customer)s: %(detail)s",
+            customer=customer,
+            detail=error.detail,
+        )

@@ -26,6 +26,10 @@ CRON_BATCH_SECONDS = 60
 FAILED_SYNC_RETRY = timedelta(hours=1)
 
 
+class SyncAlreadyRunning(UserError):
+    """A sync of the same customer runs in another transaction (another worker or server)."""
+
+
 class ArchiveConfirmationNeeded(Exception):
     """A run would archive more contacts than the integration's safety threshold allows."""
 
@@ -74,9 +78,13 @@ class AzureAdSyncMixin(models.AbstractModel):
         if self._last_users_total() <= BACKGROUND_SYNC_THRESHOLD:
             return self._sync("manual")
         self._check_syncable()
+        self._sync_in_background()
+        return self.env["azure.ad.sync.log"]
+
+    def _sync_in_background(self):
+        """Hands "Sync now" to the scheduled job, which syncs and notifies this user."""
         self.write({"sync_requested_by": self.env.uid})
         self.env.ref("azure_ad_contacts.azure_ad_integration_cron_sync")._trigger()
-        return self.env["azure.ad.sync.log"]
 
     def _sync_now_action(self, logs):
         """What the user sees after "Sync now": the outcome, or that the sync runs in the background."""
@@ -135,7 +143,7 @@ class AzureAdSyncMixin(models.AbstractModel):
                     )
                 )
         except pg_errors.LockNotAvailable:
-            raise UserError(
+            raise SyncAlreadyRunning(
                 self.env._(
                     "A sync of %(customer)s is already running. Wait until it has finished.",
                     customer=self.name,
@@ -358,7 +366,20 @@ class AzureAdSyncMixin(models.AbstractModel):
         """The scheduled job: "Sync now" requests first, then the integrations whose
         interval has passed, in batches of about `batch_seconds` with progress."""
         started = time.monotonic()
-        todo = self.search(
+        todo = self._cron_due_integrations()
+        done = 0
+        for integration in todo:
+            if done and time.monotonic() - started > batch_seconds:
+                break
+            integration._cron_sync_one()
+            done += 1
+        self.env["ir.cron"]._notify_progress(done=done, remaining=len(todo) - done)
+
+    @api.model
+    def _cron_due_integrations(self):
+        """What the scheduled job syncs now: "Sync now" requests first, then the integrations
+        whose interval has passed, the longest due first."""
+        return self.search(
             [("sync_requested_by", "!=", False), ("excluded", "=", False)], order="write_date"
         ) | self.search(
             [
@@ -369,13 +390,6 @@ class AzureAdSyncMixin(models.AbstractModel):
             ],
             order="next_sync_date, id",
         )
-        done = 0
-        for integration in todo:
-            if done and time.monotonic() - started > batch_seconds:
-                break
-            integration._cron_sync_one()
-            done += 1
-        self.env["ir.cron"]._notify_progress(done=done, remaining=len(todo) - done)
 
     def _cron_sync_one(self):
         """One integration of the scheduled job: whatever fails stays with this customer.

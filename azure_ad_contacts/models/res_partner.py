@@ -204,6 +204,10 @@ class ResPartner(models.Model):
         )
         if not integrations:
             raise UserError(self.env._("None of the selected customers is connected to Azure AD."))
+        return self._azure_ad_sync_integrations(integrations)
+
+    def _azure_ad_sync_integrations(self, integrations):
+        """Syncs the selected customers' integrations one after the other, and tells how."""
         return integrations._sync("manual")._notification_action()
 
     # ------------------------------------------------- what a sync reads and writes

@@ -674,7 +674,7 @@ class ConsentProof:
     attempts: int
 
 
-def _consent_not_spread(error):
+def consent_not_spread(error):
     """Whether `error` is what Microsoft answers while a fresh consent spreads: the token
     endpoint does not know the app yet (AADSTS700016), Graph does not know its service
     principal (Authorization_IdentityNotFound), or the token lacks the new permission."""
@@ -711,7 +711,7 @@ def prove_consent(app_factory, graph_endpoint, expected_tenant=None, *,
         except GraphError as error:
             app.remove_tokens_for_client()  # e.g. a token without the new permission
             remaining = timeout - (clock() - started)
-            if not _consent_not_spread(error) or remaining < interval:
+            if not consent_not_spread(error) or remaining < interval:
                 raise
             if on_wait is not None:
                 on_wait(error, attempt, remaining)

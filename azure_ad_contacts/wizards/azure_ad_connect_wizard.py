@@ -15,11 +15,26 @@ class AzureAdConnectWizard(models.TransientModel):
     partner_id = fields.Many2one(related="integration_id.partner_id")
     reconnect = fields.Boolean(string="Connected before", compute="_compute_reconnect")
     app_configured = fields.Boolean(string="Azure AD app configured", compute="_compute_app_configured")
+    tenant_hint = fields.Char(
+        string="Customer's tenant",
+        compute="_compute_tenant_hint",
+        store=True,
+        readonly=False,
+        help="The customer's domain (e.g. contoso.com) or tenant ID. Microsoft then asks an "
+        "administrator of exactly that tenant, instead of using whichever account is signed in to "
+        "the browser (your own, for instance). Leave empty to choose at Microsoft.",
+    )
 
     @api.depends("integration_id.state")
     def _compute_reconnect(self):
         for wizard in self:
             wizard.reconnect = wizard.integration_id.state in ("connected", "disconnected", "error")
+
+    @api.depends("integration_id")
+    def _compute_tenant_hint(self):
+        # A reconnect names the tenant connected before.
+        for wizard in self:
+            wizard.tenant_hint = wizard.integration_id.tenant_id
 
     @api.depends("integration_id")
     def _compute_app_configured(self):
@@ -33,4 +48,4 @@ class AzureAdConnectWizard(models.TransientModel):
 
     def action_connect(self):
         self.ensure_one()
-        return self.integration_id.action_connect()
+        return self.integration_id.with_context(azure_ad_tenant_hint=self.tenant_hint).action_connect()

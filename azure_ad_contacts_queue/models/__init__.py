@@ -1,0 +1,4 @@
+from . import azure_ad_integration
+from . import azure_ad_sync_log
+from . import res_config_settings
+from . import res_partner

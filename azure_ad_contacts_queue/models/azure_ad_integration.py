@@ -1,0 +1,125 @@
+"""Syncs as queue jobs: one job per customer in the channel root.azure_ad, run by any Odoo
+server of the database, retried after Microsoft's Retry-After or while another server syncs
+the same customer."""
+
+import logging
+
+from odoo import models
+from odoo.exceptions import UserError
+
+from odoo.addons.azure_ad_contacts.models.azure_ad_sync_mixin import SyncAlreadyRunning
+from odoo.addons.azure_ad_contacts.utils import graph_client
+from odoo.addons.queue_job.exception import FailedJobError, RetryableJobError
+
+_logger = logging.getLogger(__name__)
+
+# A sync of the same customer runs on another server: try again shortly, without counting
+# it as a failed try.
+ALREADY_RUNNING_RETRY = 15
+# Microsoft's own errors that a later try can get past (throttling, unavailable service).
+RETRYABLE_ERRORS = (graph_client.ThrottledError, graph_client.ServiceUnavailableError)
+
+
+class AzureAdIntegration(models.Model):
+    _inherit = "azure.ad.integration"
+
+    # ------------------------------------------------------------ enqueueing
+
+    def _enqueue_sync(self, trigger):
+        """One job per integration of the recordset, unless one is already waiting for it;
+        returns the jobs (queue.job), in order."""
+        jobs = self.env["queue.job"]
+        for integration in self:
+            delayed = integration.with_delay(
+                description=self.env._("Azure AD sync of %(customer)s", customer=integration.display_name),
+                identity_key=f"azure_ad_contacts.sync:{integration.id}",
+            )._sync_job(trigger)
+            # A new job, or the queue.job already waiting with the same identity key.
+            jobs |= delayed if isinstance(delayed, models.BaseModel) else delayed.db_record()
+        return jobs
+
+    def sync_contacts_async(self):
+        """Public API: queues a sync of every integration of the recordset and returns the
+        job identifiers (uuids of queue.job), in order; each job's result and its run log
+        (azure.ad.sync.log, field job_id) tell the outcome."""
+        self._check_syncable()
+        return self._enqueue_sync("api").mapped("uuid")
+
+    def _sync_in_background(self):
+        """ "Sync now" of a large tenant: a job, not the scheduled job."""
+        self._enqueue_sync("manual")
+
+    def _cron_sync_due(self, batch_seconds=None):
+        """The scheduled job only queues: one job per due integration, run by the job runner
+        on any server as the channel's capacity allows."""
+        due = self._cron_due_integrations()
+        # A "Sync now" request is handed over to its job; the job notifies the requester.
+        requested = due.filtered("sync_requested_by")
+        for integration in requested:
+            integration.with_user(integration.sync_requested_by)._enqueue_sync("manual")
+        requested.sync_requested_by = False
+        (due - requested)._enqueue_sync("cron")
+        _logger.info("Azure AD scheduled sync: %s job(s) queued", len(due))
+
+    # ------------------------------------------------------------------ the job
+
+    def _sync_job(self, trigger):
+        """The job: one run of this customer's sync, on whichever server the runner chose.
+        Throttling and a sync of this customer running elsewhere become retries of the job;
+        any other failure fails the job (Job Queue › Jobs lists it) and keeps its run log."""
+        self.ensure_one()
+        try:
+            # Whatever the run wrote is rolled back with this savepoint when it fails,
+            # and so is the lock on this customer.
+            with self.env.cr.savepoint():
+                log = self.with_context(azure_ad_raise_graph_errors=True)._sync(trigger)
+        except SyncAlreadyRunning as busy:
+            raise RetryableJobError(str(busy), seconds=ALREADY_RUNNING_RETRY, ignore_retry=True) from busy
+        except RETRYABLE_ERRORS as error:
+            raise RetryableJobError(self._graph_error_message(error), seconds=error.retry_after) from error
+        except graph_client.GraphError as error:
+            raise FailedJobError(self._fail_job_run(error, trigger)) from error
+        except UserError as error:  # excluded or disconnected since it was queued
+            raise FailedJobError(str(error)) from error
+        log.job_id = self._current_job()
+        self._notify_job_user(log, trigger)
+        return log._outcome_message()
+
+    def _fail_run(self, log, error, client):
+        # In a job, Microsoft's errors go to _sync_job, which retries or fails the job.
+        if self.env.context.get("azure_ad_raise_graph_errors"):
+            raise error
+        return super()._fail_run(log, error, client)
+
+    def _fail_job_run(self, error, trigger):
+        """Keeps the run log of a failed job and tells the user; returns the error message.
+        The job's transaction is rolled back when it fails, so the log, the integration's
+        error and the notification are written in a transaction of their own."""
+        with self.env.registry.cursor() as cr:
+            integration = self.with_env(self.env(cr=cr))
+            log = (
+                integration.env["azure.ad.sync.log"]
+                .sudo()
+                .create(
+                    {
+                        "integration_id": integration.id,
+                        "trigger": trigger,
+                        "job_id": integration._current_job().id,
+                    }
+                )
+            )
+            integration._fail_run(log, error, None)
+            integration._notify_job_user(log, trigger)
+            return log.error
+
+    def _current_job(self):
+        return self.env["queue.job"].sudo().search([("uuid", "=", self.env.context.get("job_uuid"))], limit=1)
+
+    def _notify_job_user(self, log, trigger):
+        """Whoever pressed "Sync now" or the Action menu is told how their job ended."""
+        if trigger == "manual" and not self.env.user._is_superuser():
+            log._notify_user(self.env.user)
+
+    def _sync_job_related_action(self):
+        """Job Queue › Jobs › "Related": the integration the job synced."""
+        return self.action_open()

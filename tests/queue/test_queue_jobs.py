@@ -1,0 +1,209 @@
+"""The queue_job bridge (azure_ad_contacts_queue) in one database: what is queued, by whom,
+and how a job ends. Runs on a database that has the bridge installed (bin/test makes one)."""
+
+from datetime import timedelta
+
+from odoo import SUPERUSER_ID, api, fields
+from odoo.tests import HttpCase, TransactionCase
+
+from odoo.addons.azure_ad_contacts_queue.models.azure_ad_integration import ALREADY_RUNNING_RETRY
+from odoo.addons.queue_job.exception import FailedJobError, RetryableJobError
+from odoo.addons.queue_job.job import Job
+
+from ..common import CONTOSO_ID, FABRIKAM_ID, AddonTest, FakeTenantMixin
+
+
+class QueueCase(FakeTenantMixin, HttpCase):
+    """Contoso and Fabrikam connected to the fake; jobs are stored, not run, until a test
+    performs them as the job runner's worker would."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.fabrikam = cls.env["res.partner"].create({"name": "Fabrikam Inc", "is_company": True})
+        cls.fabrikam_integration = cls.env["azure.ad.integration"].create({"partner_id": cls.fabrikam.id})
+
+    def setUp(self):
+        super().setUp()
+        for integration, tenant_id in (
+            (self.integration, CONTOSO_ID),
+            (self.fabrikam_integration, FABRIKAM_ID),
+        ):
+            self.fake.set_consent(tenant_id, True)
+            integration._complete_consent(tenant_id)
+
+    def jobs(self, integrations=None):
+        integrations = integrations or (self.integration | self.fabrikam_integration)
+        return (
+            self.env["queue.job"]
+            .search(
+                [("model_name", "=", "azure.ad.integration"), ("method_name", "=", "_sync_job")], order="id"
+            )
+            .filtered(lambda job: job.records & integrations)
+        )
+
+    def perform(self, job_record):
+        """What the runner's worker does with a job: load it and run its method."""
+        job = Job.load(self.env, job_record.uuid)
+        job.set_started()
+        return job.perform()
+
+    def make_due(self, *integrations):
+        for integration in integrations:
+            integration.write({"auto_sync": True})
+            integration.next_sync_date = fields.Datetime.now() - timedelta(minutes=1)
+
+
+class TestQueueing(QueueCase):
+    def test_scheduled_job_queues_one_job_per_due_customer_and_never_twice(self):
+        self.make_due(self.integration, self.fabrikam_integration)
+        self.env["azure.ad.integration"]._cron_sync_due()
+        jobs = self.jobs()
+        self.assertEqual(len(jobs), 2)
+        self.assertEqual(set(jobs.mapped("channel")), {"root.azure_ad"})
+        self.assertEqual(jobs.mapped("state"), ["pending", "pending"])
+        self.assertEqual({job.records for job in jobs}, {self.integration, self.fabrikam_integration})
+        # The next run of the scheduled job, before those jobs ran: nothing is queued twice.
+        self.env["azure.ad.integration"]._cron_sync_due()
+        self.assertEqual(self.jobs(), jobs)
+        # Nothing was synced by the scheduled job itself.
+        self.assertEqual(self.integration.sync_log_ids.mapped("trigger"), ["connect"])
+
+    def test_sync_now_of_a_large_tenant_queues_a_job_for_the_user(self):
+        self.env["azure.ad.sync.log"].sudo().create(
+            {"integration_id": self.integration.id, "trigger": "manual", "state": "done", "unchanged": 6000}
+        )
+        action = self.integration.action_sync_now()
+        self.assertEqual(action["params"]["type"], "info")
+        (job,) = self.jobs(self.integration)
+        self.assertEqual((job.args, job.user_id), (["manual"], self.env.user))
+        self.assertFalse(self.integration.sync_requested_by)
+
+    def test_action_menu_queues_one_job_per_selected_customer(self):
+        action = (self.customer | self.fabrikam).action_azure_ad_sync()
+        self.assertEqual(action["params"]["type"], "info")
+        self.assertEqual(len(self.jobs()), 2)
+
+    def test_async_api_returns_the_job_uuids_and_sync_contacts_stays_synchronous(self):
+        integrations = self.integration | self.fabrikam_integration
+        uuids = integrations.sync_contacts_async()
+        self.assertEqual(uuids, self.jobs().mapped("uuid"))
+        results = integrations.sync_contacts()
+        self.assertEqual([result["integration_id"] for result in results], integrations.ids)
+        self.assertTrue(
+            all(
+                set(result) >= {"created", "updated", "unchanged", "skipped", "archived"}
+                for result in results
+            )
+        )
+        self.assertEqual(len(self.jobs()), 2)  # the synchronous call queued nothing
+
+    def test_capacity_setting_is_the_channel_capacity(self):
+        settings = self.env["res.config.settings"].create({"azure_ad_sync_capacity": 4})
+        settings.execute()
+        channel = self.env.ref("azure_ad_contacts_queue.queue_job_channel_azure_ad")
+        self.assertEqual((channel.complete_name, channel.capacity), ("root.azure_ad", 4))
+        self.assertEqual(self.env["res.config.settings"].create({}).azure_ad_sync_capacity, 4)
+
+
+class TestJobs(QueueCase):
+    def test_a_job_syncs_and_its_run_log_links_to_it(self):
+        self.fake.add_user(
+            CONTOSO_ID,
+            {
+                "id": "0a1b2c3d-0000-4000-8000-000000000001",
+                "givenName": "Queued",
+                "surname": "User",
+                "displayName": "Queued User",
+                "mail": "queued.user@contoso.example",
+                "userType": "Member",
+                "accountEnabled": True,
+            },
+        )
+        (job,) = self.jobs(self.integration) or self.integration._enqueue_sync("cron")
+        message = self.perform(job)
+        log = self.integration.sync_log_ids[:1]
+        self.assertEqual((log.trigger, log.state, log.created, log.job_id), ("cron", "done", 1, job))
+        self.assertIn("1 created", message)
+
+    def test_throttling_becomes_a_retry_after_microsofts_wait(self):
+        job = self.integration._enqueue_sync("cron")
+        self.fake.add_fault(kind="429", target="users", retry_after=900, count=10)
+        logs_before = self.integration.sync_log_ids
+        with self.assertRaises(RetryableJobError) as raised:
+            self.perform(job)
+        self.assertEqual(raised.exception.seconds, 900)
+        # Nothing of the throttled try remains: the retry is the job's.
+        self.assertEqual(self.integration.sync_log_ids, logs_before)
+        self.assertEqual(self.integration.state, "connected")
+
+    def test_a_failed_run_fails_the_job_and_keeps_its_run_log(self):
+        job = self.integration._enqueue_sync("manual")
+        self.fake.revoke_consent(CONTOSO_ID)
+        # Not assertRaises: Odoo's rolls back what its block wrote, and the log must stay.
+        try:
+            self.perform(job)
+        except FailedJobError as failure:
+            message = str(failure)
+        else:
+            self.fail("the job did not fail")
+        self.env.invalidate_all()  # the log was written by a transaction of its own
+        log = self.integration.sync_log_ids[:1]
+        self.assertEqual((log.state, log.job_id, log.trigger), ("failed", job, "manual"))
+        self.assertEqual(message, log.error)
+        self.assertEqual(self.integration.state, "error")
+
+
+class TestBusyCustomer(AddonTest, TransactionCase):
+    """A sync of the customer running on another server: each side has its own PostgreSQL
+    transaction on committed data, as two servers would."""
+
+    def setUp(self):
+        super().setUp()
+        with self.committed() as env:
+            customer = env["res.partner"].create({"name": "Busy Customer", "is_company": True})
+            integration = env["azure.ad.integration"].create(
+                {"partner_id": customer.id, "state": "connected", "tenant_id": CONTOSO_ID}
+            )
+            job = integration._enqueue_sync("cron")
+            self.customer_id, self.integration_id, self.job_uuid = customer.id, integration.id, job.uuid
+        self.addCleanup(self.delete_committed_data)
+
+    def delete_committed_data(self):
+        with self.committed() as env:
+            env["queue.job"].search([("uuid", "=", self.job_uuid)]).unlink()
+            env["azure.ad.integration"].browse(self.integration_id).unlink()
+            env["res.partner"].browse(self.customer_id).unlink()
+
+    def committed(self):
+        """A new transaction (not the test's), committed when the block ends without error."""
+        test = self
+
+        class Transaction:
+            def __enter__(self):
+                self.cr = test.registry.cursor()
+                return api.Environment(self.cr, SUPERUSER_ID, {})
+
+            def __exit__(self, exc_type, *_exc):
+                try:
+                    if exc_type is None:
+                        self.cr.commit()
+                    else:
+                        self.cr.rollback()
+                finally:
+                    self.cr.close()
+
+        return Transaction()
+
+    def test_a_sync_running_elsewhere_is_a_short_retry_not_a_failure(self):
+        with self.committed() as elsewhere:
+            # The other server's sync holds this customer's lock while this job starts.
+            elsewhere.cr.execute(
+                "SELECT id FROM azure_ad_integration WHERE id = %s FOR UPDATE", [self.integration_id]
+            )
+            with self.committed() as here, self.assertRaises(RetryableJobError) as raised:
+                job = Job.load(here, self.job_uuid)
+                job.set_started()
+                job.perform()
+        self.assertEqual(raised.exception.seconds, ALREADY_RUNNING_RETRY)
+        self.assertTrue(raised.exception.ignore_retry)
