@@ -49,7 +49,7 @@ def plain_round(conf, db, env):
             env.cr.commit()
         print("SECONDS", time.monotonic() - started)
     """)
-    out = run_odoo(conf, db, "shell", "--no-http", stdin=script, env=env, timeout=3600)
+    out = run_odoo(conf, db, "--no-http", command=("shell",), stdin=script, env=env, timeout=3600)
     return float(next(line for line in out.splitlines() if line.startswith("SECONDS")).split()[1])
 
 

@@ -81,7 +81,7 @@ class AzureAdIntegration(models.Model):
             raise FailedJobError(self._fail_job_run(error, trigger)) from error
         except UserError as error:  # excluded or disconnected since it was queued
             raise FailedJobError(str(error)) from error
-        log.job_id = self._current_job()
+        log.sudo().job_id = self._current_job()  # run logs are written by the sync only
         self._notify_job_user(log, trigger)
         return log._outcome_message()
 

@@ -31,6 +31,11 @@ class QueueCase(FakeTenantMixin, HttpCase):
         ):
             self.fake.set_consent(tenant_id, True)
             integration._complete_consent(tenant_id)
+        # As an administrator, not in superuser mode: what a job may write, the admin's job may.
+        self.env = self.env(user=self.env.ref("base.user_admin"))
+        self.integration = self.integration.with_env(self.env)
+        self.fabrikam_integration = self.fabrikam_integration.with_env(self.env)
+        self.customer, self.fabrikam = self.customer.with_env(self.env), self.fabrikam.with_env(self.env)
 
     def jobs(self, integrations=None):
         integrations = integrations or (self.integration | self.fabrikam_integration)
