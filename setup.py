@@ -40,6 +40,7 @@ setup(
             "static/description/*",
             "static/src/**/*",
             "views/*.xml",
+            "wizards/*.xml",
         ]
     },
     include_package_data=False,

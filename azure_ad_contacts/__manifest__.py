@@ -14,12 +14,13 @@
         "security/azure_ad_contacts_security.xml",
         "security/ir.model.access.csv",
         "views/azure_ad_sync_log_views.xml",
-        "views/azure_ad_preview_wizard_views.xml",
-        # Before the integration views: their buttons open the settings action.
+        "wizards/azure_ad_preview_wizard_views.xml",
+        # Before the integration and wizard views: their buttons open the settings action.
         "views/res_config_settings_views.xml",
+        "wizards/azure_ad_connect_wizard_views.xml",
+        "wizards/azure_ad_disconnect_wizard_views.xml",
         "views/azure_ad_integration_views.xml",
         "views/res_partner_views.xml",
-        "views/azure_ad_beyond_views.xml",
         "views/azure_ad_contacts_templates.xml",
         "views/azure_ad_contacts_menus.xml",
         "data/ir_actions_server_data.xml",

@@ -1,4 +1,4 @@
-"""The benchmark's table and its targets P1-P5 (SPEC §5)."""
+"""The benchmark's table and its targets P1-P5 (README › Benchmark)."""
 
 import math
 import os

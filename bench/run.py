@@ -1,4 +1,4 @@
-"""``python -m bench``: the SPEC §5 benchmark on a database that has the addon installed
+"""``python -m bench``: the benchmark on a database that has the addon installed
 (``bin/bench`` creates it). See README.md › Benchmark.
 
 Generates an N-user tenant, serves it from the fake Entra/Graph server in its own process, then
@@ -153,9 +153,13 @@ def check_outcomes(results, users, changed):
     }
     for phase, counts in expected.items():
         outcome = results[phase]["outcome"]
-        if results[phase]["log_state"] != "done" or any(outcome[k] != v for k, v in counts.items()):
+        if (
+            results[phase]["log_state"] != "done"
+            or any(outcome[k] != v for k, v in counts.items())
+            or results[phase]["contacts"] != [users] * 3  # contacts, distinct emails, distinct users
+        ):
             raise RuntimeError(
-                f"{phase} did not sync as expected: {outcome} "
+                f"{phase} did not sync as expected: {outcome}, contacts {results[phase]['contacts']} "
                 f"(expected {counts}; error: {results[phase]['error']})"
             )
 

@@ -8,9 +8,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from odoo.tests import TransactionCase, new_test_user
+from odoo import SUPERUSER_ID, api
+from odoo.modules.registry import Registry
+from odoo.tests import TransactionCase, get_db_name, new_test_user
 
-from odoo.addons.azure_ad_contacts.models import azure_ad_integration
+from odoo.addons.azure_ad_contacts.models import azure_ad_microsoft_mixin
 
 from fake_entra.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeEntra
 from fake_entra.state import load_tenant_files
@@ -18,6 +20,7 @@ from fake_entra.state import load_tenant_files
 TENANTS = Path(__file__).resolve().parent.parent / "fake_entra" / "tenants"
 CONTOSO = json.loads((TENANTS / "contoso.json").read_text())
 CONTOSO_ID = CONTOSO["tenant_id"]
+FABRIKAM_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"  # the fake's second demo tenant
 
 _fake = None
 
@@ -35,7 +38,7 @@ def fake_entra():
 
 
 def user(object_id, email, given="", surname="", **extra):
-    """A Graph user object as /v1.0/users returns it."""
+    """A Graph user object as the fake's /v1.0/users returns it."""
     return {
         "id": object_id,
         "givenName": given or None,
@@ -46,6 +49,27 @@ def user(object_id, email, given="", surname="", **extra):
         "accountEnabled": True,
         **extra,
     }
+
+
+def graph_user(object_id, mail="", **fields):
+    """A Graph user as the planner receives it from a $select (mail defaults to
+    <id>@contoso.com), for the plain-Python tests of utils/reconcile.py."""
+    return {"id": object_id, "mail": mail if mail != "" else f"{object_id}@contoso.com",
+            "givenName": None, "surname": None, "displayName": object_id.upper(),
+            "jobTitle": None, "mobilePhone": None, "proxyAddresses": [],
+            "userPrincipalName": f"{object_id}@contoso.onmicrosoft.com",
+            "accountEnabled": True, "userType": "Member", **fields}
+
+
+def build_web_client_assets():
+    """Builds the web client's asset bundles once and keeps them, as a running Odoo does:
+    otherwise every tour builds them again inside its rolled-back transaction (~9 s each)."""
+    with Registry(get_db_name()).cursor() as cr:
+        qweb = api.Environment(cr, SUPERUSER_ID, {})["ir.qweb"]
+        for name in ("web.assets_web", "web.assets_tests", "web.assets_web_print"):
+            bundle = qweb._get_asset_bundle(name)
+            bundle.js()
+            bundle.css()
 
 
 def execute_kw_payload(db, uid, password, model, method, args, kwargs=None):
@@ -86,9 +110,11 @@ class AddonTest:
 class FakeTenantMixin(AddonTest):
     """A customer whose integration is not connected yet, the settings pointed at the
     session's fake Entra ID, and a fresh fake for every test. Mix into TransactionCase or
-    HttpCase."""
+    HttpCase (before it: class TestX(FakeTenantMixin, HttpCase))."""
 
     customer_name = "Contoso Ltd"
+    # False: the customer gets its integration on first use, as on the customer form.
+    create_integration = True
 
     @classmethod
     def setUpClass(cls):
@@ -96,13 +122,14 @@ class FakeTenantMixin(AddonTest):
         cls.fake = fake_entra()
         configure_addon(cls.env, cls.fake)
         cls.customer = cls.env["res.partner"].create({"name": cls.customer_name, "is_company": True})
-        cls.integration = cls.env["azure.ad.integration"].create({"partner_id": cls.customer.id})
+        if cls.create_integration:
+            cls.integration = cls.env["azure.ad.integration"].create({"partner_id": cls.customer.id})
 
     def setUp(self):
         super().setUp()
         self.fake.reset()
         # MSAL remembers failed token answers for 60 s in its HTTP cache: start each test clean.
-        azure_ad_integration._MSAL_HTTP_CACHE.clear()
+        azure_ad_microsoft_mixin._MSAL_HTTP_CACHE.clear()
 
 
 class AzureAdCase(FakeTenantMixin, TransactionCase):
@@ -117,10 +144,11 @@ class AzureAdCase(FakeTenantMixin, TransactionCase):
         self.fake.set_users(tenant_id, copy.deepcopy(users))
 
     def connect(self, integration=None, tenant_id=CONTOSO_ID):
-        """Consent as a customer admin would, then complete it as the callback does."""
+        """Consent as a customer admin would, then complete it as the callback does; the
+        first sync's result as the public API states it."""
         integration = integration or self.integration
         self.fake.set_consent(tenant_id, True)
-        return integration._complete_consent(tenant_id)
+        return integration._complete_consent(tenant_id)._result()
 
     def contacts(self, customer=None):
         return (

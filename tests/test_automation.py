@@ -10,13 +10,11 @@ from odoo import fields
 from odoo.exceptions import UserError
 from odoo.tests import HttpCase, new_test_user, tagged
 
-from odoo.addons.azure_ad_contacts.models import azure_ad_integration
+from odoo.addons.azure_ad_contacts.models import azure_ad_sync_mixin
 
 from examples import azure_ad_rpc
 
-from .common import CONTOSO_ID, AzureAdCase, FakeTenantMixin, user
-
-FABRIKAM_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+from .common import CONTOSO_ID, FABRIKAM_ID, AzureAdCase, FakeTenantMixin, user
 
 
 class TestScheduledSync(AzureAdCase):
@@ -94,7 +92,7 @@ class TestScheduledSync(AzureAdCase):
         self.fake.set_consent(CONTOSO_ID, True)
         fabrikam_runs = len(self.fabrikam_integration.sync_log_ids)
         contoso_runs = len(self.integration.sync_log_ids)
-        original = azure_ad_integration.AzureAdIntegration._existing_contacts
+        original = azure_ad_sync_mixin.AzureAdSyncMixin._existing_contacts
 
         def broken_for_contoso(integration):
             if integration == self.integration:
@@ -102,7 +100,7 @@ class TestScheduledSync(AzureAdCase):
             return original(integration)
 
         with (
-            patch.object(azure_ad_integration.AzureAdIntegration, "_existing_contacts", broken_for_contoso),
+            patch.object(azure_ad_sync_mixin.AzureAdSyncMixin, "_existing_contacts", broken_for_contoso),
             self.assertLogs("odoo.addons.azure_ad_contacts", "ERROR"),
         ):
             self.assertEqual(self.run_cron().done, 2)
@@ -139,7 +137,7 @@ class TestScheduledSync(AzureAdCase):
 
     def test_large_tenant_sync_now_runs_in_the_background_and_notifies(self):
         self.connect()
-        with patch.object(azure_ad_integration, "BACKGROUND_SYNC_THRESHOLD", 10):
+        with patch.object(azure_ad_sync_mixin, "BACKGROUND_SYNC_THRESHOLD", 10):
             action = self.integration.action_sync_now()
         self.assertEqual(action["params"]["type"], "info")
         self.assertIn("background", action["params"]["message"])

@@ -1,4 +1,4 @@
-"""SPEC §6: two syncs of one customer at once, the scheduled job against the button, and a
+"""Two syncs of one customer at once, the scheduled job against the button, and a
 sync while a user edits contacts. Real concurrency: each side has its own PostgreSQL
 transaction (own cursor in a thread, or its own request on Odoo's threaded HTTP server), on
 committed data that each test creates and deletes again.
@@ -21,7 +21,7 @@ from odoo.exceptions import UserError
 from odoo.tests import TransactionCase, new_test_user
 from odoo.tools import config
 
-from odoo.addons.azure_ad_contacts.models import azure_ad_integration
+from odoo.addons.azure_ad_contacts.models import azure_ad_microsoft_mixin
 
 from .common import CONTOSO_ID, AddonTest, configure_addon, execute_kw_payload, fake_entra
 
@@ -50,7 +50,7 @@ class TestConcurrentSyncs(AddonTest, TransactionCase):
         super().setUp()
         self.fake = fake_entra()
         self.fake.reset()
-        azure_ad_integration._MSAL_HTTP_CACHE.clear()
+        azure_ad_microsoft_mixin._MSAL_HTTP_CACHE.clear()
         self.fake.set_consent(CONTOSO_ID, True)
         with self.committed() as env:
             params = env["ir.config_parameter"]
@@ -289,7 +289,7 @@ class TestConcurrentSyncs(AddonTest, TransactionCase):
     def test_a_user_edit_during_a_sync_survives(self):
         """The user saves while the sync is reading Graph: the sync's write to that contact
         hits a serialization failure, Odoo retries the sync's request, and the retry keeps
-        the user's edit (the fields outside S4) and applies Entra's values."""
+        the user's edit (the fields the sync does not own) and applies Entra's values."""
         self.skip_without_http()
         self.first_sync()
         self.fake.update_user(CONTOSO_ID, ADELE, {"jobTitle": "Chief Financial Officer"})
@@ -354,7 +354,7 @@ class TestConcurrentSyncs(AddonTest, TransactionCase):
         self.assertIs(edit_box["result"].get("result"), True, edit_box["result"])
         adele = self.assert_no_duplicates()["adele.vance@contoso.example"]
         self.assertEqual(adele["phone"], "+49 30 777")
-        # The user saved last: their job title stands until the next sync overwrites it (S6).
+        # The user saved last: their job title stands until the next sync overwrites it.
         self.assertEqual(adele["function"], "Edited by a user")
         result = self.sync_in_transaction()[0]
         self.assertEqual(result["updated"], 1)

@@ -30,7 +30,7 @@ class TestConsentFlow(FakeTenantMixin, HttpCase):
 
     def start_connect(self):
         response = self.url_open(f"/azure_ad_contacts/connect/{self.integration.id}", allow_redirects=False)
-        self.assertEqual(response.status_code, 302, response.text[:500])  # SPEC §2
+        self.assertEqual(response.status_code, 302, response.text[:500])  # the documented redirect
         return response.headers["Location"]
 
     def consent_at_microsoft(self, consent_url, decision="accept", tenant=CONTOSO_ID):

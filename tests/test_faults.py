@@ -1,4 +1,4 @@
-"""SPEC §6 and S13 under fire: faults injected by the fake Microsoft at every point of a sync
+"""No half-applied sync, under fire: faults injected by the fake Microsoft at every point of a sync
 (OpenID discovery, token endpoint, every Graph page), over real HTTPS with real MSAL.
 
 Every scenario ends one of two ways:
@@ -15,7 +15,7 @@ PAGE_SIZE users so that a 23-user tenant has several pages to break.
 import functools
 from contextlib import closing, contextmanager
 
-from odoo.addons.azure_ad_contacts.models import azure_ad_integration
+from odoo.addons.azure_ad_contacts.models import azure_ad_microsoft_mixin
 from odoo.addons.azure_ad_contacts.utils import graph_client
 
 from fake_entra.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
@@ -63,8 +63,8 @@ class FaultCase(AzureAdCase):
                 user("77777777-0000-4000-8000-000000000003", "NEW.Three@Contoso.example", "New", "Three"),
             ],
         )
-        self.fake.delete_user(CONTOSO_ID, LEE)  # stays in Odoo untouched (S5)
-        self.contact("megan.bowen@contoso.example").name = "Megan (edited in Odoo)"  # S6
+        self.fake.delete_user(CONTOSO_ID, LEE)  # stays in Odoo untouched
+        self.contact("megan.bowen@contoso.example").name = "Megan (edited in Odoo)"  # overwritten again
         self.contact("joni.sherman@contoso.example").phone = "+49 30 999"  # not a synced field
         self.tenant_backup = self.fake.tenant(CONTOSO_ID)
         self.clean_result, self.clean_content = self.clean_run()
@@ -82,7 +82,7 @@ class FaultCase(AzureAdCase):
             result = self.integration.sync_contacts()[0]
             content = self.content()
         self.env.invalidate_all()
-        azure_ad_integration._MSAL_HTTP_CACHE.clear()
+        azure_ad_microsoft_mixin._MSAL_HTTP_CACHE.clear()
         self.assertNotIn("error", result)
         return result, content
 
@@ -122,7 +122,7 @@ class FaultCase(AzureAdCase):
     def sync(self, trigger="api"):
         if trigger == "api":
             return self.integration.sync_contacts()[0]
-        return self.integration._sync(trigger)[0]
+        return self.integration._sync(trigger)._result()
 
     def assert_completes(self, *faults, sleeps=None, trigger="api", skipped_extra=0):
         """The client retries through the faults; the run equals a clean run."""
@@ -172,7 +172,7 @@ class FaultCase(AzureAdCase):
         self.fake.clear_faults()
         if fix:
             fix()
-        azure_ad_integration._MSAL_HTTP_CACHE.clear()
+        azure_ad_microsoft_mixin._MSAL_HTTP_CACHE.clear()
         self.sleeps.clear()
         result = self.sync()
         self.assertNotIn("error", result, result.get("error"))
@@ -193,7 +193,7 @@ class FaultCase(AzureAdCase):
                 self.fake.clear_faults()
                 self.fake.put_tenant(self.tenant_backup)
                 self.fake.add_app(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
-                azure_ad_integration._MSAL_HTTP_CACHE.clear()
+                azure_ad_microsoft_mixin._MSAL_HTTP_CACHE.clear()
                 self.sleeps.clear()
         self.env.invalidate_all()
 
@@ -364,12 +364,12 @@ class TestLoginFaults(FaultCase):
     def test_openid_discovery_faults_fail_cleanly(self):
         for kind in ("500", "503", "429", "reset", "malformed", "wrong_shape"):
             with self.subTest(kind=kind), self.isolated():
-                azure_ad_integration._MSAL_HTTP_CACHE.clear()
+                azure_ad_microsoft_mixin._MSAL_HTTP_CACHE.clear()
                 message = "malformed data" if kind in ("malformed", "wrong_shape") else UNAVAILABLE
                 self.assert_fails_cleanly({"kind": kind, "target": "openid"}, message=message)
 
     def test_openid_discovery_timeout_fails_cleanly(self):
-        azure_ad_integration._MSAL_HTTP_CACHE.clear()
+        azure_ad_microsoft_mixin._MSAL_HTTP_CACHE.clear()
         self.patch_msal_timeout()
         self.assert_fails_cleanly({"kind": "timeout", "target": "openid", "delay": 11}, message=UNAVAILABLE)
 
@@ -415,7 +415,7 @@ class TestLoginFaults(FaultCase):
 
     def test_tenant_unknown_at_discovery(self):
         self.fake.delete_tenant(CONTOSO_ID)
-        azure_ad_integration._MSAL_HTTP_CACHE.clear()
+        azure_ad_microsoft_mixin._MSAL_HTTP_CACHE.clear()
         self.cold_token_cache()
         self.assert_fails_cleanly(
             message=["does not know the tenant", "AADSTS90002"],

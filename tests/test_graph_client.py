@@ -256,6 +256,17 @@ def test_429_retries_exhausted(graph, rec):
     assert caught.value.retry_after == 1.0
 
 
+def test_a_tighter_budget_gives_up_sooner_and_never_loosens(graph, rec):
+    for _ in range(5):
+        graph.reply(503)
+    client = make_client(graph.url, rec).limit_budget(max_attempts=2, max_wait=600)
+    assert (client.max_attempts, client.max_wait) == (2, 60.0)  # 600 s would loosen the wait
+    with pytest.raises(gc.ServiceUnavailableError):
+        list(client.iter_user_pages())
+    assert client.request_count == 2
+    assert rec.sleeps == [7.5]
+
+
 def test_budget_is_per_call(graph, rec):
     graph.reply(429, headers={"Retry-After": "40"},
                 body={"value": []})

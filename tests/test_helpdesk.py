@@ -13,9 +13,8 @@ from odoo.exceptions import AccessError, UserError
 from odoo.tests import Form, HttpCase, new_test_user, tagged
 from odoo.tools.translate import trans_export
 
-from .common import CONTOSO_ID, AzureAdCase, FakeTenantMixin, user
+from .common import CONTOSO_ID, FABRIKAM_ID, AzureAdCase, FakeTenantMixin, user
 
-FABRIKAM_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 BRIDGE = Path(__file__).resolve().parent.parent / "azure_ad_contacts_helpdesk"
 
 
@@ -76,7 +75,7 @@ class TestHelpdeskMail(HelpdeskCase):
         self.assertEqual(ticket.message_ids[:1].author_id, adele)
 
     def test_case_and_blank_variants_of_the_address(self):
-        # Existing before the first sync, with blanks and capitals: the sync links it (S3) and
+        # Existing before the first sync, with blanks and capitals: the sync links it and
         # keeps its email as typed; mail from the plain address must still find it.
         typed = self.env["res.partner"].create(
             {"name": "Lynne R.", "parent_id": self.customer.id, "email": "  LYNNE.Robbins@Contoso.EXAMPLE "}
@@ -169,7 +168,7 @@ class TestHelpdeskSuggestion(HelpdeskCase):
 
     def test_sync_that_does_not_import_the_person_says_so(self):
         self.connect()
-        # Grady Archie's account is disabled: skipped by the sync's default filters (S15).
+        # Grady Archie's account is disabled: skipped by the sync's default filters.
         ticket = self.receive("grady.archie@contoso.example")
         self.assertEqual(ticket.azure_ad_suggested_customer_id, self.customer)
         action = ticket.action_azure_ad_sync_customer()

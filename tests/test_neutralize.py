@@ -1,4 +1,4 @@
-"""SPEC §3: a neutralized copy of the database (odoo-bin neutralize, or a staging copy on
+"""A neutralized copy of the database (odoo-bin neutralize, or a staging copy on
 odoo.sh) forgets every tenant's token and consent nonce and runs no sync on its own; the
 contacts and the run history stay."""
 

@@ -1,4 +1,4 @@
-"""The reconciliation plan rule by rule (S3-S19), the sanitizer, and an idempotence property."""
+"""The reconciliation plan rule by rule, the sanitizer, and an idempotence property."""
 
 import gc
 import itertools
@@ -11,13 +11,7 @@ from hypothesis import strategies as st
 from odoo.addons.azure_ad_contacts.utils import reconcile
 from odoo.addons.azure_ad_contacts.utils.reconcile import Contact, build_plan
 
-
-def user(object_id, mail="", **fields):
-    """A Graph user as $select returns it (mail defaults to <id>@contoso.com)."""
-    return {"id": object_id, "mail": mail if mail != "" else f"{object_id}@contoso.com",
-            "givenName": None, "surname": None, "displayName": object_id.upper(),
-            "jobTitle": None, "mobilePhone": None, "proxyAddresses": [],
-            "accountEnabled": True, "userType": "Member", **fields}
+from .common import graph_user as user
 
 
 def contact(contact_id, email, object_id=None, name=None, function=None, mobile=None):
@@ -76,73 +70,73 @@ def assert_empty(plan):
     assert (plan.creates, plan.updates, plan.unlink_ids) == ([], {}, [])
 
 
-# S3: matching by email
+# Matching by email
 
 
-def test_s3_email_match_ignores_case_and_blanks():
+def test_email_match_ignores_case_and_blanks():
     plan = plan_for([user("u1", mail="  Ann.Lee@Contoso.COM ")],
                     [contact(7, "ann.lee@contoso.com")])
     assert plan.creates == []
     assert set(plan.updates) == {7}
 
 
-def test_s3_no_match_creates_and_other_addresses_are_ignored():
+def test_no_match_creates_and_other_addresses_are_ignored():
     plan = plan_for([user("u1", mail="ann@contoso.com")],
                     [contact(7, "ann@contoso.co"), contact(8, None), contact(9, "")])
     assert [vals["email"] for vals in plan.creates] == ["ann@contoso.com"]
     assert plan.updates == {}
 
 
-def test_s3_matches_only_the_given_contacts():
+def test_matches_only_the_given_contacts():
     # The caller passes one customer's children; another customer's contact can't be matched.
     assert plan_for([user("u1")], []).created == 1
 
 
-def test_s3_contact_email_is_normalized_defensively():
+def test_contact_email_is_normalized_defensively():
     plan = plan_for([user("u1", mail="ann@contoso.com")], [Contact(7, " ANN@contoso.com ")])
     assert list(plan.updates) == [7]
 
 
-# S4: overwrite name, function, mobile; link and mark
+# A match: overwrite name, function, mobile; link and mark
 
 
-def test_s4_match_overwrites_fields_and_links():
+def test_match_overwrites_fields_and_links():
     usr = user("u1", givenName="Ann", surname="Lee", jobTitle="CFO", mobilePhone="+41 79 1")
     plan = plan_for([usr], [contact(7, "u1@contoso.com", name="A. Lee", function="Clerk")])
     assert plan.updates == {7: {"name": "Ann Lee", "function": "CFO", "mobile": "+41 79 1",
                                 "azure_ad_object_id": "u1", "azure_ad_synced": True}}
 
 
-def test_s4_empty_entra_value_empties_the_field():
+def test_empty_entra_value_empties_the_field():
     usr = user("u1", givenName="Ann", surname="Lee")
     plan = plan_for([usr], [synced(7, usr, function="CFO", mobile="+41")])
     assert plan.updates == {7: {"function": False, "mobile": False}}
 
 
-def test_s4_only_changed_fields_are_written():
+def test_only_changed_fields_are_written():
     usr = user("u1", givenName="Ann", surname="Lee", jobTitle="CFO")
     plan = plan_for([usr], [synced(7, usr, mobile="+41")])
     assert plan.updates == {7: {"mobile": False}}
 
 
-def test_s4_false_none_and_empty_are_equal():
+def test_false_none_and_empty_are_equal():
     usr = user("u1", givenName="Ann", jobTitle="", mobilePhone=None)
     for empty in (False, None, ""):
         plan = plan_for([usr], [synced(7, usr, function=empty, mobile=empty)])
         assert plan.updates == {} and plan.unchanged == 1
 
 
-def test_s4_mark_missing_is_restored():
+def test_mark_missing_is_restored():
     usr = user("u1", givenName="Ann")
     linked_without_mark = Contact(7, "u1@contoso.com", "u1", False, "Ann", None, None)
     plan = plan_for([usr], [linked_without_mark])
     assert plan.updates == {7: {"azure_ad_object_id": "u1", "azure_ad_synced": True}}
 
 
-# S5: contacts not in Entra are untouched
+# Contacts not in Entra are untouched
 
 
-def test_s5_unmatched_contacts_are_untouched():
+def test_unmatched_contacts_are_untouched():
     gone = contact(8, "gone@contoso.com", "u-deleted", name="Gone")
     plan = plan_for([user("u1")], [contact(7, "someone@else.com"), gone])
     assert 7 not in plan.updates and 8 not in plan.updates
@@ -150,7 +144,7 @@ def test_s5_unmatched_contacts_are_untouched():
     assert plan.created == 1
 
 
-def test_s5_filtered_user_leaves_its_linked_contact_untouched():
+def test_filtered_user_leaves_its_linked_contact_untouched():
     guest = user("u1", userType="Guest", jobTitle="New")
     disabled = user("u2", accountEnabled=False, jobTitle="New")
     no_email = user("u3", mail=None, jobTitle="New")
@@ -160,19 +154,19 @@ def test_s5_filtered_user_leaves_its_linked_contact_untouched():
     assert plan.skipped == Counter(guest=1, disabled=1, no_email=1)
 
 
-# S6: a synced contact edited in Odoo is overwritten
+# A synced contact edited in Odoo is overwritten
 
 
-def test_s6_edited_synced_contact_is_overwritten():
+def test_edited_synced_contact_is_overwritten():
     usr = user("u1", givenName="Ann", surname="Lee", jobTitle="CFO")
     plan = plan_for([usr], [synced(7, usr, name="Edited", function="Edited", mobile="+1")])
     assert plan.updates == {7: {"name": "Ann Lee", "function": "CFO", "mobile": False}}
 
 
-# S7: email changed in Odoo
+# Email changed in Odoo
 
 
-def test_s7_email_changed_in_odoo_creates_new_contact_and_unlinks_old():
+def test_email_changed_in_odoo_creates_new_contact_and_unlinks_old():
     usr = user("u1", givenName="Ann", jobTitle="CFO")
     plan = plan_for([usr], [synced(7, usr, email="private@ann.example")])
     assert plan.creates == [{"name": "Ann", "email": "u1@contoso.com", "function": "CFO",
@@ -181,7 +175,7 @@ def test_s7_email_changed_in_odoo_creates_new_contact_and_unlinks_old():
     assert 7 not in plan.updates  # keeps its data
 
 
-def test_s7_email_changed_to_another_contacts_address_moves_the_link():
+def test_email_changed_to_another_contacts_address_moves_the_link():
     usr = user("u1")
     plan = plan_for([usr], [synced(7, usr, email="x@y.z"), contact(9, "u1@contoso.com")])
     assert plan.creates == []
@@ -189,7 +183,7 @@ def test_s7_email_changed_to_another_contacts_address_moves_the_link():
     assert plan.updates[9]["azure_ad_object_id"] == "u1"
 
 
-def test_s7_swapped_emails_swap_links():
+def test_swapped_emails_swap_links():
     ann, bob = user("u1"), user("u2")
     contacts = [synced(7, ann, email="u2@contoso.com"), synced(8, bob, email="u1@contoso.com")]
     plan = plan_for([ann, bob], contacts)
@@ -199,10 +193,10 @@ def test_s7_swapped_emails_swap_links():
     assert plan.creates == []
 
 
-# S13: counts; a half-applied sync converges
+# Counts; a half-applied sync converges
 
 
-def test_s13_counts():
+def test_counts():
     users = [user("u1"), user("u2"), user("u3", jobTitle="CEO"), user("u4", mail=None),
              user("u5", userType="Guest")]
     contacts = [synced(7, user("u2")), synced(8, user("u3"))]
@@ -210,7 +204,7 @@ def test_s13_counts():
     assert plan.counts() == {"created": 1, "updated": 1, "unchanged": 1, "skipped": 2}
 
 
-def test_s13_interrupted_apply_converges():
+def test_interrupted_apply_converges():
     users = [user(f"u{i}", jobTitle=f"T{i}") for i in range(6)]
     start = to_rows([synced(1, user("u0")), synced(2, user("u1"), email="old@x.y"),
                      contact(3, "u2@contoso.com")])
@@ -223,10 +217,10 @@ def test_s13_interrupted_apply_converges():
     assert sorted(resumed.values(), key=str) == sorted(clean.values(), key=str)
 
 
-# S14: a second run changes nothing
+# A second run changes nothing
 
 
-def test_s14_second_run_is_empty():
+def test_second_run_is_empty():
     users = [user("u1", givenName="Ann", jobTitle="CFO"), user("u2", mail=None),
              user("u3", proxyAddresses=["smtp:alias@x.y", "SMTP:Bob@Contoso.com"], mail=None),
              user("u4", mail="DUP@x.y"), user("u5", mail="dup@x.y")]
@@ -237,10 +231,10 @@ def test_s14_second_run_is_empty():
     assert second.unchanged == 3
 
 
-# S15: skips with reasons
+# Skips with reasons
 
 
-def test_s15_skip_reasons_are_counted():
+def test_skip_reasons_are_counted():
     users = [user("u1", mail=None), user("u2", mail="  "), user("u3", userType="Guest"),
              user("u4", userType="GUEST"), user("u5", accountEnabled=False), user("u6")]
     plan = plan_for(users)
@@ -248,14 +242,14 @@ def test_s15_skip_reasons_are_counted():
     assert plan.created == 1
 
 
-def test_s15_options_include_guests_and_disabled():
+def test_options_include_guests_and_disabled():
     users = [user("u3", userType="Guest"), user("u5", accountEnabled=False)]
     assert plan_for(users, include_guests=True).skipped == Counter(disabled=1)
     assert plan_for(users, include_disabled=True).skipped == Counter(guest=1)
     assert plan_for(users, include_guests=True, include_disabled=True).created == 2
 
 
-def test_s15_email_falls_back_to_primary_proxy_address():
+def test_email_falls_back_to_primary_proxy_address():
     usr = user("u1", mail=None, proxyAddresses=["smtp:alias@contoso.com", "SMTP: Ann@Contoso.com"])
     email = reconcile.entra_email
     assert email(usr) == "Ann@Contoso.com"
@@ -264,16 +258,16 @@ def test_s15_email_falls_back_to_primary_proxy_address():
     assert email(user("u1", mail=None, proxyAddresses=["SMTP:", "SMTP:b@c.d"])) == "b@c.d"
 
 
-def test_s15_missing_account_enabled_is_not_disabled():
+def test_missing_account_enabled_is_not_disabled():
     usr = user("u1")
     del usr["accountEnabled"], usr["userType"]
     assert plan_for([usr]).created == 1
 
 
-# S16: duplicate emails in Entra
+# Duplicate emails in Entra
 
 
-def test_s16_smallest_object_id_wins():
+def test_smallest_object_id_wins():
     users = [user("B-2", mail="ann@x.y", jobTitle="second"),
              user("a-1", mail="ANN@x.y ", jobTitle="first"), user("c-3", mail="ann@x.y")]
     plan = plan_for(users)
@@ -281,21 +275,21 @@ def test_s16_smallest_object_id_wins():
     assert plan.skipped == Counter(duplicate_email=2)
 
 
-def test_s16_winner_takes_the_contact_from_the_loser():
+def test_winner_takes_the_contact_from_the_loser():
     loser, winner = user("b", mail="ann@x.y"), user("a", mail="ann@x.y")
     plan = plan_for([loser, winner], [synced(7, loser)])
     assert plan.unlink_ids == [7]
     assert plan.updates[7]["azure_ad_object_id"] == "a"
 
 
-def test_s16_filters_apply_before_duplicates():
+def test_filters_apply_before_duplicates():
     users = [user("a", mail="ann@x.y", accountEnabled=False), user("b", mail="ann@x.y")]
     plan = plan_for(users)
     assert [v["azure_ad_object_id"] for v in plan.creates] == ["b"]
     assert plan.skipped == Counter(disabled=1)
 
 
-def test_s16_same_user_twice_is_counted_once():
+def test_same_user_twice_is_counted_once():
     usr = user("u1")
     plan = build_plan([[usr, user("u2")], [dict(usr, jobTitle="replayed")]], [])
     assert [v["azure_ad_object_id"] for v in plan.creates] == ["u1", "u2"]
@@ -303,25 +297,25 @@ def test_s16_same_user_twice_is_counted_once():
     assert plan.skipped == Counter(duplicate_user=1)
 
 
-# S17: several contacts share an email
+# Several contacts share an email
 
 
-def test_s17_lowest_id_is_updated_never_create_another():
+def test_lowest_id_is_updated_never_create_another():
     plan = plan_for([user("u1")], [contact(9, "u1@contoso.com"), contact(4, "U1@contoso.com")])
     assert list(plan.updates) == [4]
     assert plan.creates == []
 
 
-def test_s17_contact_linked_to_the_user_is_preferred():
+def test_contact_linked_to_the_user_is_preferred():
     usr = user("u1")
     plan = plan_for([usr], [contact(4, "u1@contoso.com"), synced(9, usr)])
     assert plan.updates == {} and plan.unchanged == 1 and plan.unlink_ids == []
 
 
-# S18: name
+# Name
 
 
-def test_s18_name_rules():
+def test_name_rules():
     name = reconcile.contact_name
     assert name({"givenName": " Ann ", "surname": " Lee "}) == "Ann Lee"
     assert name({"givenName": "Ann", "surname": None, "displayName": "X"}) == "Ann"
@@ -332,10 +326,10 @@ def test_s18_name_rules():
     assert name({}) == ""
 
 
-# S19: creates
+# Creates
 
 
-def test_s19_create_values_carry_the_entra_email_as_given():
+def test_create_values_carry_the_entra_email_as_given():
     usr = user("u1", mail="  Ann.Lee@Contoso.com ", givenName="Ann", surname="Lee",
                jobTitle="CFO", mobilePhone="+41")
     assert plan_for([usr]).creates == [{"name": "Ann Lee", "email": "Ann.Lee@Contoso.com",
@@ -406,7 +400,7 @@ def test_data_classes_are_compact():
 
 
 def expected_winners(pages, include_guests, include_disabled):
-    """Oracle for S15/S16, the naive way: normalized email -> the user that must own it."""
+    """Oracle for skips and duplicate emails, the naive way: normalized email -> the user that must own it."""
     first = {}
     for raw in itertools.chain.from_iterable(pages):
         first.setdefault(raw["id"], raw)
@@ -462,7 +456,7 @@ def test_property_applied_plan_is_a_fixed_point(users, contacts, page_size, gues
     created = [reconcile.normalize_email(vals["email"]) for vals in plan.creates]
     assert len(created) == len(set(created))
     existing = {row["email"] for row in rows.values()}
-    assert not set(created) & existing  # S17: never another contact for a known address
+    assert not set(created) & existing  # never another contact for a known address
 
     rows = apply(plan, rows)
     for email, raw in expected_winners(pages, guests, disabled).items():

@@ -1,17 +1,15 @@
-"""SPEC §1 rules S1–S19, end to end: real ORM and PostgreSQL, real MSAL and requests over
+"""The basic behaviour, end to end: real ORM and PostgreSQL, real MSAL and requests over
 HTTPS to the fake Entra ID / Graph server."""
 
 from psycopg2 import IntegrityError
 
 from odoo.exceptions import AccessError, UserError
 
-from .common import CONTOSO, CONTOSO_ID, AzureAdCase, user
-
-FABRIKAM_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+from .common import CONTOSO, CONTOSO_ID, FABRIKAM_ID, AzureAdCase, user
 
 
 class TestSync(AzureAdCase):
-    def test_s2_connect_imports_every_user_that_passes_the_filters(self):
+    def test_connect_imports_every_user_that_passes_the_filters(self):
         result = self.connect()
         self.assertEqual(self.integration.state, "connected")
         self.assertEqual(self.integration.tenant_id, CONTOSO_ID)
@@ -33,7 +31,7 @@ class TestSync(AzureAdCase):
         self.assertEqual(log.skip_reasons, {"guest": 2, "disabled": 2, "no_email": 1, "duplicate_email": 1})
         self.assertEqual(len(self.contacts()), 15)
 
-    def test_s19_created_contacts_are_persons_under_the_customer(self):
+    def test_created_contacts_are_persons_under_the_customer(self):
         self.connect()
         adele = self.contact("adele.vance@contoso.example")
         self.assertRecordValues(
@@ -52,7 +50,7 @@ class TestSync(AzureAdCase):
             ],
         )
 
-    def test_s3_s4_match_by_email_ignoring_case_and_blanks_and_overwrite(self):
+    def test_match_by_email_ignoring_case_and_blanks_and_overwrite(self):
         existing = self.env["res.partner"].create(
             {
                 "name": "A. Vance",
@@ -94,7 +92,7 @@ class TestSync(AzureAdCase):
         )
         self.assertEqual(existing.email, "  ADELE.Vance@contoso.EXAMPLE ", "the email is not rewritten")
 
-    def test_s3_archived_contacts_match_too(self):
+    def test_archived_contacts_match_too(self):
         archived = self.env["res.partner"].create(
             {"name": "Old", "parent_id": self.customer.id, "email": "a@contoso.example", "active": False}
         )
@@ -103,7 +101,7 @@ class TestSync(AzureAdCase):
         self.assertEqual((result["created"], result["updated"]), (0, 1))
         self.assertEqual(archived.name, "Ann A")
 
-    def test_s3_only_this_customers_contacts_match(self):
+    def test_only_this_customers_contacts_match(self):
         other_customer = self.env["res.partner"].create({"name": "Other", "is_company": True})
         elsewhere = self.env["res.partner"].create(
             {"name": "Elsewhere", "parent_id": other_customer.id, "email": "a@contoso.example"}
@@ -115,7 +113,7 @@ class TestSync(AzureAdCase):
         self.assertEqual((elsewhere.name, loose.name), ("Elsewhere", "Loose"))
         self.assertFalse(elsewhere.azure_ad_synced or loose.azure_ad_synced)
 
-    def test_s1_two_customers_two_tenants_same_person_gives_two_contacts(self):
+    def test_two_customers_two_tenants_same_person_gives_two_contacts(self):
         fabrikam = self.env["res.partner"].create({"name": "Fabrikam", "is_company": True})
         fabrikam_integration = self.env["azure.ad.integration"].create({"partner_id": fabrikam.id})
         person = user("id-same", "pat@shared.example", "Pat", "Shared")
@@ -129,7 +127,7 @@ class TestSync(AzureAdCase):
         with self.assertRaises(IntegrityError), self.cr.savepoint():
             self.env["azure.ad.integration"].create({"partner_id": fabrikam.id})
 
-    def test_s5_contacts_not_in_entra_are_untouched(self):
+    def test_contacts_not_in_entra_are_untouched(self):
         local = self.env["res.partner"].create(
             {"name": "Local Only", "parent_id": self.customer.id, "email": "local@contoso.example"}
         )
@@ -137,7 +135,7 @@ class TestSync(AzureAdCase):
         self.assertEqual(local.name, "Local Only")
         self.assertFalse(local.azure_ad_synced)
 
-    def test_s6_s8_odoo_edits_are_overwritten_by_sync_now_without_signing_in(self):
+    def test_odoo_edits_are_overwritten_by_sync_now_without_signing_in(self):
         self.connect()
         adele = self.contact("adele.vance@contoso.example")
         adele.write({"name": "Edited", "function": "Edited", "mobile": "Edited", "phone": "kept"})
@@ -153,7 +151,7 @@ class TestSync(AzureAdCase):
         # The app token stored at connect time was reused: no new sign-in, not even a new token.
         self.assertEqual(self.fake.stats()["counts"].get("token", 0), token_requests)
 
-    def test_s7_email_changed_in_odoo_creates_a_new_contact(self):
+    def test_email_changed_in_odoo_creates_a_new_contact(self):
         self.connect()
         adele = self.contact("adele.vance@contoso.example")
         adele.email = "adele.private@example.com"
@@ -168,7 +166,7 @@ class TestSync(AzureAdCase):
         )
         self.assertEqual(self.integration.sync_contacts()[0]["created"], 0)
 
-    def test_s9_disconnect_forgets_the_token_keeps_contacts_and_needs_consent_again(self):
+    def test_disconnect_forgets_the_token_keeps_contacts_and_needs_consent_again(self):
         self.connect()
         self.assertTrue(self.integration.token_cache)
         count = len(self.contacts())
@@ -181,7 +179,7 @@ class TestSync(AzureAdCase):
         action = self.integration.action_connect()
         self.assertEqual(action["url"], f"/azure_ad_contacts/connect/{self.integration.id}")
 
-    def test_s10_excluded_customer_never_syncs(self):
+    def test_excluded_customer_never_syncs(self):
         self.connect()
         self.integration.excluded = True
         for call in (self.integration.action_sync_now, self.integration.sync_contacts):
@@ -190,7 +188,7 @@ class TestSync(AzureAdCase):
         with self.assertRaisesRegex(UserError, "excluded"):
             self.integration.action_connect()
 
-    def test_s12_only_administrators(self):
+    def test_only_administrators(self):
         self.connect()
         integration = self.integration.with_user(self.plain_user)
         for method in ("action_sync_now", "sync_contacts", "action_disconnect", "action_connect"):
@@ -203,7 +201,7 @@ class TestSync(AzureAdCase):
         with self.assertRaises(AccessError):
             adele.read(["azure_ad_object_id"])
 
-    def test_s13_sync_reports_counts_and_s14_second_run_writes_nothing(self):
+    def test_sync_reports_counts_and_second_run_writes_nothing(self):
         self.connect()
         result = self.integration.sync_contacts()
         self.assertEqual(result[0], {**result[0], "created": 0, "updated": 0, "unchanged": 15, "skipped": 6})
@@ -218,7 +216,7 @@ class TestSync(AzureAdCase):
         self.assertEqual(self.cr.fetchone()[0], before)
         self.assertEqual(contacts.mapped("write_date"), write_dates)
 
-    def test_s15_skips_no_email_guests_disabled_unless_included(self):
+    def test_skips_no_email_guests_disabled_unless_included(self):
         users = [
             user("id-1", None, "No", "Mail", proxyAddresses=["smtp:secondary@contoso.example"]),
             user(
@@ -240,7 +238,7 @@ class TestSync(AzureAdCase):
         self.assertEqual((result["created"], result["skipped"]), (2, 1))
         self.assertEqual(self.integration.sync_log_ids[0].skip_reasons, {"no_email": 1})
 
-    def test_s16_two_users_same_email_link_the_smallest_object_id(self):
+    def test_two_users_same_email_link_the_smallest_object_id(self):
         self.set_users(
             [
                 user("bbbb", "Dup@contoso.example", "Second", "User"),
@@ -252,7 +250,7 @@ class TestSync(AzureAdCase):
         self.assertRecordValues(self.contacts(), [{"azure_ad_object_id": "aaaa", "name": "First User"}])
         self.assertEqual(self.integration.sync_log_ids.skip_reasons, {"duplicate_email": 1})
 
-    def test_s17_several_contacts_share_the_email_update_the_linked_else_the_oldest(self):
+    def test_several_contacts_share_the_email_update_the_linked_else_the_oldest(self):
         Partner = self.env["res.partner"]
         oldest, newer = Partner.create(
             [
@@ -271,7 +269,7 @@ class TestSync(AzureAdCase):
         self.assertEqual(newer.name, "Xavier X")
         self.assertEqual(len(self.contacts()), 2)
 
-    def test_s18_name_falls_back_to_display_name_then_email(self):
+    def test_name_falls_back_to_display_name_then_email(self):
         self.set_users(
             [
                 user("id-1", "both@contoso.example", "  Given ", " Sur  "),
@@ -286,7 +284,7 @@ class TestSync(AzureAdCase):
             sorted(["Given Sur", "Reception Desk", "mail.only@contoso.example", "OnlyGiven"]),
         )
 
-    def test_s11_icon_mark_only_on_synced_contacts(self):
+    def test_icon_mark_only_on_synced_contacts(self):
         local = self.env["res.partner"].create(
             {"name": "Local", "parent_id": self.customer.id, "email": "local@contoso.example"}
         )

@@ -6,15 +6,18 @@ from unittest.mock import patch
 
 from lxml import etree
 
-from odoo import SUPERUSER_ID, api
-from odoo.modules.registry import Registry
-from odoo.tests import HttpCase, common, get_db_name, new_test_user, tagged
-
-from odoo.addons.azure_ad_contacts.models import azure_ad_integration
+from odoo.tests import HttpCase, common, new_test_user, tagged
 
 from fake_entra.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 
-from .common import CONTOSO_ID, AddonTest, AzureAdCase, configure_addon, fake_entra, user
+from .common import (
+    CONTOSO_ID,
+    AddonTest,
+    AzureAdCase,
+    FakeTenantMixin,
+    build_web_client_assets,
+    user,
+)
 
 # Runs in every page the browser opens; acts only on the fake Microsoft consent page, where
 # it does what the customer's administrator does: read the request, click Accept.
@@ -50,29 +53,17 @@ class CustomerAdminBrowser(common.ChromeBrowser):
             super()._handle_request_paused(**params)
 
 
-def build_web_client_assets():
-    """Builds the web client's asset bundles once and keeps them, as a running Odoo does:
-    otherwise every tour builds them again inside its rolled-back transaction (~9 s each)."""
-    with Registry(get_db_name()).cursor() as cr:
-        qweb = api.Environment(cr, SUPERUSER_ID, {})["ir.qweb"]
-        for name in ("web.assets_web", "web.assets_tests", "web.assets_web_print"):
-            bundle = qweb._get_asset_bundle(name)
-            bundle.js()
-            bundle.css()
-
-
 @tagged("post_install", "-at_install")
-class TestCustomerFormTours(AddonTest, HttpCase):
+class TestCustomerFormTours(FakeTenantMixin, HttpCase):
+    create_integration = False  # the customer form creates it on first use
+
     @classmethod
     def setUpClass(cls):
         build_web_client_assets()
         super().setUpClass()
-        cls.fake = fake_entra()
-        configure_addon(cls.env, cls.fake)
         cls.startClassPatcher(patch.object(CustomerAdminBrowser, "microsoft_origin", cls.fake.base_url))
         cls.startClassPatcher(patch.object(common, "ChromeBrowser", CustomerAdminBrowser))
-        cls.customer = cls.env["res.partner"].create({"name": "Contoso Ltd", "is_company": True})
-        # In Odoo before the first sync and not in Entra: never touched (S5), no icon.
+        # In Odoo before the first sync and not in Entra: never touched, no icon.
         cls.env["res.partner"].create(
             {"name": "External Auditor", "parent_id": cls.customer.id, "email": "auditor@audit.example"}
         )
@@ -80,8 +71,6 @@ class TestCustomerFormTours(AddonTest, HttpCase):
 
     def setUp(self):
         super().setUp()
-        self.fake.reset()
-        azure_ad_integration._MSAL_HTTP_CACHE.clear()
         # The consent redirect URI is built from it: Microsoft must send the browser back here.
         self.env["ir.config_parameter"].sudo().set_param("web.base.url", self.base_url())
 
@@ -122,7 +111,7 @@ class TestCustomerFormTours(AddonTest, HttpCase):
         self.assertEqual(self.integration.state, "disconnected")
         self.assertEqual(self.integration.sync_log_ids.mapped("trigger"), ["manual", "connect"])
         self.assertFalse(self.integration.sudo().token_cache)
-        # Disconnecting kept every imported contact (S9).
+        # Disconnecting kept every imported contact.
         self.assertEqual(len(self.customer.child_ids.filtered("azure_ad_synced")), 16)
 
     def test_icons_filter_and_tooltip(self):
@@ -172,8 +161,49 @@ class TestCustomerFormTours(AddonTest, HttpCase):
 
 
 @tagged("post_install", "-at_install")
+class TestSyncOptionTours(FakeTenantMixin, HttpCase):
+    """The sync options in a real browser: the preview wizard and its Apply, the pins on a
+    synced contact."""
+
+    @classmethod
+    def setUpClass(cls):
+        build_web_client_assets()
+        super().setUpClass()
+
+    def setUp(self):
+        super().setUp()
+        self.people = [
+            user(f"id-{n}", f"p{n}@contoso.example", f"P{n}", "Person", department="Sales") for n in range(3)
+        ]
+        self.fake.set_users(CONTOSO_ID, self.people)
+        self.fake.set_consent(CONTOSO_ID, True)
+        self.integration._complete_consent(CONTOSO_ID)
+
+    def test_preview_and_apply(self):
+        self.fake.set_users(CONTOSO_ID, [{**self.people[0], "jobTitle": "CFO"}, self.people[1]])
+        url = f"/odoo/azure.ad.integration/{self.integration.id}"
+        self.start_tour(url, "azure_ad_contacts_preview", login="admin")
+        self.env.invalidate_all()
+        log = self.integration._latest_log()
+        self.assertEqual((log.state, log.updated, log.archived), ("done", 1, 1))
+        self.assertEqual(self.integration.deleted_action, "archive")
+        gone = self.env["res.partner"].with_context(active_test=False).search(
+            [("parent_id", "=", self.customer.id), ("email", "=", "p2@contoso.example")]
+        )
+        self.assertRecordValues(gone, [{"active": False, "azure_ad_archived": True}])
+
+    def test_pins_on_the_contact_form(self):
+        self.integration.map_department = True
+        self.integration.sync_contacts()
+        contact = self.customer.child_ids.filtered(lambda c: c.email == "p0@contoso.example")
+        self.start_tour(f"/odoo/res.partner/{contact.id}", "azure_ad_contacts_pins", login="admin")
+        self.env.invalidate_all()
+        self.assertTrue(contact.azure_ad_never_overwrite)
+
+
+@tagged("post_install", "-at_install")
 class TestCustomerFormAccess(AddonTest, HttpCase):
-    """S12 on the server side: the Sync contacts menu and the integration's fields are not
+    """Administrators only, on the server side: the Sync contacts menu and the integration's fields are not
     even sent to users without Settings rights."""
 
     @classmethod
@@ -187,7 +217,13 @@ class TestCustomerFormAccess(AddonTest, HttpCase):
     def test_admin_receives_the_menu(self):
         arch = self.form_arch(self.env)
         self.assertTrue(arch.xpath("//widget[@name='azure_ad_sync_contacts']"))
-        self.assertTrue(arch.xpath("//field[@name='azure_ad_last_error']"))
+        # The widget declares the integration's fields it reads (fieldDependencies): the web
+        # client asks for them with the customer, and an administrator gets them.
+        customer = self.env["res.partner"].create({"name": "Menu Customer", "is_company": True})
+        [values] = customer.web_read({"azure_ad_last_error": {}, "azure_ad_last_error_kind": {}})
+        self.assertEqual(
+            values, {"id": customer.id, "azure_ad_last_error": False, "azure_ad_last_error_kind": False}
+        )
 
     def test_plain_user_receives_neither_menu_nor_integration_fields(self):
         env = self.env(user=self.plain_user)
@@ -201,7 +237,7 @@ class TestCustomerFormAccess(AddonTest, HttpCase):
         }
         self.assertIn("azure_ad_last_error", admin_only)
         self.assertEqual(fields & admin_only, set())
-        # The mark itself stays visible to everybody (S12).
+        # The mark itself stays visible to everybody.
         self.assertIn("azure_ad_synced", fields)
 
 

@@ -1,3 +1,5 @@
+"""The consent routes: send the administrator to Microsoft's admin consent, check its answer."""
+
 import logging
 from urllib.parse import urlencode
 

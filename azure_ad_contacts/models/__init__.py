@@ -1,1 +1,6 @@
-from . import azure_ad_integration, azure_ad_sync_log, res_config_settings, res_partner
+from . import azure_ad_microsoft_mixin
+from . import azure_ad_sync_mixin
+from . import azure_ad_integration
+from . import azure_ad_sync_log
+from . import res_config_settings
+from . import res_partner

@@ -1,5 +1,10 @@
+"""The run log of a sync, and how a run's outcome is told: the sentence with its counts, the
+notification, the message to the user who asked for a background sync."""
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError
+
+from ..utils.notification import display_notification
 
 
 class AzureAdSyncLog(models.Model):
@@ -46,6 +51,7 @@ class AzureAdSyncLog(models.Model):
     changed_count = fields.Integer(compute="_compute_changed_count", string="Contacts changed")
     skip_reasons = fields.Json(readonly=True)
     skip_summary = fields.Char(compute="_compute_skip_summary", string="Skipped because")
+    counts_summary = fields.Char(compute="_compute_counts_summary", string="Contacts")
     graph_requests = fields.Integer(string="Graph requests", readonly=True)
     users_total = fields.Integer(
         compute="_compute_users_total", string="Users read", help="Users Microsoft Graph returned."
@@ -56,6 +62,11 @@ class AzureAdSyncLog(models.Model):
     def _compute_users_total(self):
         for log in self:
             log.users_total = log.created + log.updated + log.unchanged + log.skipped
+
+    @api.depends("created", "updated", "unchanged", "skipped", "archived")
+    def _compute_counts_summary(self):
+        for log in self:
+            log.counts_summary = log._counts_sentence(log._result())
 
     @api.depends("changed_partner_ids")
     def _compute_changed_count(self):
@@ -109,9 +120,12 @@ class AzureAdSyncLog(models.Model):
         self.ensure_one()
         return self.integration_id.action_preview()
 
-    def _counts(self):
+    # ------------------------------------------------------------ outcome
+
+    def _result(self):
+        """What the public API (sync_contacts) returns for this run."""
         self.ensure_one()
-        return {
+        result = {
             "integration_id": self.integration_id.id,
             "created": self.created,
             "updated": self.updated,
@@ -119,3 +133,70 @@ class AzureAdSyncLog(models.Model):
             "skipped": self.skipped,
             "archived": self.archived,
         }
+        if self.state == "failed":
+            result["error"] = self.error
+        elif self.state == "confirm":
+            result["needs_confirmation"] = self.error
+        return result
+
+    @api.model
+    def _counts_sentence(self, counts):
+        """The counts of a run, e.g. "3 created, 1 updated, 40 unchanged, 2 skipped"."""
+        if counts.get("archived"):
+            return self.env._(
+                "%(created)s created, %(updated)s updated, %(unchanged)s unchanged, %(skipped)s skipped, "
+                "%(archived)s archived",
+                **counts,
+            )
+        return self.env._(
+            "%(created)s created, %(updated)s updated, %(unchanged)s unchanged, %(skipped)s skipped",
+            **counts,
+        )
+
+    @api.model
+    def _result_message(self, result):
+        """The sentence that tells a run's outcome: its error, its question, or its counts."""
+        if result.get("error"):
+            return self.env._("Azure AD sync failed: %(error)s", error=result["error"])
+        if result.get("needs_confirmation"):
+            return result["needs_confirmation"]
+        return self.env._("Azure AD sync: %(counts)s.", counts=self._counts_sentence(result))
+
+    def _outcome_message(self):
+        self.ensure_one()
+        return self._result_message(self._result())
+
+    def _notification_action(self):
+        """The notification after runs a user started: their failures, the confirmation they
+        wait for, or the counts of all of them."""
+        failed = self.filtered(lambda log: log.state == "failed")
+        stopped = self.filtered(lambda log: log.state == "confirm")
+        if failed:
+            return display_notification(
+                "danger", self.env._("Azure AD sync failed"), "\n".join(failed.mapped("error")), sticky=True
+            )
+        if stopped:
+            return display_notification(
+                "warning",
+                self.env._("Azure AD sync needs your confirmation"),
+                "\n".join(stopped.mapped("error")),
+                sticky=True,
+            )
+        totals = {
+            key: sum(self.mapped(key)) for key in ("created", "updated", "unchanged", "skipped", "archived")
+        }
+        return display_notification("success", self.env._("Azure AD sync done"), self._result_message(totals))
+
+    def _notify_user(self, user):
+        """Tells `user`, who asked for this run in the background, how it ended."""
+        self.ensure_one()
+        kind = {"failed": "danger", "confirm": "warning"}.get(self.state, "success")
+        user._bus_send(
+            "simple_notification",
+            {
+                "type": kind,
+                "title": self.integration_id.name,
+                "message": self._outcome_message(),
+                "sticky": kind != "success",
+            },
+        )

@@ -1,7 +1,9 @@
+"""Settings › Azure AD Contacts: the MSP's multi-tenant app and Microsoft's endpoints."""
+
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
-from .azure_ad_integration import DEFAULT_GRAPH_ENDPOINT, DEFAULT_LOGIN_ENDPOINT
+from ..utils.graph_client import DEFAULT_GRAPH_ENDPOINT, DEFAULT_LOGIN_ENDPOINT
 
 
 class ResConfigSettings(models.TransientModel):

@@ -17,6 +17,9 @@ from urllib.parse import quote, urlsplit
 import msal
 import requests
 
+# Microsoft's public cloud; the settings may point elsewhere (national clouds, the fake).
+DEFAULT_LOGIN_ENDPOINT = "https://login.microsoftonline.com"
+DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com"
 USER_SELECT = (
     "id", "givenName", "surname", "displayName", "jobTitle", "mobilePhone", "businessPhones",
     "mail", "userPrincipalName", "proxyAddresses", "otherMails", "accountEnabled", "userType",
@@ -266,12 +269,17 @@ def build_msal_app(client_id, client_secret, login_endpoint, tenant_id, token_ca
         raise MalformedResponseError(f"OpenID configuration lacks {exc}") from exc
 
 
+def app_scope(graph_endpoint):
+    """The scope of an app-only Graph token: every application permission the tenant consented."""
+    return f"{graph_endpoint.rstrip('/')}/.default"
+
+
 def acquire_app_token(app, graph_endpoint, force_refresh=False):
     """An app-only Graph token from MSAL (its cache first); typed errors on failure."""
     if force_refresh:  # acquire_token_for_client() refuses force_refresh=True
         app.remove_tokens_for_client()
     try:
-        result = app.acquire_token_for_client([f"{graph_endpoint.rstrip('/')}/.default"])
+        result = app.acquire_token_for_client([app_scope(graph_endpoint)])
     except (requests.RequestException, msal.exceptions.MsalServiceError) as exc:
         raise ServiceUnavailableError(str(exc)) from exc
     except ValueError as exc:  # a token response that is not JSON
@@ -352,6 +360,13 @@ class GraphClient:
         self.request_count = 0
         self._origin = _origin(self.graph_endpoint)
         self._token = None
+
+    def limit_budget(self, max_attempts, max_wait):
+        """Asks for a tighter retry budget (attempts per request, seconds of waiting for
+        Microsoft), e.g. for an optional read that must not delay the sync; never a looser one."""
+        self.max_attempts = min(self.max_attempts, max_attempts)
+        self.max_wait = min(self.max_wait, max_wait)
+        return self
 
     def iter_user_pages(self, select=USER_SELECT, top=PAGE_SIZE):
         """Yield each page of users (a list of dicts), one page in memory at a time."""

@@ -36,7 +36,7 @@ def clean_text(value, limit=MAX_TEXT):
 
 
 def normalize_email(value):
-    """The matching key of an address (S3): trimmed, lower-cased; None when empty."""
+    """The matching key of an address: trimmed, lower-cased; None when empty."""
     if not isinstance(value, str):
         return None
     return value.strip().lower() or None
@@ -57,7 +57,7 @@ def entra_email(user):
 
 
 def contact_name(user):
-    """S18: given name + surname, else the display name, else the email."""
+    """The contact's name: given name + surname, else the display name, else the email."""
     full = " ".join(filter(None, (clean_text(user.get("givenName")),
                                   clean_text(user.get("surname")))))
     return full[:MAX_TEXT] or clean_text(user.get("displayName")) or entra_email(user) or ""
@@ -77,7 +77,7 @@ def _text_property(name):
     return lambda user: clean_text(user.get(name))
 
 
-# Optional mappings beyond S4, each switched on per integration:
+# Optional mappings beyond name, job title and mobile, each switched on per integration:
 # contact field -> (the Graph property to $select, how to read it from a user).
 EXTRA_MAPPINGS = {
     "phone": ("businessPhones", _first_business_phone),
@@ -97,7 +97,7 @@ def compile_patterns(patterns):
 
 @dataclass(frozen=True, slots=True)
 class Rules:
-    """A sync's per-integration options. The defaults are the rules S1-S19."""
+    """A sync's per-integration options. The defaults are the basic behaviour."""
 
     include_guests: bool = False
     include_disabled: bool = False
@@ -111,7 +111,7 @@ class Rules:
     # Contact fields of EXTRA_MAPPINGS to keep in sync as well.
     extra_fields: tuple = ()
     # A linked contact whose email is still the last synced one follows an email change in
-    # Entra (instead of S7's new contact); needs Contact.synced_email.
+    # Entra (instead of a new contact for the user); needs Contact.synced_email.
     follow_email: bool = False
     # Leavers: archive the linked contact of a disabled user / of a user deleted from Entra
     # or no longer passing the filters.
@@ -211,7 +211,7 @@ class Plan:
 
 
 def _read_user(raw, object_id, rules, pattern, readers):
-    """An EntraUser, or the reason (S15 and the filters of Rules) to skip it."""
+    """An EntraUser, or the reason (no email, guest, disabled, the filters of Rules) to skip it."""
     user_type = raw.get("userType")
     if not rules.include_guests and isinstance(user_type, str) and user_type.lower() == "guest":
         return "guest"
@@ -257,7 +257,8 @@ def _label(raw):
 
 
 def _precedence(user):
-    """S16 order: the smallest object id, case-insensitively (ties by the raw id)."""
+    """Which of two users with one email wins: the smallest object id, case-insensitively
+    (ties by the raw id)."""
     return user.object_id.lower(), user.object_id
 
 
@@ -267,7 +268,7 @@ def _held_by_other_tenant(contact):
 
 
 def _follows(contact, key):
-    """Whether a contact linked to a user follows that user's new email `key` (rule 6): its
+    """Whether a contact linked to a user follows that user's new email `key`: its
     email changed in Entra, not in Odoo (still the last value the sync wrote)."""
     email = normalize_email(contact.email)
     return (contact.linked and email is not None and email != key
@@ -285,7 +286,7 @@ def _create_values(user, rules):
 
 
 def _update_values(contact, user, key, rules, linked_to):
-    """What to write on `contact` for `user` (S4, S6 and the options); {} if nothing."""
+    """What to write on `contact` for `user` (Entra's values overwrite, and the options); {} if nothing."""
     vals = {}
     if not contact.flags & NEVER_OVERWRITE:
         vals = {name: getattr(user, name) or False for name in _FIELDS
@@ -297,7 +298,7 @@ def _update_values(contact, user, key, rules, linked_to):
                 old = (current[index] if index < len(current) else None) or False
                 if new != old:
                     vals[name] = new
-        if normalize_email(contact.email) != key:  # a contact that follows (rule 6)
+        if normalize_email(contact.email) != key:  # a contact that follows its user's email
             vals["email"] = user.email
     if rules.follow_email:
         email_after = vals.get("email", contact.email)
@@ -311,7 +312,7 @@ def _update_values(contact, user, key, rules, linked_to):
 
 
 def _read_pages(pages, rules, skip):
-    """The users that get a contact, by normalized email (S15, S16 and the filters).
+    """The users that get a contact, by normalized email (skips, duplicate emails and the filters).
 
     Returns (winners, seen object ids or None, {object id: skip reason} of skipped users or
     None): the last two only when leavers are archived."""
@@ -319,7 +320,7 @@ def _read_pages(pages, rules, skip):
     readers = tuple(EXTRA_MAPPINGS[name][1] for name in rules.extra_fields)
     gone = {} if rules.archive_disabled or rules.archive_deleted else None
     seen_ids = set()
-    winners = {}  # normalized email -> EntraUser (S16)
+    winners = {}  # normalized email -> EntraUser (the smallest object id wins)
     for page in pages:
         for raw in page:
             object_id = _object_id(raw)
@@ -386,7 +387,8 @@ def _followers(winners, index):
 
 
 def _match(winners, index, rules, plan, skip):
-    """Give each user its contact (rule 6, S17, one person per customer) and plan the writes.
+    """Give each user its contact (followed emails, else the linked or oldest contact; one
+    person per customer) and plan the writes.
     Returns (contact id -> object id it will be linked to, object ids that get a contact)."""
     followed = _followers(winners, index) if rules.follow_email else {}
     claimed = {contact.id for contact in followed.values()}
@@ -399,7 +401,7 @@ def _match(winners, index, rules, plan, skip):
             candidates = index.by_email.get(key, ())
             if claimed:  # a contact that follows its user is that user's, whoever has its old address
                 candidates = [c for c in candidates if c.id not in claimed]
-            # S17: the contact already linked to this user, else the oldest one.
+            # The contact already linked to this user, else the oldest one.
             contact = min(candidates, default=None,
                           key=lambda c: (links.get(c.id) != user.object_id, c.id))
             if (contact is not None and links.get(contact.id) != user.object_id
@@ -443,7 +445,7 @@ def _leavers(index, planned, kept, seen_ids, gone, rules):
 
 def build_plan(pages, contacts, include_guests=False, include_disabled=False, rules=None,
                on_skip=None):
-    """Plan the sync of streamed Graph user pages onto the customer's contacts (S3-S19).
+    """Plan the sync of streamed Graph user pages onto the customer's contacts.
 
     `rules` (a Rules) replaces the two include_* flags; `on_skip(object_id, label, reason)`
     is called for every skipped user (previews).
@@ -461,7 +463,7 @@ def build_plan(pages, contacts, include_guests=False, include_disabled=False, ru
     index = _index_contacts(contacts, winners, rules, plan)
     planned, kept = _match(winners, index, rules, plan, skip)
     # A link moves when its contact now belongs to another user, or when its (kept) user now
-    # belongs to another contact (S7). Links of skipped or vanished users stay (S5).
+    # belongs to another contact (its email was changed in Odoo). Links of skipped or vanished users stay.
     plan.unlink_ids = [
         contact_id for contact_id, object_id in index.links.items()
         if planned.get(contact_id, object_id) != object_id

@@ -1,3 +1,5 @@
+"""The "Connect to Azure Active Directory" dialog."""
+
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 

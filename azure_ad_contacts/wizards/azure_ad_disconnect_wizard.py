@@ -1,8 +1,12 @@
+"""The "Disconnect from Azure AD" confirmation dialog."""
+
 from odoo import fields, models
+
+from ..utils.notification import display_notification
 
 
 class AzureAdDisconnectWizard(models.TransientModel):
-    """The confirmation before a disconnect: says that imported contacts stay (S9)."""
+    """The confirmation before a disconnect: says that imported contacts stay."""
 
     _name = "azure.ad.disconnect.wizard"
     _description = "Disconnect a customer from Azure AD"
@@ -14,18 +18,14 @@ class AzureAdDisconnectWizard(models.TransientModel):
     def action_disconnect(self):
         self.ensure_one()
         self.integration_id.action_disconnect()
-        return {
-            "type": "ir.actions.client",
-            "tag": "display_notification",
-            "params": {
-                "type": "success",
-                "title": self.env._("Disconnected from Azure AD"),
-                "message": self.env._(
-                    "%(customer)s is no longer connected to Azure AD. Its %(count)s imported "
-                    "contacts were kept.",
-                    customer=self.partner_id.name,
-                    count=self.contact_count,
-                ),
-                "next": {"type": "ir.actions.act_window_close"},
-            },
-        }
+        return display_notification(
+            "success",
+            self.env._("Disconnected from Azure AD"),
+            self.env._(
+                "%(customer)s is no longer connected to Azure AD. Its %(count)s imported "
+                "contacts were kept.",
+                customer=self.partner_id.name,
+                count=self.contact_count,
+            ),
+            next_action={"type": "ir.actions.act_window_close"},
+        )

@@ -1,3 +1,5 @@
+"""One line of a sync preview."""
+
 from odoo import fields, models
 
 

@@ -1,6 +1,8 @@
+"""The sync preview (dry run) and its "Apply"."""
+
 from odoo import Command, api, fields, models
 
-from ..models.azure_ad_integration import PreviewOutdated
+from ..models.azure_ad_sync_mixin import PreviewOutdated
 
 # Lines listed per kind; the counts always cover the whole plan.
 PREVIEW_LINES = 500
@@ -118,7 +120,7 @@ class AzureAdPreviewWizard(models.TransientModel):
         contact_ids += [cid for cid in plan.unlink_ids if cid not in plan.updates][
             : PREVIEW_LINES - len(contact_ids)
         ]
-        before = self.integration_id._contact_values(contact_ids, list(SHOWN_FIELDS))
+        before = self.env["res.partner"]._azure_ad_contact_values(contact_ids, list(SHOWN_FIELDS))
         for contact_id in contact_ids:
             values = plan.updates.get(contact_id, {})
             old = before.get(contact_id, {})
@@ -147,7 +149,7 @@ class AzureAdPreviewWizard(models.TransientModel):
 
     def _archive_lines(self, plan, labels):
         contact_ids = list(plan.archives)[:PREVIEW_LINES]
-        before = self.integration_id._contact_values(contact_ids, ["name", "email"])
+        before = self.env["res.partner"]._azure_ad_contact_values(contact_ids, ["name", "email"])
         for contact_id in contact_ids:
             reason = plan.archives[contact_id]
             yield {
@@ -171,13 +173,13 @@ class AzureAdPreviewWizard(models.TransientModel):
         integration = self.integration_id
         try:
             with self.env.cr.savepoint():  # a refused run leaves no run log either
-                results = integration.with_context(azure_ad_preview_digest=self.digest)._sync("manual")
+                logs = integration.with_context(azure_ad_preview_digest=self.digest)._sync("manual")
         except PreviewOutdated:
             shown = {"to_create": self.to_create, "to_update": self.to_update, "to_archive": self.to_archive}
             self._fill()
             self.outdated_message = self._outdated_message(shown)
             return self._action_reopen()
-        return integration._notification(results)
+        return logs._notification_action()
 
     def _outdated_message(self, shown):
         labels = {

@@ -1,3 +1,6 @@
+"""The helpdesk side of an integration: the tenant's mail domains, its open tickets, and the
+rematch of tickets after each sync."""
+
 import logging
 from datetime import timedelta
 
@@ -67,11 +70,11 @@ class AzureAdIntegration(models.Model):
     # ----------------------------------------------------------------- sync hook
 
     def _sync_one(self, trigger):
-        result = super()._sync_one(trigger)
-        if not result.get("error"):
+        log = super()._sync_one(trigger)
+        if log.state != "failed":
             self._azure_ad_refresh_domains(trigger)
             self.env["helpdesk.ticket"]._azure_ad_tickets_to_rematch(self)._azure_ad_rematch_after_sync()
-        return result
+        return log
 
     def _azure_ad_refresh_domains(self, trigger):
         """Reads the tenant's verified domains (at connect, then once a day); without them,
@@ -101,9 +104,8 @@ class AzureAdIntegration(models.Model):
     def _azure_ad_read_verified_domains(self):
         """Never fails the sync: the permission to read domains is optional."""
         try:
-            client = self._get_graph_client()
             # An extra of the sync: no long backoff for it.
-            client.max_attempts, client.max_wait = 2, 10
+            client = self._get_graph_client().limit_budget(max_attempts=2, max_wait=10)
             return sorted({domain.lower() for domain in client.verified_domains()})
         except graph_client.GraphError as error:
             _logger.info("Verified domains of %s not readable, using contacts' domains: %s", self.name, error)

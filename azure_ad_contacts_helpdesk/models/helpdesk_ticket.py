@@ -1,13 +1,17 @@
+"""Tickets and synced contacts: the requester matched by email, a customer suggested by the
+address's domain, and "Sync now" from the ticket."""
+
 from odoo import api, fields, models, tools
 from odoo.exceptions import UserError
 from odoo.osv import expression
 from odoo.tools.sql import escape_psql
 
+from odoo.addons.azure_ad_contacts.utils.notification import display_notification
 from odoo.addons.azure_ad_contacts.utils.reconcile import normalize_email
 
 
 def email_key(value):
-    """The matching key of a ticket's address, by the sync's rule (S3): the address out of
+    """The matching key of a ticket's address, by the sync's rule: the address out of
     "Name <address>" if there is one, trimmed and lower-cased; None when empty."""
     addresses = tools.email_split(value or "")
     return normalize_email(addresses[0] if addresses else value)
@@ -175,7 +179,7 @@ class HelpdeskTicket(models.Model):
     # ------------------------------------------------------------------ actions
 
     def action_azure_ad_sync_customer(self):
-        """Banner button: "Sync now" of the suggested customer (administrators, S12); the
+        """Banner button: "Sync now" of the suggested customer (administrators only); the
         sync puts the newly imported contact on the ticket (see _sync_one)."""
         self.ensure_one()
         integration = self.env["azure.ad.integration"].search(
@@ -183,14 +187,11 @@ class HelpdeskTicket(models.Model):
         )
         if not integration:
             raise UserError(self.env._("This ticket's address belongs to no connected customer."))
-        logs = self.env["azure.ad.sync.log"]
-        last_log = logs.search([("integration_id", "=", integration.id)], order="id desc", limit=1)
-        action = integration.action_sync_now()
-        new_log = logs.search([("integration_id", "=", integration.id)], order="id desc", limit=1)
-        if new_log == last_log or new_log.state != "done":
-            # Handed to the background (a large tenant: the ticket is matched when it is
-            # done), or failed: the sync's own notification says so.
-            return action
+        log = integration._sync_now()
+        if log.state != "done":
+            # Handed to the background (no log: the ticket is matched when it is done), or
+            # failed: the sync's own notification says so.
+            return integration._sync_now_action(log)
         if self.azure_ad_synced:
             message = self.env._(
                 "%(contact)s of %(customer)s is now the requester of this ticket.",
@@ -206,14 +207,6 @@ class HelpdeskTicket(models.Model):
                 email=self.partner_email,
             )
             kind = "warning"
-        return {
-            "type": "ir.actions.client",
-            "tag": "display_notification",
-            "params": {
-                "type": kind,
-                "title": self.env._("Azure AD sync done"),
-                "message": message,
-                "sticky": kind != "success",
-                "next": {"type": "ir.actions.client", "tag": "soft_reload"},
-            },
-        }
+        return display_notification(
+            kind, self.env._("Azure AD sync done"), message, sticky=kind != "success"
+        )

@@ -1,10 +1,12 @@
+"""A customer's helpdesk side: is it an Azure AD customer, its open tickets from synced contacts."""
+
 from odoo import fields, models
 
 
 class ResPartner(models.Model):
     _inherit = "res.partner"
 
-    # Readable by helpdesk agents, unlike the integration itself (S12).
+    # Readable by helpdesk agents, unlike the integration itself (administrators only).
     azure_ad_customer = fields.Boolean(
         compute="_compute_azure_ad_customer", compute_sudo=True, string="Azure AD customer"
     )

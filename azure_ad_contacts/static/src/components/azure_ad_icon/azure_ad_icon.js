@@ -5,7 +5,7 @@ import { standardFieldProps } from "@web/views/fields/standard_field_props";
 
 export const AZURE_AD_ICON_URL = "/azure_ad_contacts/static/src/img/azure_ad.svg";
 
-/** The Azure AD mark of a synced contact (S11), on a boolean field such as azure_ad_synced. */
+/** The Azure AD mark of a synced contact, on a boolean field such as azure_ad_synced. */
 export class AzureAdIcon extends Component {
     static template = "azure_ad_contacts.AzureAdIcon";
     static props = {
@@ -19,7 +19,7 @@ export class AzureAdIcon extends Component {
 
     get tooltip() {
         // One literal: the translation extractor does not join concatenated strings.
-        return _t("Managed by Azure AD: each sync overwrites the name, job position and mobile of this contact with the values from Microsoft Entra ID.");
+        return _t("Managed by Azure AD: each sync overwrites the name, job position and mobile of this contact, and the fields its integration also syncs, with the values from Microsoft Entra ID.");
     }
 }
 

@@ -98,4 +98,15 @@ export class SyncContactsMenu extends Component {
     }
 }
 
-registry.category("view_widgets").add("azure_ad_sync_contacts", { component: SyncContactsMenu });
+registry.category("view_widgets").add("azure_ad_sync_contacts", {
+    component: SyncContactsMenu,
+    // Read with the customer (the view puts the widget, and so these, under base.group_system).
+    fieldDependencies: [
+        { name: "azure_ad_state", type: "selection" },
+        { name: "azure_ad_excluded", type: "boolean" },
+        { name: "azure_ad_last_sync_date", type: "datetime" },
+        { name: "azure_ad_last_run_summary", type: "char" },
+        { name: "azure_ad_last_error", type: "text" },
+        { name: "azure_ad_last_error_kind", type: "selection" },
+    ],
+});

@@ -1,4 +1,4 @@
-"""The reconciliation rules beyond S1-S19 (README "Beyond the basics"), rule by rule, on the
+"""The reconciliation options (README "Beyond the basics"), rule by rule, on the
 plain-Python plan: leavers, filters, pins, email follow, extra mappings, other tenants, digest."""
 
 from collections import Counter
@@ -19,16 +19,9 @@ from odoo.addons.azure_ad_contacts.utils.reconcile import (
     build_plan,
 )
 
+from .common import graph_user as user
+
 LICENCE = [{"skuId": "c7df2760-2c81-4ef7-b578-5b5392b571df", "disabledPlans": []}]
-
-
-def user(object_id, mail="", **fields):
-    """A Graph user as $select returns it (mail defaults to <id>@contoso.com)."""
-    return {"id": object_id, "mail": mail if mail != "" else f"{object_id}@contoso.com",
-            "givenName": None, "surname": None, "displayName": object_id.upper(),
-            "jobTitle": None, "mobilePhone": None, "proxyAddresses": [],
-            "userPrincipalName": f"{object_id}@contoso.onmicrosoft.com",
-            "accountEnabled": True, "userType": "Member", **fields}
 
 
 def synced(contact_id, usr, flags=0, synced_email=None, extra=None, **changes):
@@ -93,7 +86,7 @@ def test_only_active_contacts_the_sync_linked_are_archived():
 
 
 def test_a_leaver_whose_user_lives_on_elsewhere_is_not_archived():
-    # S7: the email was changed in Odoo; the user gets a new contact, the old one is unlinked.
+    # The email was changed in Odoo; the user gets a new contact, the old one is unlinked.
     usr = user("u1")
     plan = plan_for([usr], [synced(1, usr, email="private@example.com")], archive_deleted=True)
     assert plan.archives == {} and plan.unlink_ids == [1] and plan.created == 1
@@ -104,7 +97,7 @@ def test_archived_leaver_comes_back_when_its_user_returns():
     back = synced(1, usr, flags=INACTIVE | ARCHIVED_BY_SYNC)
     plan = plan_for([usr], [back])
     assert plan.updates == {1: {"active": True, "azure_ad_archived": False}}
-    # Archived by hand (not by the sync): S3 matches it but leaves it archived.
+    # Archived by hand (not by the sync): matched by email, but leaves it archived.
     plan = plan_for([usr], [synced(1, usr, flags=INACTIVE)])
     assert plan.updates == {} and plan.unchanged == 1
 
@@ -113,7 +106,7 @@ def test_duplicates_and_replays_are_not_leavers():
     contacts = [synced(1, user("u2", mail="dup@x.y"))]
     users = [user("u1", mail="dup@x.y"), user("u2", mail="DUP@x.y"), user("u1", mail="dup@x.y")]
     plan = plan_for(users, contacts, archive_deleted=True, archive_disabled=True)
-    # u1 wins the address (S16) and takes the contact over: moved, not archived.
+    # u1 wins the address (smallest object id) and takes the contact over: moved, not archived.
     assert plan.archives == {} and plan.updates[1]["azure_ad_object_id"] == "u1"
 
 
@@ -182,7 +175,7 @@ def test_never_overwrite_links_and_marks_but_writes_no_field():
     assert plan.updates == {} and plan.unchanged == 1
 
 
-# Email changed in Entra (rule 6)
+# Email changed in Entra
 
 
 def test_contact_follows_an_email_changed_in_entra():
@@ -192,12 +185,12 @@ def test_contact_follows_an_email_changed_in_entra():
     plan = plan_for([new], [contact], follow_email=True)
     assert plan.updates == {1: {"email": "Ann@New.example", "azure_ad_synced_email": "Ann@New.example"}}
     assert (plan.creates, plan.unlink_ids) == ([], [])
-    # Without the option, S7's way: a new contact, the old one loses its link.
+    # Without the option, as for an email changed in Odoo: a new contact, the old one loses its link.
     plan = plan_for([new], [contact])
     assert plan.created == 1 and plan.unlink_ids == [1]
 
 
-def test_email_changed_in_odoo_still_gives_a_new_contact_s7():
+def test_email_changed_in_odoo_still_gives_a_new_contact():
     usr = user("u1", mail="ann@contoso.com")
     edited = synced(1, usr, email="ann.private@example.com", synced_email="ann@contoso.com")
     plan = plan_for([usr], [edited], follow_email=True)
@@ -229,7 +222,7 @@ def test_pinned_contact_keeps_following_without_changing():
     assert (plan.updates, plan.creates, plan.unlink_ids, plan.unchanged) == ({}, [], [], 1)
 
 
-# Extra mappings (rule 7)
+# Extra mappings
 
 
 def test_extra_mappings_are_read_written_and_mirrored():
@@ -254,7 +247,7 @@ def test_extra_mappings_are_read_written_and_mirrored():
         Rules(extra_fields=("comment",))
 
 
-# Several tenants for one customer (rule 8)
+# Several tenants for one customer
 
 
 def test_a_person_already_synced_from_another_tenant_is_skipped():
@@ -363,7 +356,7 @@ def test_property_every_run_converges(tenant_states, follow, licensed, archive_d
 
 
 def _winners(users, rules):
-    """Oracle: the users that must own a contact (filters, then S16)."""
+    """Oracle: the users that must own a contact (filters, then the smallest object id)."""
     winners = {}
     for raw in users:
         user = reconcile._read_user(raw, raw["id"], rules, None, ())

@@ -1,4 +1,4 @@
-"""Beyond S1-S19 (README "Beyond the basics"), end to end: real ORM and PostgreSQL, real MSAL
+"""The sync options (README "Beyond the basics"), end to end: real ORM and PostgreSQL, real MSAL
 and requests over HTTPS to the fake Entra ID / Graph server. Each option is off by default."""
 
 import json
@@ -10,13 +10,12 @@ from psycopg2 import IntegrityError
 from odoo import fields
 from odoo.exceptions import AccessError, UserError, ValidationError
 
-from odoo.addons.azure_ad_contacts.models import azure_ad_integration
+from odoo.addons.azure_ad_contacts.models import azure_ad_sync_mixin
 
 from fake_entra import generate_users
 
-from .common import CONTOSO_ID, AzureAdCase, user
+from .common import CONTOSO_ID, FABRIKAM_ID, AzureAdCase, user
 
-FABRIKAM_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 LICENCE = [{"skuId": "c7df2760-2c81-4ef7-b578-5b5392b571df", "disabledPlans": []}]
 SALES = "5c7ee0b1-2a8e-4f3d-9e61-6f0d2b1c0a01"
 SALES_EMEA = "5c7ee0b1-2a8e-4f3d-9e61-6f0d2b1c0a02"
@@ -90,7 +89,7 @@ class TestLeavers(BeyondCase):
         self.assertEqual(self.sync()["archived"], 1)
         self.assertFalse(self.contact(ann["mail"]).active)
         self.assertTrue(self.contact(cy["mail"]).active, "never archive")
-        # Someone archived by hand stays archived when the user is still there (S3 matches it).
+        # Someone archived by hand stays archived when the user is still there (matched by email all along).
         self.contact(bob["mail"]).active = False
         self.assertEqual(self.sync()["updated"], 0)
         self.assertFalse(self.contact(bob["mail"]).active)
@@ -189,7 +188,7 @@ class TestLeavers(BeyondCase):
             [bus] = self.env["bus.bus"].search([("message", "like", "simple_notification")])
             return json.loads(bus.message)["payload"]
 
-        with patch.object(azure_ad_integration, "BACKGROUND_SYNC_THRESHOLD", 2):
+        with patch.object(azure_ad_sync_mixin, "BACKGROUND_SYNC_THRESHOLD", 2):
             self.assertEqual(self.integration.action_sync_now()["params"]["type"], "info")
             notification = run_job()  # "Sync now" of the requester: stops, and says so
             self.assertEqual((notification["type"], notification["sticky"]), ("warning", True))
@@ -399,7 +398,7 @@ class TestEmailChanges(BeyondCase):
             [{"email": "Ann@New.example", "azure_ad_synced_email": "Ann@New.example",
               "azure_ad_object_id": "id-a"}],
         )
-        # S7 still holds: an email changed in Odoo gives a new contact.
+        # Still: an email changed in Odoo gives a new contact.
         ann_c.email = "ann.private@example.com"
         self.assertEqual(self.sync()["created"], 1)
         self.assertFalse(ann_c.azure_ad_synced)

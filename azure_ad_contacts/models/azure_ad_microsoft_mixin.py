@@ -1,0 +1,192 @@
+"""The Microsoft seam of an integration: app credentials, endpoints, the MSAL app and its token
+cache, the Graph client, and what a Microsoft error means for the administrator."""
+
+import msal
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+from odoo.tools import config
+
+from ..utils import graph_client
+
+GRAPH_TIMEOUT = 30  # seconds per Graph request
+# Seconds a sync may wait for Microsoft's throttling in one request: short while a user
+# waits on an HTTP worker, longer in the scheduled job.
+INTERACTIVE_MAX_WAIT = 30
+CRON_MAX_WAIT = 120
+# One dict per process: MSAL keeps discovery documents and throttling state in it, so
+# per-tenant apps built for every sync don't fetch the OpenID configuration again.
+_MSAL_HTTP_CACHE = {}
+
+
+class AzureAdMicrosoftMixin(models.AbstractModel):
+    _name = "azure.ad.microsoft.mixin"
+    _description = "Azure AD: access to Microsoft"
+
+    # MSAL's serialized cache: only the short-lived app token, never a credential.
+    token_cache = fields.Text(groups="base.group_system", copy=False, prefetch=False)
+
+    def _get_app_credentials(self):
+        params = self.env["ir.config_parameter"].sudo()
+        client_id = params.get_param("azure_ad_contacts.client_id")
+        # odoo.conf wins: the MSP's secret can stay out of the database.
+        secret = config.get("azure_ad_contacts_client_secret") or params.get_param(
+            "azure_ad_contacts.client_secret"
+        )
+        if not client_id or not secret:
+            raise UserError(
+                self.env._(
+                    "Azure AD is not configured: enter the application (client) ID and client "
+                    "secret of your multi-tenant app in Settings › Azure AD Contacts."
+                )
+            )
+        return client_id, secret
+
+    def _get_endpoints(self):
+        params = self.env["ir.config_parameter"].sudo()
+        login = (
+            params.get_param("azure_ad_contacts.login_endpoint") or graph_client.DEFAULT_LOGIN_ENDPOINT
+        ).rstrip("/")
+        graph = (
+            params.get_param("azure_ad_contacts.graph_endpoint") or graph_client.DEFAULT_GRAPH_ENDPOINT
+        ).rstrip("/")
+        for endpoint in (login, graph):
+            if not endpoint.startswith("https://"):
+                raise UserError(self.env._("Azure AD endpoints must use https: %(url)s", url=endpoint))
+        return login, graph
+
+    def _get_msal_app(self, http_cache=None):
+        """Factory seam for MSAL (tests may replace it): a confidential client for this
+        customer's tenant over the stored token cache."""
+        self.ensure_one()
+        client_id, secret = self._get_app_credentials()
+        login, _graph = self._get_endpoints()
+        cache = msal.SerializableTokenCache()
+        if self.sudo().token_cache:
+            cache.deserialize(self.sudo().token_cache)
+        return graph_client.build_msal_app(
+            client_id,
+            secret,
+            login,
+            self.tenant_id,
+            token_cache=cache,
+            http_cache=_MSAL_HTTP_CACHE if http_cache is None else http_cache,
+        )
+
+    def _get_graph_client(self, http_cache=None, max_wait=INTERACTIVE_MAX_WAIT):
+        """Factory seam for the Graph client, with a token provider that keeps MSAL's
+        cache (the app token) on the integration. `max_wait` bounds the time spent
+        waiting for Microsoft's Retry-After/backoff in one request."""
+        self.ensure_one()
+        _login, graph = self._get_endpoints()
+        app = self._get_msal_app(http_cache=http_cache)
+
+        def token_provider(force_refresh=False):
+            token = graph_client.acquire_app_token(app, graph, force_refresh=force_refresh)
+            if app.token_cache.has_state_changed:
+                self.sudo().token_cache = app.token_cache.serialize()
+                app.token_cache.has_state_changed = False
+            return token
+
+        return graph_client.GraphClient(graph, token_provider, timeout=GRAPH_TIMEOUT, max_wait=max_wait)
+
+    @api.model
+    def _graph_error_kind(self, error):
+        """Which remedy the UI offers for a Graph error (see last_error_kind)."""
+        if isinstance(
+            error,
+            graph_client.ConsentMissingError
+            | graph_client.PermissionDeniedError
+            | graph_client.TenantNotFoundError,
+        ):
+            return "consent"
+        if isinstance(error, graph_client.ClientSecretError):
+            return "secret"
+        if isinstance(error, graph_client.ThrottledError | graph_client.ServiceUnavailableError):
+            return "throttled"
+        return "other"
+
+    def _graph_error_message(self, error):
+        """A message an administrator can act on, for each kind of Microsoft failure."""
+        customer = self.name
+        if isinstance(error, graph_client.ConsentMissingError):
+            return self.env._(
+                "Microsoft says the app is not (or no longer) consented in the tenant of "
+                "%(customer)s (%(code)s). Reconnect: a customer administrator must grant "
+                "consent again.",
+                customer=customer,
+                code=error.code or "AADSTS700016",
+            )
+        if isinstance(error, graph_client.ClientSecretError):
+            if error.expired:
+                return self.env._(
+                    "The client secret of your Azure AD app has expired (AADSTS7000222). Create a "
+                    "new secret in the Azure portal and enter it in Settings › Azure AD Contacts. "
+                    "This affects all customers."
+                )
+            return self.env._(
+                "The client secret of your Azure AD app is invalid (AADSTS7000215). Check the "
+                "secret (its value, not its ID) in Settings › Azure AD Contacts. This affects all "
+                "customers."
+            )
+        if isinstance(error, graph_client.TenantNotFoundError):
+            return self.env._(
+                "Microsoft does not know the tenant %(tenant)s of %(customer)s (AADSTS90002). "
+                "Check the login endpoint in the settings, or reconnect.",
+                tenant=self.tenant_id,
+                customer=customer,
+            )
+        if isinstance(error, graph_client.GroupPermissionError):
+            return self.env._(
+                "The app may not read the group members of %(customer)s (Authorization_RequestDenied). "
+                "Grant the application permission GroupMember.Read.All to your Azure AD app, then "
+                "reconnect so that a customer administrator consents again, or remove the group "
+                "filter.",
+                customer=customer,
+            )
+        if isinstance(error, graph_client.GroupNotFoundError):
+            return self.env._(
+                "A group of the group filter of %(customer)s does not exist in its tenant "
+                "(%(detail)s). Correct the group ids in the integration's options. Nothing was changed.",
+                customer=customer,
+                detail=error.detail,
+            )
+        if isinstance(error, graph_client.PermissionDeniedError):
+            return self.env._(
+                "The app may not read the users of %(customer)s (Authorization_RequestDenied). "
+                "Make sure the application permission User.Read.All is granted, then reconnect "
+                "so that a customer administrator consents again.",
+                customer=customer,
+            )
+        if isinstance(error, graph_client.AuthenticationError):
+            return self.env._(
+                "Microsoft refused to issue a token for %(customer)s: %(detail)s",
+                customer=customer,
+                detail=error.detail,
+            )
+        if isinstance(error, graph_client.ThrottledError):
+            return self.env._(
+                "Microsoft Graph is throttling requests for %(customer)s. Nothing was changed; "
+                "try again in %(seconds)s seconds.",
+                customer=customer,
+                seconds=int(error.retry_after or 60),
+            )
+        if isinstance(error, graph_client.ServiceUnavailableError):
+            return self.env._(
+                "Microsoft could not be reached or is unavailable (%(detail)s). Nothing was "
+                "changed; try again later.",
+                detail=error.detail,
+            )
+        if isinstance(error, graph_client.UntrustedHostError):
+            return self.env._(
+                "Microsoft Graph sent a link to an unexpected host (%(detail)s); the sync was "
+                "stopped and nothing was changed.",
+                detail=error.detail,
+            )
+        if isinstance(error, graph_client.MalformedResponseError):
+            return self.env._(
+                "Microsoft Graph answered with malformed data (%(detail)s). Nothing was changed; "
+                "try again later.",
+                detail=error.detail,
+            )
+        return self.env._("Microsoft Graph error: %(detail)s", detail=error.detail)
