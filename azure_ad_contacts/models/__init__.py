@@ -1,5 +1,6 @@
 from . import azure_ad_microsoft_mixin
 from . import azure_ad_sync_mixin
+from . import azure_ad_delta_mixin
 from . import azure_ad_integration
 from . import azure_ad_sync_log
 from . import res_config_settings
