@@ -175,7 +175,7 @@ class AzureAdDeltaMixin(models.AbstractModel):
 
     def _read_changes(self, client, delta_link, scope):
         users = self.env["azure.ad.directory.user"]
-        delta = client.user_delta(delta_link)
+        delta = client.user_delta(delta_link, changed_properties_only=True)  # merged into what is stored
         changes = 0
         for page in delta:
             removed = [item for item in page if graph_client.removal_reason(item)]
