@@ -13,6 +13,8 @@ ALEX = "4b895896-54e7-4034-a960-7933dca6c91b"
 MEGAN = "7b797d0f-edff-4773-bcc3-c98efb2279d1"
 LEE = "2e4aeffc-3bae-46dc-9a1d-53a5b9616dfd"
 NESTOR = "bb594223-9888-4076-bca5-fa291f3654d9"
+NEW = "00000000-0000-4000-8000-000000000001"
+DUP = "0000000a-0000-4000-8000-000000000003"
 CUSTOMER_FACING = "0d7c2f4e-3b1a-4e5f-9c8d-7a6b5c4d3e22"
 
 
@@ -215,13 +217,21 @@ class TestFullRounds(DeltaCase):
 class TestOverlappedListing(DeltaCase):
     """The full round fetches the next page in a worker thread while this one is stored."""
 
-    def listing(self, pages):
+    def listing(self, then=None):
+        """The listing in pages of 5 users; `then()` runs after the last one."""
         integration_class = type(self.env["azure.ad.integration"])
         production_client = integration_class._get_graph_client
 
         def graph_client(integration, *args, **kwargs):
             client = production_client(integration, *args, **kwargs)
-            client.iter_user_pages = lambda *a, **kw: pages(client)
+            fetch = client.iter_user_pages
+
+            def pages(*page_args, **page_kwargs):
+                yield from fetch(*page_args, **{**page_kwargs, "top": 5})
+                if then:
+                    then()
+
+            client.iter_user_pages = pages
             return client
 
         self.patch(integration_class, "_get_graph_client", graph_client)
@@ -237,25 +247,41 @@ class TestOverlappedListing(DeltaCase):
 
     def test_a_crash_in_the_fetching_thread_is_the_runs_error_and_nothing_is_written(self):
         self.fake.update_user(CONTOSO_ID, ADELE, {"jobTitle": "CFO"})
+        # On the first page: its contact is created while the next page is fetched.
+        self.fake.add_user(CONTOSO_ID, user(NEW, "new@contoso.example"))
         self.contact("megan.bowen@contoso.example").name = "Edited"
 
-        def pages(client):
-            yield from client._pages(f"{client.graph_endpoint}/v1.0/users?$top=5")
+        def crash():
             raise RuntimeError("the worker broke")
 
-        self.listing(pages)
+        self.listing(then=crash)
         before = self.snapshot()
         with self.assertRaisesRegex(RuntimeError, "the worker broke"):
             self.integration.with_context(azure_ad_full_sync=True).sync_contacts()
         self.assertEqual(self.snapshot(), before)
 
+    def test_new_users_are_created_while_the_next_page_is_fetched(self):
+        self.integration.action_disconnect()
+        self.contacts().unlink()
+        self.fake.add_user(CONTOSO_ID, user(NEW, "new@contoso.example"))
+        # Two users with one email on different pages: the smaller id wins, one contact.
+        self.fake.add_user(CONTOSO_ID, user("ffffffff-0000-4000-8000-000000000002", "Dup@x.example", "Z"))
+        self.fake.add_user(CONTOSO_ID, user(DUP, "dup@x.example", "A"))
+
+        self.listing()
+        result = self.connect()
+        self.assertEqual(self.last_log().sync_mode, "full")
+        self.assertEqual((result["created"], result["updated"], result["unchanged"]), (17, 0, 0))
+        dup = self.contact("dup@x.example")
+        self.assertEqual((dup.name, dup.sudo().azure_ad_object_id), ("A", DUP))
+        # A full reconcile agrees with what was created page by page.
+        again = self.integration.with_context(azure_ad_full_sync=True).sync_contacts()[0]
+        self.assertEqual((again["created"], again["updated"], again["unchanged"]), (0, 0, 17))
+
     def test_a_graph_error_on_a_later_page_fails_the_run_cleanly(self):
         self.fake.update_user(CONTOSO_ID, ADELE, {"jobTitle": "CFO"})
 
-        def pages(client):
-            yield from client._pages(f"{client.graph_endpoint}/v1.0/users?$top=5")
-
-        self.listing(pages)
+        self.listing()
         self.fake.add_fault(kind="malformed", target="users", after=2)
         before = self.snapshot()
         result = self.integration.with_context(azure_ad_full_sync=True).sync_contacts()[0]

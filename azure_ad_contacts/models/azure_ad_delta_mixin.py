@@ -160,7 +160,7 @@ class AzureAdDeltaMixin(models.AbstractModel):
         now = fields.Datetime.now()
         return now >= (self.last_full_sync_date or now) + timedelta(days=self.full_sync_interval_days)
 
-    def _read_tenant(self, client, select):
+    def _read_tenant(self, client, select, on_page=None):
         """Brings the stored users up to date with Microsoft (all of them, or only the
         changes since the last round) and returns the round; plan from
         `_stored_user_pages()`. Writes only inside the caller's transaction."""
@@ -171,7 +171,7 @@ class AzureAdDeltaMixin(models.AbstractModel):
                 return self._read_changes(client, self.sudo().delta_link, scope)
             except graph_client.DeltaExpiredError:
                 _logger.info("Azure AD delta state of %s expired: listing every user", self.name)
-        return self._read_all(client, select, scope)
+        return self._read_all(client, select, scope, on_page)
 
     def _read_changes(self, client, delta_link, scope):
         users = self.env["azure.ad.directory.user"]
@@ -186,7 +186,7 @@ class AzureAdDeltaMixin(models.AbstractModel):
             changes += len(page)
         return TenantRound(full=False, scope=scope, delta_link=delta.delta_link, changes=changes)
 
-    def _read_all(self, client, select, scope):
+    def _read_all(self, client, select, scope, on_page=None):
         """A full round: the link for the changes from now on, then the documented listing
         of every user (999 a page). The next page is fetched (in a worker thread, HTTP only)
         while the current one is stored (the ORM and the cursor stay in this thread).
@@ -205,6 +205,8 @@ class AzureAdDeltaMixin(models.AbstractModel):
         seen = set()
         for page in _prefetched(pages):
             users._store(self.id, page)
+            if on_page is not None:
+                on_page(page)
             # Stored once, by a usable id: counted here as the planner counts a listing.
             for object_id in map(reconcile._object_id, page):
                 if object_id is None:
@@ -214,6 +216,24 @@ class AzureAdDeltaMixin(models.AbstractModel):
                 seen.add(object_id)
         tenant_round.delta_link = from_now.delta_link
         return tenant_round
+
+    def _early_creator(self, contacts, rules):
+        """For a full round: creates, page by page while the next one is fetched, the contacts
+        of users no contact can match (see reconcile.early_creates); None when the run must
+        write exactly a plan shown before (a preview's "Apply") or contacts follow emails."""
+        if self.env.context.get("azure_ad_preview_digest") or rules.follow_email:
+            return None
+        taken = {contact.email for contact in contacts if contact.email}
+        seen = {contact.object_id for contact in contacts if contact.object_id}
+        partners = self.env["res.partner"]
+
+        def create(page):
+            creates = reconcile.early_creates(page, rules, taken, seen)
+            if creates:
+                create.ids.update(partners._azure_ad_apply_plan(self, reconcile.Plan(creates=creates)))
+
+        create.ids = set()
+        return create
 
     def _stored_user_pages(self):
         return self.env["azure.ad.directory.user"]._pages(self.id)

@@ -267,9 +267,16 @@ class AzureAdSyncMixin(models.AbstractModel):
         contacts = self._existing_contacts()  # read whole, before the cursor streams the users
         rules = self._tenant_rules(client)
         select = tuple(dict.fromkeys(graph_client.USER_SELECT + rules.graph_properties()))
-        tenant_round = self._read_tenant(client, select)
+        early = self._early_creator(contacts, rules)
+        tenant_round = self._read_tenant(client, select, on_page=early)
+        if early and early.ids:  # their contacts exist now: plan against them
+            contacts = self._existing_contacts()
         plan = reconcile.build_plan(self._stored_user_pages(), contacts, rules=rules)
         plan.skipped.update(tenant_round.skipped)
+        if early and early.ids:
+            # Created already: planned again as unchanged (or moved to a user that won their email).
+            plan.precreated = len(early.ids)
+            plan.unchanged -= len(early.ids - plan.updates.keys())
         return plan, tenant_round
 
     def _existing_contacts(self):
