@@ -90,6 +90,16 @@ class TestChangesOnly(DeltaCase):
         self.assertEqual(megan.function, self.fake.tenant(CONTOSO_ID)["users"][2]["jobTitle"] or False)
         self.assertEqual(megan.phone, "+49 30 999")  # not a synced field
 
+    def test_a_contact_deleted_in_odoo_comes_back_though_microsoft_reports_no_change(self):
+        self.contact("adele.vance@contoso.example").unlink()
+        self.integration.disabled_action = "archive"  # an option the planner reads, not the round
+        result = self.sync()
+        self.assertEqual((self.last_log().sync_mode, result["created"]), ("delta", 1))
+        self.assertEqual(self.contact("adele.vance@contoso.example").sudo().azure_ad_object_id, ADELE)
+        again = self.sync()
+        self.assertEqual((again["created"], again["updated"], again["unchanged"]), (0, 0, 15))
+        self.assertEqual(again["skipped"], result["skipped"])
+
     def test_an_email_edited_in_odoo_makes_a_new_contact(self):
         adele = self.contact("adele.vance@contoso.example")
         adele.email = "adele.private@example.com"

@@ -6,5 +6,6 @@ UPDATE azure_ad_integration
        auto_sync = FALSE,
        sync_requested_by = NULL,
        delta_link = NULL,
-       delta_scope = NULL;
+       delta_scope = NULL,
+       delta_rest = NULL;
 DELETE FROM azure_ad_directory_user;

@@ -34,6 +34,8 @@ class TenantRound:
     scope: str
     delta_link: str | None = None
     changes: int = 0  # users a changes-only round reported
+    fingerprint: str | None = None  # of the planner's inputs besides the users (see _rested_plan)
+    rules: reconcile.Rules | None = None
     # Users of a full round that are not stored (no usable id, or listed twice), by skip reason.
     skipped: Counter = dataclasses.field(default_factory=Counter)
 
@@ -62,8 +64,7 @@ class AzureAdDirectoryUser(models.Model):
         )
 
     @api.model
-    def _remove(self, integration_id, users):
-        object_ids = [object_id for object_id in map(reconcile._object_id, users) if object_id]
+    def _remove(self, integration_id, object_ids):
         if object_ids:
             self.env.cr.execute(
                 SQL(
@@ -127,14 +128,21 @@ class AzureAdDeltaMixin(models.AbstractModel):
         "last one. A full sync lists every user again as a safety net. 0: every sync is full.",
     )
     last_full_sync_date = fields.Datetime(string="Last full sync", readonly=True, copy=False)
+    # After a run: the fingerprint of the contacts and rules it left, and the counts a plan
+    # finds then (nothing to write), for a changes-only round that reports no change.
+    delta_rest = fields.Json(groups="base.group_system", copy=False, readonly=True, prefetch=False)
 
     def action_full_sync(self):
-        """"Full sync": lists every user of the tenant instead of only the changes."""
-        return self.with_context(azure_ad_full_sync=True).action_sync_now()
+        """"Full sync": lists every user of the tenant instead of only the changes. Without
+        the link, the next run is full even when it is handed to the scheduled job."""
+        self.ensure_one()
+        self._check_syncable()
+        self.sudo().delta_link = False
+        return self.action_sync_now()
 
     def _forget_delta_state(self):
         """A new start: the next sync lists every user (after Disconnect, for instance)."""
-        self.sudo().write({"delta_link": False, "delta_scope": False})
+        self.sudo().write({"delta_link": False, "delta_scope": False, "delta_rest": False})
         self.env["azure.ad.directory.user"]._forget(self.ids)
 
     def _delta_scope(self, select):
@@ -178,11 +186,18 @@ class AzureAdDeltaMixin(models.AbstractModel):
         delta = client.user_delta(delta_link, changed_properties_only=True)  # merged into what is stored
         changes = 0
         for page in delta:
-            removed = [item for item in page if graph_client.removal_reason(item)]
-            present = [item for item in page if not graph_client.removal_reason(item)]
-            # Deleted ("changed": restorable for 30 days, then back as a change) or gone for good.
-            users._remove(self.id, removed)
-            users._store(self.id, present, merge=True)
+            latest = {}  # object id -> its properties sent, None once removed (the last item counts)
+            for item in page:
+                object_id = reconcile._object_id(item)
+                if object_id is None:
+                    continue
+                if graph_client.removal_reason(item):
+                    # Deleted ("changed": restorable for 30 days, then back as a change) or for good.
+                    latest[object_id] = None
+                else:
+                    latest[object_id] = {**(latest.get(object_id) or {}), **item}
+            users._remove(self.id, [object_id for object_id, item in latest.items() if item is None])
+            users._store(self.id, [item for item in latest.values() if item is not None], merge=True)
             changes += len(page)
         return TenantRound(full=False, scope=scope, delta_link=delta.delta_link, changes=changes)
 
@@ -238,12 +253,49 @@ class AzureAdDeltaMixin(models.AbstractModel):
     def _stored_user_pages(self):
         return self.env["azure.ad.directory.user"]._pages(self.id)
 
-    def _delta_state_values(self, tenant_round):
-        """What the integration keeps of a successful run's round."""
+    def _delta_state_values(self, tenant_round, plan):
+        """What the integration keeps of a successful run: the round's link, and what the
+        next plan finds if neither Microsoft nor Odoo changes anything (see _rested_plan)."""
         values = {"delta_link": tenant_round.delta_link, "delta_scope": tenant_round.scope}
         if tenant_round.full:
             values["last_full_sync_date"] = fields.Datetime.now()
+        fingerprint = tenant_round.fingerprint
+        if plan.created or plan.updated or plan.archived:  # the contacts are not what was planned from
+            fingerprint = self._plan_inputs_fingerprint(tenant_round.rules, self._existing_contacts())
+        values["delta_rest"] = {
+            "fingerprint": fingerprint,
+            # Every user that has its contact now is unchanged then; the same users skipped.
+            "unchanged": plan.created + plan.unchanged + len(plan.updates),
+            "skipped": dict(plan.skipped - tenant_round.skipped),
+        }
         return values
+
+    @api.model
+    def _plan_inputs_fingerprint(self, rules, contacts):
+        """A digest of the contacts as the planner sees them and of the rules (group members
+        included): equal digests and unchanged users give equal plans."""
+        digest = hashlib.sha256()
+        members = sorted(rules.group_member_ids) if rules.group_member_ids is not None else None
+        digest.update(repr((dataclasses.replace(rules, group_member_ids=None), members)).encode())
+        for contact in sorted(contacts, key=lambda contact: contact.id):
+            digest.update(
+                repr(
+                    (contact.id, contact.email, contact.object_id, contact.linked, contact.name,
+                     contact.function, contact.mobile, contact.flags, contact.synced_email, contact.extra)
+                ).encode()
+            )
+        return digest.hexdigest()
+
+    def _rested_plan(self, tenant_round):
+        """The plan, without planning, when Microsoft reported no change and the contacts and
+        rules are exactly as the last run left them: nothing to write (a sync run twice in a
+        row writes nothing), the last run's users unchanged and skipped. None otherwise."""
+        rest = self.sudo().delta_rest
+        if tenant_round.full or tenant_round.changes or not rest:
+            return None
+        if rest.get("fingerprint") != tenant_round.fingerprint:
+            return None
+        return reconcile.Plan(unchanged=rest["unchanged"], skipped=Counter(rest["skipped"]))
 
 
 def _jsonb_text(value):

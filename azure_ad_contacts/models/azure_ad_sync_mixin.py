@@ -176,7 +176,7 @@ class AzureAdSyncMixin(models.AbstractModel):
                 "sync_mode": "full" if tenant_round.full else "delta",
             }
         )
-        self.sudo().write(self._delta_state_values(tenant_round))
+        self.sudo().write(self._delta_state_values(tenant_round, plan))
         self.write(
             {
                 "state": "connected",
@@ -269,6 +269,11 @@ class AzureAdSyncMixin(models.AbstractModel):
         select = tuple(dict.fromkeys(graph_client.USER_SELECT + rules.graph_properties()))
         early = self._early_creator(contacts, rules)
         tenant_round = self._read_tenant(client, select, on_page=early)
+        tenant_round.rules = rules
+        tenant_round.fingerprint = self._plan_inputs_fingerprint(rules, contacts)
+        rested = self._rested_plan(tenant_round)
+        if rested is not None:
+            return rested, tenant_round
         if early and early.ids:  # their contacts exist now: plan against them
             contacts = self._existing_contacts()
         plan = reconcile.build_plan(self._stored_user_pages(), contacts, rules=rules)

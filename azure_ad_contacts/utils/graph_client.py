@@ -361,12 +361,6 @@ class GraphClient:
         self._origin = _origin(self.graph_endpoint)
         self._token = None
 
-    def authenticate(self):
-        """Acquires the token now (in the calling thread) unless one is held already."""
-        if self._token is None:
-            self._token = self.token_provider(False)
-        return self
-
     def limit_budget(self, max_attempts, max_wait):
         """Asks for a tighter retry budget (attempts per request, seconds of waiting for
         Microsoft), e.g. for an optional read that must not delay the sync; never a looser one."""
