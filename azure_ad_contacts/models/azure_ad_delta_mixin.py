@@ -302,12 +302,8 @@ def _jsonb_text(value):
     """`value` as JSON that PostgreSQL's jsonb takes: it refuses NUL characters and lone
     surrogates, which hostile input may hold (and the planner drops from every text anyway)."""
     text = json.dumps(value, ensure_ascii=False)
-    if "\\u0000" not in text:
-        try:
-            text.encode()
-            return text
-        except UnicodeEncodeError:
-            pass
+    if "\\u0000" not in text and not _SURROGATE.search(text):
+        return text
     return json.dumps(_storable(value), ensure_ascii=False)
 
 
@@ -322,6 +318,7 @@ def _storable(value):
 
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _DONE = object()
 
 
