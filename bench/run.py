@@ -52,7 +52,7 @@ def parse_args(argv):
     parser.add_argument(
         "--check",
         action="store_true",
-        help="exit with 1 when a target P1-P5 is missed (default: only crashes fail)",
+        help="exit with 1 when a target P1-P8 is missed (default: only crashes fail)",
     )
     parser.add_argument(
         "--profile",
