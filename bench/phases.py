@@ -174,7 +174,8 @@ def sync(env, cfg, phase):
         committing = time.perf_counter()
         env.cr.commit()
         result["commit_seconds"] = time.perf_counter() - committing
-    log = integration.sync_log_ids[:1]
+    logs = env["azure.ad.sync.log"]
+    log = logs.search([("integration_id", "=", integration.id)], order="id desc", limit=1)
     # Untimed: one contact per address and per Entra user, however large the tenant.
     env.cr.execute(
         SQL(
@@ -190,8 +191,14 @@ def sync(env, cfg, phase):
         graph_requests=log.graph_requests,
         log_state=log.state,
         error=log.error or None,
+        sync_mode=log.sync_mode,
     )
     return result
+
+
+def sync_full(env, cfg):
+    """"Full sync": the scheduled safety net, listing every user again."""
+    return sync(env(context={"azure_ad_full_sync": True}), cfg, "sync_full")
 
 
 PHASES = {
@@ -204,6 +211,7 @@ PHASES = {
     "sync_first": lambda env, cfg: sync(env, cfg, "sync_first"),
     "sync_unchanged": lambda env, cfg: sync(env, cfg, "sync_unchanged"),
     "sync_changed": lambda env, cfg: sync(env, cfg, "sync_changed"),
+    "sync_full": sync_full,
 }
 
 

@@ -1,4 +1,4 @@
-"""The benchmark's table and its targets P1-P5 (README › Benchmark)."""
+"""The benchmark's table and its targets P1-P8 (README › Benchmark)."""
 
 import math
 import os
@@ -8,16 +8,20 @@ from pathlib import Path
 
 MIB = 1024  # ru_maxrss and the base RSS are in KiB
 ROWS = [
-    ("sync_first", "P1 sync: first sync"),
+    ("sync_first", "P1 sync: first sync (full)"),
     ("floor_create", "   floor: create, default context"),
     ("floor_create_ctx", "   floor: create, sync's context"),
-    ("sync_unchanged", "P2 sync: re-sync, nothing changed"),
+    ("floor_fetch", "   floor: fetch (plain requests)"),
+    ("sync_unchanged", "P2 sync: changes only, none"),
     ("floor_search_read", "   floor: search_read"),
-    ("sync_changed", "P3 sync: re-sync, 1 % changed"),
+    ("sync_changed", "P3 sync: changes only, 1 %"),
     ("floor_write", "   floor: write, default context"),
     ("floor_write_ctx", "   floor: write, sync's context"),
+    ("sync_full", "   sync: full reconcile, none"),
 ]
-SYNCS = ("sync_first", "sync_unchanged", "sync_changed")
+SYNCS = ("sync_first", "sync_unchanged", "sync_changed", "sync_full")
+DELTA_SYNCS = ("sync_unchanged", "sync_changed")
+FULL_SYNCS = ("sync_first", "sync_full")
 
 
 @dataclass
@@ -47,15 +51,29 @@ def writes(result):
     return sum(result.get("writes", {}).values())
 
 
-def targets(results, users):
+def graph_reads(result):
+    """(user listing pages, delta requests) the fake served a phase."""
+    return result["fake"]["users"], result["fake"].get("delta", 0)
+
+
+def targets(results, users, latency_ms=0):
     r = results
     sync1, create, create_ctx = r["sync_first"], r["floor_create"], r["floor_create_ctx"]
     unchanged, changed = r["sync_unchanged"], r["sync_changed"]
-    write, write_ctx = r["floor_write"], r["floor_write_ctx"]
+    write, write_ctx, fetch = r["floor_write"], r["floor_write_ctx"], r["floor_fetch"]
     p3_limit = unchanged["seconds"] + 1.25 * write["seconds"]
     sync_peak = max(r[phase]["rss_peak_kb"] for phase in SYNCS)
     pages = math.ceil(users / 999)
-    requests = {phase: r[phase]["fake"]["users"] for phase in SYNCS}
+    p6_floor = max(create_ctx["seconds"], fetch["seconds"])
+    delta_pages = graph_reads(changed)[1]
+    p8_limit = unchanged["seconds"] + 1.25 * write["seconds"] + delta_pages * latency_ms / 1000
+    full_ok = all(
+        graph_reads(r[phase]) == (pages, 1) and r[phase]["graph_requests"] == pages + 1
+        for phase in FULL_SYNCS
+    )
+    # Nothing changed: one delta request; 1 % changed: the pages of changes Microsoft sends.
+    delta_ok = graph_reads(unchanged) == (0, 1) and unchanged["graph_requests"] == 1
+    delta_ok = delta_ok and graph_reads(changed)[0] == 0 and changed["graph_requests"] == delta_pages
     return [
         Target(
             "P1 first sync ≤ 1.25 × create floor",
@@ -84,35 +102,57 @@ def targets(results, users):
             f"{create['rss_peak_kb'] / MIB:.0f} MiB",
         ),
         Target(
-            f"P5 Graph user requests = ceil(N/999) = {pages}",
-            all(count == pages and r[phase]["graph_requests"] == pages for phase, count in requests.items()),
-            ", ".join(f"{phase}: {count}" for phase, count in requests.items())
-            + " (token/openid calls in the table)",
+            f"P5 Graph: full = {pages} pages + 1, none = 1",
+            full_ok and delta_ok,
+            ", ".join(
+                f"{phase}: {'/'.join(map(str, graph_reads(r[phase])))} (log {r[phase]['graph_requests']})"
+                for phase in SYNCS
+            )
+            + " (users pages/delta requests)",
+        ),
+        Target(
+            "P6 first sync ≤ 1.1 × max(create ctx, fetch)",
+            sync1["seconds"] <= 1.1 * p6_floor,
+            f"{sync1['seconds']:.1f} s = {sync1['seconds'] / p6_floor:.2f} × "
+            f"max({create_ctx['seconds']:.1f}, {fetch['seconds']:.1f}) s (latency {latency_ms:g} ms)",
+        ),
+        Target(
+            "P7 changes-only, none ≤ 2 s, 1 request, 0 rows",
+            unchanged["seconds"] <= 2 and writes(unchanged) == 0 and graph_reads(unchanged) == (0, 1),
+            f"{unchanged['seconds']:.2f} s, {graph_reads(unchanged)[1]} delta request, "
+            f"{writes(unchanged)} rows written",
+        ),
+        Target(
+            "P8 changes-only, 1 % ≤ P7 + 1.25 × write + pages",
+            changed["seconds"] <= p8_limit,
+            f"{changed['seconds']:.2f} s ≤ {unchanged['seconds']:.2f} + 1.25 × {write['seconds']:.2f}"
+            f" + {delta_pages} × {latency_ms / 1000:g} = {p8_limit:.2f} s",
         ),
     ]
 
 
-def print_report(results, users):
-    print(f"\nBenchmark, N = {users:,} users. Machine: {machine(results)}\n")
+def print_report(results, users, latency_ms=0):
+    print(f"\nBenchmark, N = {users:,} users, Graph latency {latency_ms:g} ms. Machine: {machine(results)}\n")
     header = (
         f"{'phase':<36}{'seconds':>9}{'CPU s':>7}{'contacts/s':>12}{'peak RSS':>10}{'base':>7}"
-        f"{'Δ':>6}  {'Graph users/token/openid':<25}{'res_partner ins/upd/del'}"
+        f"{'Δ':>6}  {'Graph users/delta/token/openid':<31}{'res_partner ins/upd/del'}"
     )
     print(header)
     print("-" * len(header))
     for phase, label in ROWS:
         row = results[phase]
-        peak, base = row["rss_peak_kb"] / MIB, row["rss_base_kb"] / MIB
+        peak, base = row.get("rss_peak_kb", 0) / MIB, row.get("rss_base_kb", 0) / MIB
+        fake = row.get("fake", {})
         graph = (
-            f"{row['fake']['users']} / {row['fake']['token']} / {row['fake']['openid']}"
-            if phase in SYNCS
+            f"{fake['users']} / {fake.get('delta', 0)} / {fake['token']} / {fake['openid']}"
+            if phase in (*SYNCS, "floor_fetch")
             else "-"
         )
         done = row.get("writes", {})
         print(
             f"{label:<36}{row['seconds']:>9.2f}{row['cpu_seconds']:>7.2f}"
             f"{row['count'] / row['seconds']:>12,.0f}"
-            f"{peak:>7.0f} MiB{base:>4.0f}{max(peak - base, 0):>6.0f}  {graph:<25}"
+            f"{peak:>7.0f} MiB{base:>4.0f}{max(peak - base, 0):>6.0f}  {graph:<31}"
             f"{done.get('inserted', 0)} / {done.get('updated', 0)} / {done.get('deleted', 0)}"
         )
     print(
@@ -121,7 +161,7 @@ def print_report(results, users):
         "ru_maxrss of the phase's process, base = its RSS right after loading the registry, "
         "Δ = peak − base (what the phase itself added)."
     )
-    result = targets(results, users)
+    result = targets(results, users, latency_ms)
     print()
     for target in result:
         print(f"{'PASS' if target.passed else 'FAIL'}  {target.name:<44} {target.detail}")

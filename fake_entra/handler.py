@@ -389,7 +389,8 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
                                          f"{name} is not supported on users/delta.")
         skiptoken, deltatoken = self._query("$skiptoken"), self._query("$deltatoken")
         raw_select = self._query("$select")
-        if raw_select is not None and (skiptoken or deltatoken):
+        # "Sync from now" ($deltatoken=latest) is a first request: it takes the round's $select.
+        if raw_select is not None and (skiptoken or (deltatoken and deltatoken != "latest")):
             return self._graph_error(400, "Request_UnsupportedQuery",
                                      "$select goes in the first request of a delta round; "
                                      "its links carry it.")
@@ -400,8 +401,8 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
                 state = protocol.decode_state_token(skiptoken)
                 since, round_version, after = state["since"], state["version"], state["after"]
             elif deltatoken == "latest":  # "sync from now": no users, just the link
-                state = {"tenant": tenant_id, "version": version, "select": None,
-                         "issued": time.time()}
+                state = {"tenant": tenant_id, "version": version,
+                         "select": protocol.parse_select(raw_select), "issued": time.time()}
                 since = version
             elif deltatoken:  # a new round: the changes since the token's version
                 state = protocol.decode_state_token(deltatoken)

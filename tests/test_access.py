@@ -572,7 +572,7 @@ class TestAccess(FakeTenantMixin, HttpCase):
             self.fake.add_fault(kind="503", target="token")
             self.assertIn("error", self.integration.sync_contacts()[0])
             azure_ad_microsoft_mixin._MSAL_HTTP_CACHE.clear()
-            self.fake.add_fault(kind="malformed", target="users")
+            self.fake.add_fault(kind="malformed", target="delta")  # a changes-only round
             self.assertIn("error", self.integration.sync_contacts()[0])
             self.env["ir.config_parameter"].sudo().set_param(
                 "azure_ad_contacts.client_secret", "wrong-secret-value"

@@ -131,9 +131,10 @@ class TestConcurrentSyncs(AddonTest, TransactionCase):
         self.addCleanup(thread.join, 60)
         return thread, box
 
-    def hold_first_graph_page(self):
+    def hold_first_graph_page(self, target="users"):
+        """`target` "delta": a sync after the first one asks for the changes only."""
         fired = self.fake.stats()["faults_fired"]
-        self.fake.add_fault(kind="timeout", target="users", delay=HOLD)
+        self.fake.add_fault(kind="timeout", target=target, delay=HOLD)
         return fired
 
     def wait_until_held(self, fired):
@@ -295,7 +296,7 @@ class TestConcurrentSyncs(AddonTest, TransactionCase):
         self.fake.update_user(CONTOSO_ID, ADELE, {"jobTitle": "Chief Financial Officer"})
         before = self.assert_no_duplicates()
         adele, megan = before["adele.vance@contoso.example"], before["megan.bowen@contoso.example"]
-        fired = self.hold_first_graph_page()
+        fired = self.hold_first_graph_page("delta")
         sync, box = self.in_thread(
             self.jsonrpc, "azure.ad.integration", "sync_contacts", [[self.integration_id]]
         )

@@ -50,6 +50,8 @@ class FaultCase(AzureAdCase):
             return client
 
         self.patch(integration_class, "_get_graph_client", fast_graph_client)
+        # Every run lists the whole tenant (no changes-only round), so that it has pages to break.
+        self.integration.full_sync_interval_days = 0
         self.connect()
         self.customer_contacts_before_changes = len(self.contacts())
         # Pending work for the next sync.
@@ -326,7 +328,8 @@ class TestGraphFaults(FaultCase):
         faults = [{"kind": kind, "after": 0 if n == 0 else 1} for n, kind in enumerate(kinds)]
         self.assert_completes(*faults, sleeps=[5.0, 5.0, 1.0, 5.0, 5.0, 5.0])
         self.assertEqual(self.fake.stats()["faults_fired"], len(kinds))
-        self.assertEqual(self.last_log().graph_requests, 6 + len(kinds))
+        # The pages and the retries, and the link for the next changes-only round.
+        self.assertEqual(self.last_log().graph_requests, 6 + len(kinds) + 1)
 
 
 class TestLoginFaults(FaultCase):

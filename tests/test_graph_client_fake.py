@@ -285,3 +285,20 @@ def test_user_delta_expired(fake):
         list(client.user_delta(delta.delta_link))
     assert (caught.value.status, caught.value.code) == (410, "resyncRequired")
     assert client.request_count == 2  # not retried: a full round is what helps
+
+
+def test_user_delta_from_now_keeps_the_select(fake):
+    """Microsoft's "sync from now": `$deltatoken=latest` on the first request (which takes the
+    round's query parameters) answers no user, only the link for the changes from then on."""
+    client = new_client(fake)
+    now = client.user_delta(from_now=True)
+    assert list(now) == [[]] and not now.full
+    assert "$deltatoken=latest" in fake.stats()["requests"][-1]["path"]
+    assert "$select=" in fake.stats()["requests"][-1]["path"]
+    adele = fake.tenant(CONTOSO_ID)["users"][0]["id"]
+    fake.update_user(CONTOSO_ID, adele, {"jobTitle": "Chief"})
+    later = client.user_delta(now.delta_link)
+    [[item]] = list(later)
+    # Every selected property the user has, not only Microsoft's defaults.
+    assert item["jobTitle"] == "Chief" and "accountEnabled" in item and "userType" in item
+

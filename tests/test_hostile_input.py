@@ -354,7 +354,7 @@ class TestNoScriptInTheViews(FakeTenantMixin, HttpCase):
         )
         self.check("/odoo/action-azure_ad_contacts.azure_ad_sync_log_action", ".o_data_row", "Contoso & 'Co'")
         # A failed "Sync now" names the customer in its (sticky) notification.
-        self.fake.add_fault(kind="429", target="users", retry_after=3600, count=None)
+        self.fake.add_fault(kind="429", target="delta", retry_after=3600, count=None)  # changes only
         # Click (again every few seconds: a click while the form still loads is lost).
         click = """
             const button = document.querySelector("button.o_azure_ad_sync_now:not([disabled])");

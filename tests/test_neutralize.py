@@ -40,9 +40,13 @@ class TestNeutralize(AzureAdCase):
                         "consent_nonce": False,
                         "auto_sync": False,
                         "sync_requested_by": False,
+                        "delta_link": False,
                     }
                 ],
             )
+        # Nor what the tenant's users were: the copy starts over with a full listing.
+        self.env.cr.execute("SELECT count(*) FROM azure_ad_directory_user")
+        self.assertEqual(self.env.cr.fetchone()[0], 0)
         # Nothing is due for the scheduled job.
         self.env.cr.execute(
             "SELECT count(*) FROM azure_ad_integration WHERE auto_sync OR sync_requested_by IS NOT NULL"

@@ -105,7 +105,7 @@ class TestCustomerFormTours(FakeTenantMixin, HttpCase):
         self.connect()
         self.fake.add_user(CONTOSO_ID, user("id-new-hire", "new.hire@contoso.example", "New", "Hire"))
         # Microsoft throttles once and asks for 2 s: long enough to see "Sync now" in progress.
-        self.fake.add_fault(kind="429", target="users", count=1, retry_after=2)
+        self.fake.add_fault(kind="429", target="delta", count=1, retry_after=2)  # a changes-only round
         self.start_tour(self.customer_url(), "azure_ad_contacts_sync_and_disconnect", login="admin")
         self.env.invalidate_all()
         self.assertEqual(self.integration.state, "disconnected")
@@ -150,7 +150,7 @@ class TestCustomerFormTours(FakeTenantMixin, HttpCase):
 
     def test_throttling_says_when_to_try_again(self):
         self.connect()
-        self.fake.add_fault(kind="429", target="users", count=None, retry_after=120)
+        self.fake.add_fault(kind="429", target="delta", count=None, retry_after=120)  # changes only
         result = self.integration.sync_contacts()[0]
         self.assertIn("120 seconds", result["error"])
         # Throttling is not the connection's fault: it stays connected.

@@ -13,7 +13,13 @@ from .azure_ad_sync_mixin import option_values
 class AzureAdIntegration(models.Model):
     _name = "azure.ad.integration"
     _description = "Azure AD Integration"
-    _inherit = ["mail.thread", "azure.ad.microsoft.mixin", "azure.ad.consent.mixin", "azure.ad.sync.mixin"]
+    _inherit = [
+        "mail.thread",
+        "azure.ad.microsoft.mixin",
+        "azure.ad.consent.mixin",
+        "azure.ad.sync.mixin",
+        "azure.ad.delta.mixin",
+    ]
     _order = "name, id"
 
     partner_id = fields.Many2one(
@@ -323,6 +329,7 @@ class AzureAdIntegration(models.Model):
         """Forgets the token cache; imported contacts stay as they are."""
         self._check_admin()
         self.sudo().write({"token_cache": False, "consent_nonce": False})
+        self._forget_delta_state()
         self.write({"state": "disconnected", "last_error": False, "last_error_kind": False})
         for integration in self:
             integration.message_post(

@@ -2,6 +2,7 @@
 cache, the Graph client, and what a Microsoft error means for the administrator."""
 
 import logging
+import threading
 
 import msal
 
@@ -106,10 +107,13 @@ class AzureAdMicrosoftMixin(models.AbstractModel):
         self.ensure_one()
         _login, graph = self._get_endpoints()
         app = self._get_msal_app(http_cache=http_cache)
+        owner = threading.get_ident()
 
         def token_provider(force_refresh=False):
             token = graph_client.acquire_app_token(app, graph, force_refresh=force_refresh)
-            if app.token_cache.has_state_changed:
+            # Only the request's own thread uses the ORM; a token renewed while a worker
+            # thread pages is simply acquired again by the next sync.
+            if app.token_cache.has_state_changed and threading.get_ident() == owner:
                 self.sudo().token_cache = app.token_cache.serialize()
                 app.token_cache.has_state_changed = False
             return token

@@ -52,6 +52,13 @@ class AzureAdSyncLog(models.Model):
     skip_reasons = fields.Json(readonly=True)
     skip_summary = fields.Char(compute="_compute_skip_summary", string="Skipped because")
     counts_summary = fields.Char(compute="_compute_counts_summary", string="Contacts")
+    sync_mode = fields.Selection(
+        [("full", "All users"), ("delta", "Changes only")],
+        string="Read from Azure AD",
+        readonly=True,
+        help="Whether the run listed every user of the tenant or only Microsoft's changes "
+        "since the last run.",
+    )
     graph_requests = fields.Integer(string="Graph requests", readonly=True)
     users_total = fields.Integer(
         compute="_compute_users_total", string="Users read", help="Users Microsoft Graph returned."

@@ -164,7 +164,7 @@ class AzureAdSyncMixin(models.AbstractModel):
                 client = self._get_graph_client(
                     max_wait=CRON_MAX_WAIT if trigger == "cron" else INTERACTIVE_MAX_WAIT
                 )
-                plan = self._plan_contacts(client)
+                plan, tenant_round = self._plan_sync(client)
                 self._check_plan(plan, trigger)
                 self._apply_plan(plan, log)
         except ArchiveConfirmationNeeded as stop:
@@ -181,8 +181,10 @@ class AzureAdSyncMixin(models.AbstractModel):
                 "date_end": fields.Datetime.now(),
                 "skip_reasons": dict(plan.skipped) or False,
                 "graph_requests": client.request_count,
+                "sync_mode": "full" if tenant_round.full else "delta",
             }
         )
+        self.sudo().write(self._delta_state_values(tenant_round, plan))
         self.write(
             {
                 "state": "connected",
@@ -242,8 +244,11 @@ class AzureAdSyncMixin(models.AbstractModel):
             archive_deleted=self.deleted_action == "archive",
         )
 
-    def _plan_contacts(self, client, on_skip=None):
-        """Read the tenant through `client` and plan the sync; writes no contact."""
+    def _tenant_rules(self, client):
+        """The reconciliation rules, with the members of the group filter read through `client`.
+
+        Listed at every sync: a group's delta reports its direct members only, and the
+        filter takes nested groups too."""
         rules = self._sync_rules()
         group_ids = option_values(self.group_ids)
         if group_ids:
@@ -251,12 +256,41 @@ class AzureAdSyncMixin(models.AbstractModel):
                 member.lower() for group_id in group_ids for member in client.group_member_ids(group_id)
             )
             rules = dataclasses.replace(rules, group_member_ids=members)
+        return rules
+
+    def _plan_contacts(self, client, on_skip=None):
+        """Read the whole tenant through `client` and plan the sync; writes nothing (previews)."""
+        rules = self._tenant_rules(client)
         extra = rules.graph_properties()
         if extra:  # only what the options need: the default request stays the documented one
             pages = client.iter_user_pages(select=tuple(dict.fromkeys(graph_client.USER_SELECT + extra)))
         else:
             pages = client.iter_user_pages()
         return reconcile.build_plan(pages, self._existing_contacts(), rules=rules, on_skip=on_skip)
+
+    def _plan_sync(self, client):
+        """Brings the stored users up to date (every user, or Microsoft's changes since the
+        last run) and plans from all of them against the contacts as they are now: the plan
+        of a full listing, local edits included. Returns (plan, the round read)."""
+        contacts = self._existing_contacts()  # read whole, before the cursor streams the users
+        rules = self._tenant_rules(client)
+        select = tuple(dict.fromkeys(graph_client.USER_SELECT + rules.graph_properties()))
+        early = self._early_creator(contacts, rules)
+        tenant_round = self._read_tenant(client, select, on_page=early)
+        tenant_round.rules = rules
+        tenant_round.fingerprint = self._plan_inputs_fingerprint(rules, contacts)
+        rested = self._rested_plan(tenant_round)
+        if rested is not None:
+            return rested, tenant_round
+        if early and early.ids:  # their contacts exist now: plan against them
+            contacts = self._existing_contacts()
+        plan = reconcile.build_plan(self._stored_user_pages(), contacts, rules=rules)
+        plan.skipped.update(tenant_round.skipped)
+        if early and early.ids:
+            # Created already: planned again as unchanged (or moved to a user that won their email).
+            plan.precreated = len(early.ids)
+            plan.unchanged -= len(early.ids - plan.updates.keys())
+        return plan, tenant_round
 
     def _existing_contacts(self):
         """The customer's contacts as the planner sees them (see res.partner)."""

@@ -291,7 +291,8 @@ class ResPartner(models.Model):
     @api.model
     def _azure_ad_apply_plan(self, integration, plan, log=None):
         """Writes `plan` to the contacts of `integration`'s customer: links, updates, creates,
-        archives, and the change history when the integration keeps one."""
+        archives, and the change history when the integration keeps one. Returns the ids of
+        the contacts created."""
         history = self._azure_ad_history_before(plan) if integration.log_changes else None
         partners = self.sudo().with_context(**SYNC_CONTEXT)
         if plan.unlink_ids:
@@ -314,8 +315,9 @@ class ResPartner(models.Model):
                 values = {**values, **link}
             partner.write(values)
         common = {**link, "parent_id": integration.partner_id.id, "type": "contact", "is_company": False}
+        created_ids = []
         for batch in split_every(CREATE_BATCH_SIZE, plan.creates, list):
-            partners.create([{**values, **common} for values in batch])
+            created_ids += partners.create([{**values, **common} for values in batch]).ids
             # Keep memory flat on large tenants: write the batch out, drop it from the cache.
             partners.flush_model()
             partners.invalidate_model()
@@ -323,6 +325,7 @@ class ResPartner(models.Model):
             partners.browse(list(plan.archives)).write({"active": False, "azure_ad_archived": True})
         if history is not None:
             self._azure_ad_record_history(plan, history, log)
+        return created_ids
 
     @api.model
     def _azure_ad_contact_values(self, contact_ids, field_names):

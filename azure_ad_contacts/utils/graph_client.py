@@ -459,10 +459,13 @@ class GraphClient:
             if isinstance(group, dict) and is_object_id(group.get("id"))
         ][:limit]
 
-    def user_delta(self, delta_link=None, select=USER_SELECT, changed_properties_only=False):
+    def user_delta(self, delta_link=None, select=USER_SELECT, changed_properties_only=False,
+                   from_now=False):
         """One round of Graph's delta query on users (see UserDeltaRound): every user when
-        `delta_link` is None, else the changes since the round that returned it."""
-        return UserDeltaRound(self, delta_link, select, changed_properties_only)
+        `delta_link` is None, else the changes since the round that returned it. `from_now`:
+        no user, only the link for the changes from now on (Microsoft's "sync from now",
+        `$deltatoken=latest`, for users and groups)."""
+        return UserDeltaRound(self, delta_link, select, changed_properties_only, from_now)
 
     def probe(self):
         """Read one user id: proves the token and the permission work."""
@@ -637,11 +640,13 @@ class UserDeltaRound:
     `{"id", "@removed": {"reason"}}` (see removal_reason). The same user may come more than
     once. An expired or unknown `delta_link` raises DeltaExpiredError: start a full round."""
 
-    def __init__(self, client, delta_link=None, select=USER_SELECT, changed_properties_only=False):
+    def __init__(self, client, delta_link=None, select=USER_SELECT, changed_properties_only=False,
+                 from_now=False):
         self.client = client
-        self.full = delta_link is None
+        self.full = delta_link is None and not from_now
         self.url = delta_link or (
-            f"{client.graph_endpoint}/v1.0/users/delta?$select={','.join(select)}")
+            f"{client.graph_endpoint}/v1.0/users/delta?$select={','.join(select)}"
+            + ("&$deltatoken=latest" if from_now else ""))
         self.headers = {"Prefer": "return=minimal"} if changed_properties_only else None
         self.delta_link = None
 

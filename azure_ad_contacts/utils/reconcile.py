@@ -189,10 +189,11 @@ class Plan:
     skipped: Counter = field(default_factory=Counter)
     archives: dict = field(default_factory=dict)  # contact id -> why: "disabled", DELETED, a skip reason
     linked: int = 0  # active contacts linked to the integration before the sync
+    precreated: int = 0  # contacts this run created before planning (see early_creates)
 
     @property
     def created(self):
-        return len(self.creates)
+        return len(self.creates) + self.precreated
 
     @property
     def updated(self):
@@ -368,6 +369,27 @@ def _read_pages(pages, rules, skip):
             winners[key] = user
     # Seen ids only tell deleted users apart; don't hold them longer otherwise.
     return winners, seen_ids if rules.archive_deleted else None, gone
+
+
+def early_creates(page, rules, taken, seen):
+    """Create values for the users of `page` that get a new contact whatever the rest of the
+    tenant holds: passing the filters, with an email no contact of the customer and no user
+    seen before has (`taken`, normalized), and not linked to a contact (`seen` holds those
+    ids and the ids seen so far; both sets are updated). A later user with the same email
+    and a smaller id still wins: the full plan then moves the contact over to it."""
+    pattern = compile_patterns(rules.exclude_patterns)
+    readers = tuple(EXTRA_MAPPINGS[name][1] for name in rules.extra_fields)
+    creates = []
+    for raw in page:
+        object_id = _object_id(raw)
+        if object_id is None or object_id in seen:
+            continue
+        seen.add(object_id)
+        user = _read_user(raw, object_id, rules, pattern, readers)
+        if not isinstance(user, str) and normalize_email(user.email) not in taken:
+            taken.add(normalize_email(user.email))
+            creates.append(_create_values(user, rules))
+    return creates
 
 
 @dataclass(slots=True)

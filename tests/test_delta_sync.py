@@ -1,0 +1,303 @@
+"""Incremental sync: after a full round, a sync asks Microsoft only for the changes (Graph's
+delta query) and still gives exactly what a full reconciliation would: local edits
+overwritten, leavers archived, filters applied. Real HTTPS against the fake, real MSAL."""
+
+from datetime import timedelta
+
+from odoo import fields
+
+from .common import CONTOSO, CONTOSO_ID, AzureAdCase, user
+
+ADELE = "f27609e2-827e-404b-bf93-1d0b96d8975b"
+ALEX = "4b895896-54e7-4034-a960-7933dca6c91b"
+MEGAN = "7b797d0f-edff-4773-bcc3-c98efb2279d1"
+LEE = "2e4aeffc-3bae-46dc-9a1d-53a5b9616dfd"
+NESTOR = "bb594223-9888-4076-bca5-fa291f3654d9"
+NEW = "00000000-0000-4000-8000-000000000001"
+DUP = "0000000a-0000-4000-8000-000000000003"
+CUSTOMER_FACING = "0d7c2f4e-3b1a-4e5f-9c8d-7a6b5c4d3e22"
+
+
+class DeltaCase(AzureAdCase):
+    def setUp(self):
+        super().setUp()
+        self.connect()
+        self.assertEqual(self.last_log().sync_mode, "full")
+        self.fake.reset_stats()
+
+    def last_log(self):
+        logs = self.env["azure.ad.sync.log"]
+        return logs.search([("integration_id", "=", self.integration.id)], order="id desc", limit=1)
+
+    def sync(self):
+        result = self.integration.sync_contacts()[0]
+        self.assertNotIn("error", result, result.get("error"))
+        return result
+
+    def graph_reads(self):
+        """(/users listing requests, /users/delta requests) the fake served since the reset."""
+        counts = self.fake.stats()["counts"]
+        return counts["users"], counts["delta"]
+
+    def stored_users(self):
+        self.env.cr.execute(
+            "SELECT object_id, data FROM azure_ad_directory_user WHERE integration_id = %s",
+            [self.integration.id],
+        )
+        return dict(self.env.cr.fetchall())
+
+
+class TestChangesOnly(DeltaCase):
+    def test_nothing_changed_is_one_request_and_writes_no_contact(self):
+        self.env.flush_all()
+        self.env.cr.execute(
+            "SELECT max(write_date) FROM res_partner WHERE parent_id = %s", [self.customer.id]
+        )
+        written = self.env.cr.fetchone()[0]
+        result = self.sync()
+        self.assertEqual((result["created"], result["updated"], result["unchanged"]), (0, 0, 15))
+        self.assertEqual(self.last_log().sync_mode, "delta")
+        self.assertEqual(self.last_log().graph_requests, 1)
+        self.assertEqual(self.graph_reads(), (0, 1))
+        self.env.flush_all()
+        self.env.cr.execute(
+            "SELECT max(write_date) FROM res_partner WHERE parent_id = %s", [self.customer.id]
+        )
+        self.assertEqual(self.env.cr.fetchone()[0], written)
+
+    def test_a_record_with_only_the_changed_properties_updates_just_those(self):
+        self.fake.update_user(CONTOSO_ID, ADELE, {"jobTitle": "Chief Financial Officer"})
+        self.fake.update_user(CONTOSO_ID, ALEX, {"mobilePhone": None})
+        before = self.stored_users()[ADELE]
+        result = self.sync()
+        self.assertEqual((result["updated"], result["unchanged"]), (2, 13))
+        # Microsoft sent the id and the changed property (Prefer: return=minimal), nothing else.
+        delta_requests = [r for r in self.fake.stats()["requests"] if "/users/delta" in r["path"]]
+        self.assertEqual(len(delta_requests), 1)
+        adele = self.contact("adele.vance@contoso.example")
+        self.assertEqual((adele.name, adele.function), ("Adele Vance", "Chief Financial Officer"))
+        self.assertFalse(self.contact("alex.wilber@contoso.example").mobile)
+        self.assertEqual(self.stored_users()[ADELE], {**before, "jobTitle": "Chief Financial Officer"})
+
+    def test_a_local_edit_is_overwritten_when_microsoft_reports_no_change(self):
+        megan = self.contact("megan.bowen@contoso.example")
+        megan.write({"name": "Megan (edited in Odoo)", "function": "Boss", "phone": "+49 30 999"})
+        result = self.sync()
+        self.assertEqual(self.last_log().sync_mode, "delta")
+        self.assertEqual(self.graph_reads(), (0, 1))
+        self.assertEqual((result["updated"], result["unchanged"]), (1, 14))
+        self.assertEqual(megan.name, "Megan Bowen")
+        self.assertEqual(megan.function, self.fake.tenant(CONTOSO_ID)["users"][2]["jobTitle"] or False)
+        self.assertEqual(megan.phone, "+49 30 999")  # not a synced field
+
+    def test_a_contact_deleted_in_odoo_comes_back_though_microsoft_reports_no_change(self):
+        self.contact("adele.vance@contoso.example").unlink()
+        self.integration.disabled_action = "archive"  # an option the planner reads, not the round
+        result = self.sync()
+        self.assertEqual((self.last_log().sync_mode, result["created"]), ("delta", 1))
+        self.assertEqual(self.contact("adele.vance@contoso.example").sudo().azure_ad_object_id, ADELE)
+        again = self.sync()
+        self.assertEqual((again["created"], again["updated"], again["unchanged"]), (0, 0, 15))
+        self.assertEqual(again["skipped"], result["skipped"])
+
+    def test_an_email_edited_in_odoo_makes_a_new_contact(self):
+        adele = self.contact("adele.vance@contoso.example")
+        adele.email = "adele.private@example.com"
+        result = self.sync()
+        self.assertEqual(self.last_log().sync_mode, "delta")
+        self.assertEqual((result["created"], result["updated"]), (1, 1))
+        self.assertFalse(adele.azure_ad_synced)
+        new = self.contact("adele.vance@contoso.example")
+        self.assertEqual((new.azure_ad_object_id, new.azure_ad_synced), (ADELE, True))
+
+    def test_new_disabled_and_guest_users_as_a_full_listing_sees_them(self):
+        self.integration.disabled_action = "archive"
+        new = user("00000000-0000-4000-8000-000000000001", "new@contoso.example", "N", "O")
+        self.fake.add_user(CONTOSO_ID, new)
+        self.fake.update_user(CONTOSO_ID, ALEX, {"accountEnabled": False})
+        guest = user("00000000-0000-4000-8000-000000000002", "g@else.example", "G", "Uest", userType="Guest")
+        self.fake.add_user(CONTOSO_ID, guest)
+        delta = self.sync()
+        self.assertEqual(self.last_log().sync_mode, "delta")
+        self.assertEqual((delta["created"], delta["archived"]), (1, 1))
+        self.assertFalse(self.contact("alex.wilber@contoso.example").active)
+        self.assertFalse(self.contact("g@else.example"))
+        # A full reconcile now finds nothing left to do, and the same skips.
+        full = self.integration.with_context(azure_ad_full_sync=True).sync_contacts()[0]
+        self.assertEqual(self.last_log().sync_mode, "full")
+        self.assertEqual((full["created"], full["updated"], full["archived"]), (0, 0, 0))
+        self.assertEqual(full["skipped"], delta["skipped"])
+
+
+class TestLeavers(DeltaCase):
+    def setUp(self):
+        super().setUp()
+        self.integration.deleted_action = "archive"
+
+    def test_a_deleted_user_restorable_for_30_days_is_archived_and_comes_back(self):
+        self.fake.delete_user(CONTOSO_ID, LEE)  # @removed reason "changed"
+        result = self.sync()
+        self.assertEqual(self.last_log().sync_mode, "delta")
+        self.assertEqual(result["archived"], 1)
+        lee = self.contact("lee.gu@contoso.example")
+        self.assertEqual((lee.active, lee.sudo().azure_ad_archived), (False, True))
+        self.assertNotIn(LEE, self.stored_users())
+        # Restored within 30 days: Microsoft reports the user as changed again.
+        restored = next(u for u in CONTOSO["users"] if u["id"] == LEE)
+        self.fake.add_user(CONTOSO_ID, restored)
+        result = self.sync()
+        self.assertEqual((self.last_log().sync_mode, result["updated"]), ("delta", 1))
+        self.assertTrue(lee.active)
+
+    def test_a_user_deleted_for_good_is_archived(self):
+        self.fake.delete_user(CONTOSO_ID, LEE, permanent=True)  # @removed reason "deleted"
+        result = self.sync()
+        self.assertEqual((self.last_log().sync_mode, result["archived"]), ("delta", 1))
+        self.assertFalse(self.contact("lee.gu@contoso.example").active)
+
+
+class TestFullRounds(DeltaCase):
+    def test_an_expired_state_lists_every_user(self):
+        self.fake.expire_delta_tokens(CONTOSO_ID)
+        self.fake.update_user(CONTOSO_ID, ADELE, {"jobTitle": "CFO"})
+        result = self.sync()
+        self.assertEqual(self.last_log().sync_mode, "full")
+        self.assertEqual((result["updated"], result["unchanged"]), (1, 14))
+        users, delta = self.graph_reads()
+        self.assertEqual((users, delta), (1, 2))  # the 410, the link from now on, the listing
+        # ... and the next sync asks for the changes again.
+        self.sync()
+        self.assertEqual(self.last_log().sync_mode, "delta")
+
+    def test_an_option_change_lists_every_user(self):
+        self.integration.include_guests = True
+        result = self.sync()
+        self.assertEqual(self.last_log().sync_mode, "full")
+        self.assertEqual(result["created"], 2)  # the two guests
+        self.sync()
+        self.assertEqual(self.last_log().sync_mode, "delta")
+        self.integration.map_department = True  # a property the stored users lack
+        self.sync()
+        self.assertEqual(self.last_log().sync_mode, "full")
+
+    def test_a_group_membership_change_is_noticed(self):
+        self.integration.write(
+            {"group_ids": CUSTOMER_FACING, "deleted_action": "archive", "archive_max_count": 0,
+             "archive_max_percent": 0}
+        )
+        self.sync()  # the non-members are archived
+        self.sync()
+        self.assertEqual(self.last_log().sync_mode, "delta")
+        nestor = self.contact("nestor.wilke@contoso.example")
+        self.assertFalse(nestor.active)
+        # Adele leaves the group, Nestor joins: no user changed, only the membership.
+        groups = self.fake.tenant(CONTOSO_ID)["groups"]
+        for group in groups:
+            if group["id"] == CUSTOMER_FACING:
+                group["members"].remove(ADELE)
+                group["members"].append(NESTOR)
+        self.fake.set_groups(CONTOSO_ID, groups)
+        result = self.sync()
+        self.assertEqual(self.last_log().sync_mode, "delta")
+        self.assertEqual((result["archived"], result["updated"]), (1, 1))
+        self.assertFalse(self.contact("adele.vance@contoso.example").active)
+        self.assertTrue(nestor.active)
+
+    def test_full_sync_on_demand_and_as_a_scheduled_safety_net(self):
+        self.integration.action_full_sync()
+        self.assertEqual(self.last_log().sync_mode, "full")
+        self.integration.action_sync_now()
+        self.assertEqual(self.last_log().sync_mode, "delta")
+        self.integration.full_sync_interval_days = 7
+        self.integration.last_full_sync_date = fields.Datetime.now() - timedelta(days=8)
+        self.sync()
+        self.assertEqual(self.last_log().sync_mode, "full")
+        self.assertGreater(self.integration.last_full_sync_date, fields.Datetime.now() - timedelta(minutes=5))
+
+    def test_disconnect_forgets_the_delta_state(self):
+        self.assertTrue(self.integration.sudo().delta_link)
+        self.integration.action_disconnect()
+        self.assertFalse(self.integration.sudo().delta_link)
+        self.assertEqual(self.stored_users(), {})
+        self.connect()
+        self.assertEqual(self.last_log().sync_mode, "full")
+        self.assertEqual(len(self.stored_users()), 21)
+
+
+class TestOverlappedListing(DeltaCase):
+    """The full round fetches the next page in a worker thread while this one is stored."""
+
+    def listing(self, then=None):
+        """The listing in pages of 5 users; `then()` runs after the last one."""
+        integration_class = type(self.env["azure.ad.integration"])
+        production_client = integration_class._get_graph_client
+
+        def graph_client(integration, *args, **kwargs):
+            client = production_client(integration, *args, **kwargs)
+            fetch = client.iter_user_pages
+
+            def pages(*page_args, **page_kwargs):
+                yield from fetch(*page_args, **{**page_kwargs, "top": 5})
+                if then:
+                    then()
+
+            client.iter_user_pages = pages
+            return client
+
+        self.patch(integration_class, "_get_graph_client", graph_client)
+
+    def snapshot(self):
+        self.env.flush_all()
+        self.env.cr.execute(
+            "SELECT id, name, function, mobile, active, azure_ad_object_id, write_date FROM res_partner"
+            " WHERE parent_id = %s ORDER BY id",
+            [self.customer.id],
+        )
+        return self.env.cr.fetchall(), self.stored_users()
+
+    def test_a_crash_in_the_fetching_thread_is_the_runs_error_and_nothing_is_written(self):
+        self.fake.update_user(CONTOSO_ID, ADELE, {"jobTitle": "CFO"})
+        # On the first page: its contact is created while the next page is fetched.
+        self.fake.add_user(CONTOSO_ID, user(NEW, "new@contoso.example"))
+        self.contact("megan.bowen@contoso.example").name = "Edited"
+
+        def crash():
+            raise RuntimeError("the worker broke")
+
+        self.listing(then=crash)
+        before = self.snapshot()
+        with self.assertRaisesRegex(RuntimeError, "the worker broke"):
+            self.integration.with_context(azure_ad_full_sync=True).sync_contacts()
+        self.assertEqual(self.snapshot(), before)
+
+    def test_new_users_are_created_while_the_next_page_is_fetched(self):
+        self.integration.action_disconnect()
+        self.contacts().unlink()
+        self.fake.add_user(CONTOSO_ID, user(NEW, "new@contoso.example"))
+        # Two users with one email on different pages: the smaller id wins, one contact.
+        self.fake.add_user(CONTOSO_ID, user("ffffffff-0000-4000-8000-000000000002", "Dup@x.example", "Z"))
+        self.fake.add_user(CONTOSO_ID, user(DUP, "dup@x.example", "A"))
+
+        self.listing()
+        result = self.connect()
+        self.assertEqual(self.last_log().sync_mode, "full")
+        self.assertEqual((result["created"], result["updated"], result["unchanged"]), (17, 0, 0))
+        dup = self.contact("dup@x.example")
+        self.assertEqual((dup.name, dup.sudo().azure_ad_object_id), ("A", DUP))
+        # A full reconcile agrees with what was created page by page.
+        again = self.integration.with_context(azure_ad_full_sync=True).sync_contacts()[0]
+        self.assertEqual((again["created"], again["updated"], again["unchanged"]), (0, 0, 17))
+
+    def test_a_graph_error_on_a_later_page_fails_the_run_cleanly(self):
+        self.fake.update_user(CONTOSO_ID, ADELE, {"jobTitle": "CFO"})
+
+        self.listing()
+        self.fake.add_fault(kind="malformed", target="users", after=2)
+        before = self.snapshot()
+        result = self.integration.with_context(azure_ad_full_sync=True).sync_contacts()[0]
+        self.assertIn("malformed data", result["error"])
+        self.assertEqual(self.snapshot(), before)
+        self.assertEqual(self.last_log().state, "failed")
+        # The state is unchanged: the next changes-only round still sees Adele's change.
+        result = self.sync()
+        self.assertEqual((self.last_log().sync_mode, result["updated"]), ("delta", 1))
