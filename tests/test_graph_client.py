@@ -573,7 +573,7 @@ def test_build_msal_app_tenant_not_found_details():
 
 def test_build_msal_app_gives_msal_a_session_that_never_sleeps(monkeypatch):
     seen = {}
-    monkeypatch.setattr(gc.msal, "ConfidentialClientApplication",
+    monkeypatch.setattr(msal, "ConfidentialClientApplication",
                         lambda client_id, **kwargs: seen.update(kwargs))
     gc.build_msal_app("client", "secret", "https://login.microsoftonline.com", "tenant-1")
     assert isinstance(seen["http_client"], gc.MsalSession)

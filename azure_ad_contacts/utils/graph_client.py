@@ -1,21 +1,48 @@
 """Microsoft Graph and MSAL access: the addon's only network code (plain Python, no Odoo)."""
 
-import base64
-import binascii
-import json
 import random
 import re
-import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import MutableMapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlencode, urlsplit
 
-import msal
 import requests
+
+# The errors and the MSAL side are part of this module's interface: callers name them
+# graph_client.ConsentMissingError, graph_client.build_msal_app and so on.
+from .graph_errors import (  # noqa: F401
+    MAX_ERROR_TEXT,
+    AppDisabledError,
+    AuthenticationError,
+    ClientSecretError,
+    CloudMismatchError,
+    ConsentMissingError,
+    DeltaExpiredError,
+    GraphError,
+    GroupNotFoundError,
+    GroupPermissionError,
+    IdentityNotFoundError,
+    MalformedResponseError,
+    PagingLimitError,
+    PermissionDeniedError,
+    ServiceUnavailableError,
+    TenantMismatchError,
+    TenantNotFoundError,
+    ThrottledError,
+    UntrustedHostError,
+    clean_error_text,
+)
+from .msal_app import (  # noqa: F401
+    MsalSession,
+    ThreadLocalHttpCache,
+    acquire_app_token,
+    app_scope,
+    build_msal_app,
+    token_claims,
+)
 
 # Microsoft's public cloud; the settings may point elsewhere (national clouds, the fake).
 DEFAULT_LOGIN_ENDPOINT = "https://login.microsoftonline.com"
@@ -39,20 +66,10 @@ GRAPH_USER_TYPE = "#microsoft.graph.user"
 # Consent spreads through Microsoft's replicas for a while; a proof retries this long.
 CONSENT_PROPAGATION_TIMEOUT = 60.0
 CONSENT_RETRY_INTERVAL = 5.0
-MAX_ERROR_TEXT = 500  # Microsoft's messages are a sentence or two; more is noise or hostile
-MAX_ERROR_CODE = 100
 # Entra allows up to 5,000 domains per tenant; a tenant that claims more is not believed.
 MAX_VERIFIED_DOMAINS = 5000
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 # A DNS host name (RFC 1123): letters, digits and inner hyphens per label, at least two labels.
 _HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
-
-
-def clean_error_text(value, limit=MAX_ERROR_TEXT):
-    """Text from Microsoft made safe to store, show and log: one line (no newline or other
-    control character to forge log lines with), blanks collapsed, at most `limit` characters."""
-    text = " ".join(_CONTROL_CHARS.sub(" ", str(value or "")[: limit * 4]).split())
-    return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
 def domain_name(value):
@@ -72,259 +89,6 @@ def admin_consent_url(login_endpoint, client_id, scope, redirect_uri, state, ten
     (an id or a verified domain) to skip Microsoft's account picker."""
     query = urlencode({"client_id": client_id, "scope": scope, "redirect_uri": redirect_uri, "state": state})
     return f"{login_endpoint.rstrip('/')}/{tenant}/v2.0/adminconsent?{query}"
-
-
-class GraphError(Exception):
-    """A Microsoft call failed; `detail` is Microsoft's own text (cleaned and capped: it is
-    stored and logged), `code` its error code."""
-
-    def __init__(self, detail="", status=None, code=None, request_id=None, retry_after=None):
-        detail = clean_error_text(detail)
-        super().__init__(detail)
-        self.detail = detail
-        self.status = status
-        self.code = clean_error_text(code, MAX_ERROR_CODE) or None
-        self.request_id = request_id
-        self.retry_after = retry_after
-
-
-class AuthenticationError(GraphError):
-    """No usable app token for the tenant."""
-
-
-class ConsentMissingError(AuthenticationError):
-    """The app is not (or no longer) consented in the tenant: AADSTS700016 / 65001.
-    Remedy: reconnect (a customer administrator consents again)."""
-
-
-class IdentityNotFoundError(ConsentMissingError):
-    """Graph 401/403 Authorization_IdentityNotFound: Graph does not know the app's service
-    principal in the tenant, e.g. right after consent, before it has spread."""
-
-
-class AppDisabledError(ConsentMissingError):
-    """AADSTS7000112: the customer disabled the app (its enterprise application) in the
-    tenant. Not transient: a customer administrator must enable it again, or reconnect."""
-
-
-class CloudMismatchError(AuthenticationError):
-    """AADSTS500011: the token endpoint does not know the Graph resource asked for, i.e. the
-    login and Graph endpoints belong to different clouds (e.g. global and US Government)."""
-
-
-class TenantMismatchError(AuthenticationError):
-    """The token proving a consent belongs to another tenant than the one the consent named."""
-
-
-class ClientSecretError(AuthenticationError):
-    """The MSP's client secret is wrong (AADSTS7000215) or expired (AADSTS7000222)."""
-
-    @property
-    def expired(self):
-        return self.code == "AADSTS7000222"
-
-
-class TenantNotFoundError(AuthenticationError):
-    """The tenant does not exist: AADSTS90002 / invalid_tenant."""
-
-
-class PermissionDeniedError(GraphError):
-    """Graph 403 Authorization_RequestDenied: the application permission is missing."""
-
-
-class ThrottledError(GraphError):
-    """Graph keeps answering 429, or asks for a wait beyond the budget (see `retry_after`)."""
-
-
-class ServiceUnavailableError(GraphError):
-    """Microsoft answers 5xx, or cannot be reached, after the allowed retries."""
-
-
-class MalformedResponseError(GraphError):
-    """Microsoft answered something that is not the JSON shape we expect."""
-
-
-class UntrustedHostError(GraphError):
-    """A link points outside the configured Graph endpoint."""
-
-
-class DeltaExpiredError(GraphError):
-    """Graph 410 resyncRequired: a saved deltaLink expired (after seven days) or is unknown to
-    the service; the next round must list every user again (no deltaLink)."""
-
-
-class PagingLimitError(MalformedResponseError):
-    """A paged listing went past the page cap or the overall deadline (e.g. a nextLink with
-    a new skiptoken each time that never ends)."""
-
-
-class GroupNotFoundError(GraphError):
-    """A group of the integration's group filter does not exist (any more) in the tenant."""
-
-
-class GroupPermissionError(PermissionDeniedError):
-    """The app may not read group members: GroupMember.Read.All is not granted."""
-
-
-_AADSTS_ERRORS = {
-    700016: ConsentMissingError,
-    65001: ConsentMissingError,
-    7000112: AppDisabledError,
-    500011: CloudMismatchError,
-    7000215: ClientSecretError,
-    7000222: ClientSecretError,
-    90002: TenantNotFoundError,
-    90033: ServiceUnavailableError,  # "a transient error has occurred"
-}
-
-
-def _token_error(result, status=None):
-    """Map an Entra error dict to a typed error, by `error_codes` and `error`, never the text."""
-    codes = [c for c in result.get("error_codes") or () if isinstance(c, int)]
-    known = [c for c in codes if c in _AADSTS_ERRORS]
-    if known:
-        cls = _AADSTS_ERRORS[known[0]]
-    elif result.get("error") == "invalid_tenant":
-        cls = TenantNotFoundError
-    elif result.get("error") == "temporarily_unavailable":  # how Entra words a 429 or 503
-        cls = ServiceUnavailableError
-    else:
-        cls = AuthenticationError
-    first = (known or codes or [None])[0]
-    return cls(
-        result.get("error_description") or result.get("error") or "",
-        status=status,
-        code=f"AADSTS{first}" if first else result.get("error"),
-        request_id=result.get("trace_id") or result.get("correlation_id"),
-    )
-
-
-def _discovery_error(exc):
-    """MSAL re-raises a failed OpenID discovery as a bare ValueError; the body is in its context."""
-    original = str(exc.__context__ or "")
-    found = re.search(r"HTTP status: (\d+), Error: (.*)", original, re.DOTALL)
-    if found:
-        try:
-            body = json.loads(found[2])
-        except ValueError:
-            body = None
-        if isinstance(body, dict):
-            return _token_error(body, status=int(found[1]))
-        return AuthenticationError(found[2], status=int(found[1]))
-    if isinstance(exc.__context__, ValueError):  # the configuration was not JSON
-        return MalformedResponseError(original)
-    return AuthenticationError(str(exc))
-
-
-class MsalSession(requests.Session):
-    """MSAL's transport. MSAL's default session has no timeout, and its urllib3 retry sleeps
-    for whatever Retry-After a 429/503 asks, however long; this one does neither. Nor does it
-    follow redirects: a 307 from a token endpoint would re-send the client secret elsewhere."""
-
-    def __init__(self, timeout=30):
-        super().__init__()
-        self.timeout = timeout
-
-    def request(self, method, url, *args, **kwargs):
-        kwargs.setdefault("timeout", self.timeout)
-        kwargs["allow_redirects"] = False
-        response = super().request(method, url, *args, **kwargs)
-        if response.is_redirect:
-            raise UntrustedHostError(
-                f"{urlsplit(url).netloc} redirected a {method} request to "
-                f"{response.headers['Location'][:200]}: not followed.",
-                status=response.status_code)
-        return response
-
-
-class ThreadLocalHttpCache(MutableMapping):
-    """An MSAL `http_cache` with one dict per thread.
-
-    MSAL keeps discovery documents and throttling answers in it, each app under its own lock:
-    one dict shared by the apps of all of Odoo's threads would be changed by several at
-    once. `clear()` empties the dicts of every thread (tests start clean with it)."""
-
-    def __init__(self):
-        self._local = threading.local()
-        self._all = []
-        self._all_lock = threading.Lock()
-
-    @property
-    def _dict(self):
-        mapping = getattr(self._local, "mapping", None)
-        if mapping is None:
-            mapping = self._local.mapping = {}
-            with self._all_lock:
-                self._all.append(mapping)
-        return mapping
-
-    def __getitem__(self, key):
-        return self._dict[key]
-
-    def __setitem__(self, key, value):
-        self._dict[key] = value
-
-    def __delitem__(self, key):
-        del self._dict[key]
-
-    def __iter__(self):
-        return iter(self._dict)
-
-    def __len__(self):
-        return len(self._dict)
-
-    def clear(self):
-        with self._all_lock:
-            for mapping in self._all:
-                mapping.clear()
-
-
-def build_msal_app(client_id, client_secret, login_endpoint, tenant_id, token_cache=None,
-                   http_cache=None, http_client=None):
-    """A ConfidentialClientApplication for one tenant; MSAL fetches its OpenID config here."""
-    try:
-        return msal.ConfidentialClientApplication(
-            client_id,
-            client_credential=client_secret,
-            authority=f"{login_endpoint.rstrip('/')}/{tenant_id}",
-            token_cache=token_cache,
-            http_cache=http_cache,
-            http_client=http_client or MsalSession(),
-            # Discovery would ask login.microsoftonline.com about any other host (emulators,
-            # national clouds). On the public cloud it adds nothing for client credentials,
-            # yet after a token error MSAL looks up host aliases there, and a failed lookup
-            # replaces the real error (e.g. AADSTS700016) with "HTTP Error".
-            instance_discovery=False,
-        )
-    except (requests.RequestException, msal.exceptions.MsalServiceError) as exc:
-        raise ServiceUnavailableError(str(exc)) from exc
-    except ValueError as exc:
-        raise _discovery_error(exc) from exc
-    except KeyError as exc:  # an OpenID configuration without its endpoints
-        raise MalformedResponseError(f"OpenID configuration lacks {exc}") from exc
-
-
-def app_scope(graph_endpoint):
-    """The scope of an app-only Graph token: every application permission the tenant consented."""
-    return f"{graph_endpoint.rstrip('/')}/.default"
-
-
-def acquire_app_token(app, graph_endpoint, force_refresh=False):
-    """An app-only Graph token from MSAL (its cache first); typed errors on failure."""
-    if force_refresh:  # acquire_token_for_client() refuses force_refresh=True
-        app.remove_tokens_for_client()
-    try:
-        result = app.acquire_token_for_client([app_scope(graph_endpoint)])
-    except (requests.RequestException, msal.exceptions.MsalServiceError) as exc:
-        raise ServiceUnavailableError(str(exc)) from exc
-    except ValueError as exc:  # a token response that is not JSON
-        raise MalformedResponseError(str(exc)) from exc
-    if isinstance(result, dict) and result.get("access_token"):
-        return result["access_token"]
-    if not isinstance(result, dict) or not result.get("error"):
-        # Not a refusal (that would carry an error code): a garbled answer, worth a retry.
-        raise MalformedResponseError("The token endpoint answered with neither a token nor an error.")
-    raise _token_error(result)
 
 
 def is_object_id(value):
@@ -360,17 +124,6 @@ def _retry_after(value):
     except (TypeError, ValueError, OverflowError, IndexError):
         return None
     return min(max(0.0, seconds), MAX_RETRY_AFTER)
-
-
-def token_claims(access_token):
-    """The claims of an access token (a JWT), read without verifying it: for what the token
-    says about itself (`tid`, `roles`), never to decide whom to trust. {} if not a JWT."""
-    try:
-        payload = access_token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (AttributeError, IndexError, ValueError, binascii.Error):
-        return {}
-    return claims if isinstance(claims, dict) else {}
 
 
 class GraphClient:

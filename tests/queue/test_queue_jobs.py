@@ -1,10 +1,15 @@
 """The queue_job bridge (azure_ad_contacts_queue) in one database: what is queued, by whom,
 and how a job ends. Runs on a database that has the bridge installed (bin/test makes one)."""
 
+import io
 from datetime import timedelta
+from pathlib import Path
+
+import polib
 
 from odoo import SUPERUSER_ID, api, fields
 from odoo.tests import HttpCase, TransactionCase
+from odoo.tools.translate import trans_export
 
 from odoo.addons.azure_ad_contacts_queue.models.azure_ad_integration import ALREADY_RUNNING_RETRY
 from odoo.addons.queue_job.exception import FailedJobError, RetryableJobError
@@ -133,7 +138,7 @@ class TestJobs(QueueCase):
 
     def test_throttling_becomes_a_retry_after_microsofts_wait(self):
         job = self.integration._enqueue_sync("cron")
-        self.fake.add_fault(kind="429", target="users", retry_after=900, count=10)
+        self.fake.add_fault(kind="429", target="delta", retry_after=900, count=10)
         logs_before = self.integration.sync_log_ids
         with self.assertRaises(RetryableJobError) as raised:
             self.perform(job)
@@ -212,3 +217,13 @@ class TestBusyCustomer(AddonTest, TransactionCase):
                 job.perform()
         self.assertEqual(raised.exception.seconds, ALREADY_RUNNING_RETRY)
         self.assertTrue(raised.exception.ignore_retry)
+
+
+class TestQueueTranslations(QueueCase):
+    def test_german_po_is_current_and_complete(self):
+        buffer = io.BytesIO()
+        trans_export(None, ["azure_ad_contacts_queue"], buffer, "po", self.env.cr)
+        exported = {(entry.msgctxt, entry.msgid) for entry in polib.pofile(buffer.getvalue().decode())}
+        german = polib.pofile(str(Path(__file__).parents[2] / "azure_ad_contacts_queue" / "i18n" / "de.po"))
+        self.assertEqual({(entry.msgctxt, entry.msgid) for entry in german}, exported)
+        self.assertEqual([entry.msgid for entry in german if not entry.msgstr.strip()], [])
