@@ -10,7 +10,7 @@ before each timed phase, so that every phase finds the table in the same shape.
 """
 
 import argparse
-import importlib.util
+import ast
 import json
 import os
 import signal
@@ -32,13 +32,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _user_select():
-    """The $select the sync sends (utils/graph_client.py is plain Python: no Odoo needed)."""
-    spec = importlib.util.spec_from_file_location(
-        "bench_graph_client", ROOT / "azure_ad_contacts" / "utils" / "graph_client.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.USER_SELECT
+    """The $select the sync sends, read from utils/graph_client.py without importing the addon."""
+    tree = ast.parse((ROOT / "azure_ad_contacts" / "utils" / "graph_client.py").read_text())
+    (value,) = [
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["USER_SELECT"]
+    ]
+    return ast.literal_eval(value)
 
 
 USER_SELECT = _user_select()

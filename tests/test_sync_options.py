@@ -344,7 +344,7 @@ class TestMicrosoftErrorsWithRemedy(BeyondCase):
         self.connect()
         cases = (
             ("app_disabled", "token", "consent", "AADSTS7000112"),
-            ("identity_not_found", "users", "consent", "Authorization_IdentityNotFound"),
+            ("identity_not_found", "delta", "consent", "Authorization_IdentityNotFound"),
             ("resource_not_found", "token", "other", "different Microsoft clouds"),
         )
         for kind, target, remedy, text in cases:

@@ -1,5 +1,6 @@
 from . import azure_ad_microsoft_mixin
 from . import azure_ad_consent_mixin
+from . import azure_ad_directory_user
 from . import azure_ad_sync_mixin
 from . import azure_ad_delta_mixin
 from . import azure_ad_integration

@@ -26,10 +26,6 @@ CRON_BATCH_SECONDS = 60
 FAILED_SYNC_RETRY = timedelta(hours=1)
 
 
-class SyncAlreadyRunning(UserError):
-    """A sync of the same customer runs in another transaction (another worker or server)."""
-
-
 class ArchiveConfirmationNeeded(Exception):
     """A run would archive more contacts than the integration's safety threshold allows."""
 
@@ -143,7 +139,7 @@ class AzureAdSyncMixin(models.AbstractModel):
                     )
                 )
         except pg_errors.LockNotAvailable:
-            raise SyncAlreadyRunning(
+            raise UserError(
                 self.env._(
                     "A sync of %(customer)s is already running. Wait until it has finished.",
                     customer=self.name,

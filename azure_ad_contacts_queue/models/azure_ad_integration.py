@@ -7,7 +7,6 @@ import logging
 from odoo import models
 from odoo.exceptions import UserError
 
-from odoo.addons.azure_ad_contacts.models.azure_ad_sync_mixin import SyncAlreadyRunning
 from odoo.addons.azure_ad_contacts.utils import graph_client
 from odoo.addons.queue_job.exception import FailedJobError, RetryableJobError
 
@@ -73,8 +72,6 @@ class AzureAdIntegration(models.Model):
             # and so is the lock on this customer.
             with self.env.cr.savepoint():
                 log = self.with_context(azure_ad_raise_graph_errors=True)._sync(trigger)
-        except SyncAlreadyRunning as busy:
-            raise RetryableJobError(str(busy), seconds=ALREADY_RUNNING_RETRY, ignore_retry=True) from busy
         except RETRYABLE_ERRORS as error:
             raise RetryableJobError(self._graph_error_message(error), seconds=error.retry_after) from error
         except graph_client.GraphError as error:
@@ -84,6 +81,15 @@ class AzureAdIntegration(models.Model):
         log.sudo().job_id = self._current_job()  # run logs are written by the sync only
         self._notify_job_user(log, trigger)
         return log._outcome_message()
+
+    def _lock_for_sync(self):
+        # In a job, a sync of this customer running elsewhere is a short retry, not a failure.
+        try:
+            return super()._lock_for_sync()
+        except UserError as busy:
+            if not self.env.context.get("job_uuid"):
+                raise
+            raise RetryableJobError(str(busy), seconds=ALREADY_RUNNING_RETRY, ignore_retry=True) from busy
 
     def _fail_run(self, log, error, client):
         # In a job, Microsoft's errors go to _sync_job, which retries or fails the job.
