@@ -94,6 +94,30 @@ def configure_addon(env, fake):
     params.set_param("azure_ad_contacts.graph_endpoint", fake.base_url)
 
 
+class CommittedTransactions:
+    """For tests of what other workers or servers see: new transactions (not the test's) on
+    committed data, each committed when its block ends without error."""
+
+    def committed(self, uid=SUPERUSER_ID):
+        test = self
+
+        class Transaction:
+            def __enter__(self):
+                self.cr = test.registry.cursor()
+                return api.Environment(self.cr, uid, {})
+
+            def __exit__(self, exc_type, *_exc):
+                try:
+                    if exc_type is None:
+                        self.cr.commit()
+                    else:
+                        self.cr.rollback()
+                finally:
+                    self.cr.close()
+
+        return Transaction()
+
+
 class AddonTest:
     """What Odoo's test metaclass gives classes under odoo.addons.*: this suite lives in the
     project's top-level tests/ folder, so it says so itself."""

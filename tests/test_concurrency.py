@@ -16,14 +16,20 @@ import psycopg2
 import requests
 
 import odoo
-from odoo import api
 from odoo.exceptions import UserError
 from odoo.tests import TransactionCase, new_test_user
 from odoo.tools import config
 
 from odoo.addons.azure_ad_contacts.models import azure_ad_microsoft_mixin
 
-from .common import CONTOSO_ID, AddonTest, configure_addon, execute_kw_payload, fake_entra
+from .common import (
+    CONTOSO_ID,
+    AddonTest,
+    CommittedTransactions,
+    configure_addon,
+    execute_kw_payload,
+    fake_entra,
+)
 
 ADMIN_ID = 2
 ADMIN_PASSWORD = "admin"
@@ -42,7 +48,7 @@ def http_server_running():
         return False
 
 
-class TestConcurrentSyncs(AddonTest, TransactionCase):
+class TestConcurrentSyncs(CommittedTransactions, AddonTest, TransactionCase):
     """Committed data: a customer with a connected integration (Contoso's tenant) and a user
     who may edit contacts. The test transaction itself is not used."""
 
@@ -92,26 +98,6 @@ class TestConcurrentSyncs(AddonTest, TransactionCase):
                 params.set_param(key, value)
 
     # ------------------------------------------------------------------ helpers
-
-    def committed(self, uid=odoo.SUPERUSER_ID):
-        """A new transaction, committed when the block ends without error."""
-        test = self
-
-        class Transaction:
-            def __enter__(self):
-                self.cr = test.registry.cursor()
-                return api.Environment(self.cr, uid, {})
-
-            def __exit__(self, exc_type, *_exc):
-                try:
-                    if exc_type is None:
-                        self.cr.commit()
-                    else:
-                        self.cr.rollback()
-                finally:
-                    self.cr.close()
-
-        return Transaction()
 
     def sync_in_transaction(self, method="sync_contacts", trigger=None):
         """What one worker does: sync in its own transaction. Returns the result or the error."""

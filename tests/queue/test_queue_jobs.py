@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polib
 
-from odoo import SUPERUSER_ID, api, fields
+from odoo import fields
 from odoo.tests import HttpCase, TransactionCase
 from odoo.tools.translate import trans_export
 
@@ -15,7 +15,7 @@ from odoo.addons.azure_ad_contacts_queue.models.azure_ad_integration import ALRE
 from odoo.addons.queue_job.exception import FailedJobError, RetryableJobError
 from odoo.addons.queue_job.job import Job
 
-from ..common import CONTOSO_ID, FABRIKAM_ID, AddonTest, FakeTenantMixin
+from ..common import CONTOSO_ID, FABRIKAM_ID, AddonTest, CommittedTransactions, FakeTenantMixin
 
 
 class QueueCase(FakeTenantMixin, HttpCase):
@@ -164,7 +164,7 @@ class TestJobs(QueueCase):
         self.assertEqual(self.integration.state, "error")
 
 
-class TestBusyCustomer(AddonTest, TransactionCase):
+class TestBusyCustomer(CommittedTransactions, AddonTest, TransactionCase):
     """A sync of the customer running on another server: each side has its own PostgreSQL
     transaction on committed data, as two servers would."""
 
@@ -184,26 +184,6 @@ class TestBusyCustomer(AddonTest, TransactionCase):
             env["queue.job"].search([("uuid", "=", self.job_uuid)]).unlink()
             env["azure.ad.integration"].browse(self.integration_id).unlink()
             env["res.partner"].browse(self.customer_id).unlink()
-
-    def committed(self):
-        """A new transaction (not the test's), committed when the block ends without error."""
-        test = self
-
-        class Transaction:
-            def __enter__(self):
-                self.cr = test.registry.cursor()
-                return api.Environment(self.cr, SUPERUSER_ID, {})
-
-            def __exit__(self, exc_type, *_exc):
-                try:
-                    if exc_type is None:
-                        self.cr.commit()
-                    else:
-                        self.cr.rollback()
-                finally:
-                    self.cr.close()
-
-        return Transaction()
 
     def test_a_sync_running_elsewhere_is_a_short_retry_not_a_failure(self):
         with self.committed() as elsewhere:
