@@ -101,6 +101,19 @@ class TestCustomerFormTours(FakeTenantMixin, HttpCase):
         ]
         self.assertEqual(consent_requests, [("GET", 200), ("POST", 302)])
 
+    def test_connect_while_microsoft_still_spreads_the_consent(self):
+        """The same clicks, but Microsoft refuses the app a token for a few seconds after the
+        Accept: the browser shows the waiting page, whose script proves the consent and goes on
+        to the customer, where the tour finds the same confirmation."""
+        self.fake.set_consent_delay(4, symptom="token")
+        self.start_tour(self.customer_url(), "azure_ad_contacts_connect", login="admin")
+        self.env.invalidate_all()
+        self.assertEqual((self.integration.state, self.integration.tenant_id), ("connected", CONTOSO_ID))
+        self.assertEqual(len(self.customer.child_ids.filtered("azure_ad_synced")), 15)
+        requests = self.fake.stats()["requests"]
+        refused = [r for r in requests if r["path"].endswith("/token") and r["status"] == 400]
+        self.assertTrue(refused, "Microsoft refused no token: the waiting page was not needed")
+
     def test_sync_now_and_disconnect(self):
         self.connect()
         self.fake.add_user(CONTOSO_ID, user("id-new-hire", "new.hire@contoso.example", "New", "Hire"))
