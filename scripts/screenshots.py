@@ -38,6 +38,13 @@ PYTHON = sys.executable
 STATE = ROOT / ".local"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
 CONTOSO_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
+
+
+def addons_path():
+    """The project's addons, then the source's addons/ folder where it has one (a git clone
+    has, Odoo's nightly archive has not: Odoo adds odoo/addons itself), as scripts/lib.sh does."""
+    folders = [ROOT, ODOO_SRC / "addons"]
+    return ",".join(str(folder) for folder in folders if folder.is_dir())
 WIDTH, HEIGHT = 1280, 800
 
 # Finds a visible element by CSS selector and (optionally) a text it contains.
@@ -242,7 +249,7 @@ class Demo:
             "[options]\n"
             f"db_host = {db['host']}\ndb_port = {db['port']}\ndb_user = {db['user']}\n"
             f"db_password = {db['password']}\ndb_name = {self.database}\ndbfilter = ^{self.database}$\n"
-            f"list_db = False\naddons_path = {ROOT},{ODOO_SRC / 'addons'}\n"
+            f"list_db = False\naddons_path = {addons_path()}\n"
             f"data_dir = {STATE / 'data'}\nhttp_port = {self.odoo_port}\n"
         )
         return db

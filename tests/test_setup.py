@@ -50,6 +50,19 @@ def test_generated_config_names_only_folders_that_exist(tmp_path, layout):
     assert (str(source / "addons") in paths) == (layout == "git clone")
 
 
+@pytest.mark.parametrize("layout", ["nightly archive", "git clone"])
+def test_the_screenshot_script_names_only_folders_that_exist(tmp_path, monkeypatch, layout):
+    screenshots = importlib.import_module("scripts.screenshots")
+    source = tmp_path / "odoo-18.0"
+    (source / "odoo" / "addons").mkdir(parents=True)
+    if layout == "git clone":
+        (source / "addons").mkdir()
+    monkeypatch.setattr(screenshots, "ODOO_SRC", source)
+    paths = screenshots.addons_path().split(",")
+    assert paths[0] == str(ROOT) and all(Path(path).is_dir() for path in paths)
+    assert (str(source / "addons") in paths) == (layout == "git clone")
+
+
 def test_the_running_suite_has_no_missing_addons_folder():
     # Odoo only warns about a missing folder at start, then fails every HTTP request.
     paths = config["addons_path"].split(",")
