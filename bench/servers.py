@@ -14,6 +14,8 @@ import time
 import xmlrpc.client
 from pathlib import Path
 
+import requests
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -91,13 +93,9 @@ class OdooServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"Odoo {self.name} exited: {self.log_tail()}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    pass
-                import requests
-
                 if requests.get(url, timeout=5).status_code == 200:
                     return self
-            except OSError:
+            except requests.RequestException:
                 pass
             time.sleep(0.3)
         raise TimeoutError(f"Odoo {self.name} did not answer on {url}: {self.log_tail()}")

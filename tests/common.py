@@ -167,6 +167,19 @@ class AzureAdCase(FakeTenantMixin, TransactionCase):
     def set_users(self, users, tenant_id=CONTOSO_ID):
         self.fake.set_users(tenant_id, copy.deepcopy(users))
 
+    def adapt_graph_clients(self, adapt):
+        """For this test, every Graph client the sync builds passes through `adapt(client)`
+        (the network edge stays real: only the client's settings or pages are changed)."""
+        integration_class = type(self.env["azure.ad.integration"])
+        production_client = integration_class._get_graph_client
+
+        def graph_client(integration, *args, **kwargs):
+            client = production_client(integration, *args, **kwargs)
+            adapt(client)
+            return client
+
+        self.patch(integration_class, "_get_graph_client", graph_client)
+
     def connect(self, integration=None, tenant_id=CONTOSO_ID):
         """Consent as a customer admin would, then complete it as the callback does; the
         first sync's result as the public API states it."""

@@ -229,11 +229,8 @@ class TestOverlappedListing(DeltaCase):
 
     def listing(self, then=None):
         """The listing in pages of 5 users; `then()` runs after the last one."""
-        integration_class = type(self.env["azure.ad.integration"])
-        production_client = integration_class._get_graph_client
 
-        def graph_client(integration, *args, **kwargs):
-            client = production_client(integration, *args, **kwargs)
+        def small_pages(client):
             fetch = client.iter_user_pages
 
             def pages(*page_args, **page_kwargs):
@@ -242,9 +239,8 @@ class TestOverlappedListing(DeltaCase):
                     then()
 
             client.iter_user_pages = pages
-            return client
 
-        self.patch(integration_class, "_get_graph_client", graph_client)
+        self.adapt_graph_clients(small_pages)
 
     def snapshot(self):
         self.env.flush_all()

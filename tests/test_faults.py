@@ -37,19 +37,14 @@ class FaultCase(AzureAdCase):
     def setUp(self):
         super().setUp()
         self.sleeps = []
-        integration_class = type(self.env["azure.ad.integration"])
-        production_client = integration_class._get_graph_client
-        test = self
 
-        def fast_graph_client(integration, *args, **kwargs):
-            client = production_client(integration, *args, **kwargs)
-            client.sleep = test.sleeps.append
+        def fast(client):
+            client.sleep = self.sleeps.append
             client.jitter = lambda: 0.0
             client.timeout = 1  # Odoo's test guard raises it to 10 s
             client.iter_user_pages = functools.partial(client.iter_user_pages, top=PAGE_SIZE)
-            return client
 
-        self.patch(integration_class, "_get_graph_client", fast_graph_client)
+        self.adapt_graph_clients(fast)
         # Every run lists the whole tenant (no changes-only round), so that it has pages to break.
         self.integration.full_sync_interval_days = 0
         self.connect()

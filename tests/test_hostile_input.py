@@ -104,11 +104,8 @@ EXTRA_PAGE = [
 class HostileCase(AzureAdCase):
     def with_extra_page(self, page):
         """Graph's pages over HTTPS, then one more page of already-decoded JSON values."""
-        integration_class = type(self.env["azure.ad.integration"])
-        production_client = integration_class._get_graph_client
 
-        def graph_client(integration, *args, **kwargs):
-            client = production_client(integration, *args, **kwargs)
+        def add_page(client):
             fetch = client.iter_user_pages
 
             def pages(*page_args, **page_kwargs):
@@ -116,9 +113,8 @@ class HostileCase(AzureAdCase):
                 yield page
 
             client.iter_user_pages = pages
-            return client
 
-        self.patch(integration_class, "_get_graph_client", graph_client)
+        self.adapt_graph_clients(add_page)
 
 
 class TestHostileInput(HostileCase):
