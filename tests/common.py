@@ -13,6 +13,7 @@ from odoo.modules.registry import Registry
 from odoo.tests import TransactionCase, get_db_name, new_test_user
 
 from odoo.addons.azure_ad_contacts.models import azure_ad_microsoft_mixin
+from odoo.addons.azure_ad_contacts.utils import reconcile
 
 from fake_entra.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeEntra
 from fake_entra.state import load_tenant_files
@@ -154,6 +155,67 @@ class FakeTenantMixin(AddonTest):
         self.fake.reset()
         # MSAL remembers failed token answers for 60 s in its HTTP cache: start each test clean.
         azure_ad_microsoft_mixin._MSAL_HTTP_CACHE.clear()
+        self.check_plans_against_full_plans()
+
+    def check_plans_against_full_plans(self):
+        """For the whole test, every plan a sync makes without planning every stored user
+        (changes only, or a first sync that created every contact as it listed them) is
+        compared with the plan of all of them: what it writes, its counts, and why each
+        user is skipped. A difference fails the test, even where the sync's caller swallows
+        errors (the scheduled job)."""
+        integration_class = type(self.env["azure.ad.integration"])
+        plan_stored = integration_class._plan_stored
+        differences = []
+
+        def checked(integration, tenant_round, contacts, rules, early):
+            plan, run = plan_stored(integration, tenant_round, contacts, rules, early)
+            if run.planned_ids is None and not plan.precreated:
+                return plan, run  # every stored user was planned as they are now
+            difference = full_plan_difference(integration, tenant_round, rules, plan, run)
+            if difference:
+                differences.append(difference)
+                raise AssertionError(difference)
+            return plan, run
+
+        self.patch(integration_class, "_plan_stored", checked)
+        self.addCleanup(lambda: self.assertFalse(differences, "a partial plan is not the full plan"))
+
+
+def full_plan_difference(integration, tenant_round, rules, plan, run):
+    """How `plan` (of some of the stored users) differs from the plan of all of them, or ''."""
+    directory = integration.env["azure.ad.directory.user"]
+    contacts = integration._existing_contacts()
+    skips = {}
+    full = reconcile.build_plan(
+        directory._pages(integration.id),
+        contacts,
+        rules=rules,
+        on_skip=lambda object_id, _label, reason: skips.__setitem__(object_id, reason),
+    )
+    full.skipped.update(tenant_round.skipped)  # users a listing gave without a usable id, or twice
+    if run.early_ids:  # created while listing: the plan of all users finds them unchanged
+        full.precreated = len(run.early_ids)
+        full.unchanged -= len(run.early_ids - full.updates.keys())
+    integration.env.cr.execute(
+        "SELECT object_id, skip_reason FROM azure_ad_directory_user WHERE integration_id = %s",
+        [integration.id],
+    )
+    planned = run.planned_ids
+    recorded = {
+        object_id: run.skips.get(object_id) if planned is None or object_id in planned else reason
+        for object_id, reason in integration.env.cr.fetchall()
+    }
+    found = [
+        (what, mine, theirs)
+        for what, mine, theirs in (
+            ("writes", plan.digest(), full.digest()),
+            ("counts", plan.counts(), full.counts()),
+            ("skips", {k: v for k, v in recorded.items() if v}, {k: v for k, v in skips.items() if k}),
+            ("linked", plan.linked, full.linked),
+        )
+        if mine != theirs
+    ]
+    return "; ".join(f"{what}: {mine} != {theirs}" for what, mine, theirs in found)
 
 
 class AzureAdCase(FakeTenantMixin, TransactionCase):

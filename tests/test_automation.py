@@ -94,10 +94,10 @@ class TestScheduledSync(AzureAdCase):
         contoso_runs = len(self.integration.sync_log_ids)
         original = azure_ad_sync_mixin.AzureAdSyncMixin._existing_contacts
 
-        def broken_for_contoso(integration):
+        def broken_for_contoso(integration, *args, **kwargs):
             if integration == self.integration:
                 raise RuntimeError("boom")
-            return original(integration)
+            return original(integration, *args, **kwargs)
 
         with (
             patch.object(azure_ad_sync_mixin.AzureAdSyncMixin, "_existing_contacts", broken_for_contoso),

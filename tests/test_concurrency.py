@@ -317,10 +317,11 @@ class TestConcurrentSyncs(CommittedTransactions, AddonTest, TransactionCase):
         apply_plan = integration_class._apply_plan
 
         def apply_and_wait(integration, *args, **kwargs):
-            apply_plan(integration, *args, **kwargs)
+            created_ids = apply_plan(integration, *args, **kwargs)
             integration.env.flush_all()  # the UPDATEs are sent: the sync holds the rows
             applied.set()
             release.wait(30)
+            return created_ids
 
         self.patch(integration_class, "_apply_plan", apply_and_wait)
         sync, sync_box = self.in_thread(self.sync_in_transaction)

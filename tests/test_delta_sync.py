@@ -2,6 +2,7 @@
 delta query) and still gives exactly what a full reconciliation would: local edits
 overwritten, leavers archived, filters applied. Real HTTPS against the fake, real MSAL."""
 
+import random
 from datetime import timedelta
 
 from odoo import fields
@@ -297,3 +298,92 @@ class TestOverlappedListing(DeltaCase):
         # The state is unchanged: the next changes-only round still sees Adele's change.
         result = self.sync()
         self.assertEqual((self.last_log().sync_mode, result["updated"]), ("delta", 1))
+
+
+class TestPlansOfChangesOnly(DeltaCase):
+    """A changes-only round plans again only the users its changes concern (in Microsoft or
+    in Odoo) and counts the others as the last run left them. Random rounds of such changes,
+    each sync checked against the plan of every stored user (see common.py: every test does
+    so; here the changes are chosen to tie users and contacts together)."""
+
+    ROUNDS = 6
+
+    def mutate_tenant(self, rng, users):
+        ids = sorted(users)
+        for _ in range(rng.randint(1, 4)):
+            object_id = rng.choice(ids)
+            if object_id not in users:
+                continue
+            action = rng.choice(["title", "mail_taken", "mail_new", "disable", "guest", "delete", "add"])
+            if action == "title":
+                self.fake.update_user(CONTOSO_ID, object_id, {"jobTitle": f"Title {rng.random():.6f}"})
+            elif action == "mail_taken":  # two users with one address: the smaller id wins
+                other = users[rng.choice(ids)]
+                self.fake.update_user(CONTOSO_ID, object_id, {"mail": other["mail"].upper()})
+            elif action == "mail_new":
+                moved = f"moved{rng.randint(0, 9)}@contoso.example"
+                self.fake.update_user(CONTOSO_ID, object_id, {"mail": moved})
+            elif action == "disable":
+                self.fake.update_user(CONTOSO_ID, object_id, {"accountEnabled": rng.random() < 0.5})
+            elif action == "guest":
+                self.fake.update_user(CONTOSO_ID, object_id, {"userType": rng.choice(["Guest", "Member"])})
+            elif action == "delete":
+                self.fake.delete_user(CONTOSO_ID, object_id, permanent=rng.random() < 0.3)
+                users.pop(object_id)
+            else:
+                self.fake.add_user(
+                    CONTOSO_ID,
+                    user(f"0000{rng.randint(0, 9999):04d}-0000-4000-8000-00000000000{rng.randint(0, 9)}",
+                         rng.choice([u["mail"] for u in users.values()] + ["newcomer@contoso.example"]),
+                         "New", "Comer"),
+                )
+
+    def mutate_contacts(self, rng, users):
+        contacts = self.contacts()
+        for _ in range(rng.randint(0, 3)):
+            contact = rng.choice(contacts)
+            if not contact.exists():
+                continue
+            action = rng.choice(["email", "name", "delete", "duplicate", "archive", "pin"])
+            if action == "email":
+                contact.email = rng.choice([u["mail"] for u in users.values()] + ["edited@contoso.example"])
+            elif action == "name":
+                contact.name = f"Edited {rng.random():.6f}"
+            elif action == "delete":
+                contact.unlink()
+            elif action == "duplicate":
+                email = contact.email or "x@contoso.example"
+                self.env["res.partner"].create({"name": "Own", "email": email, "parent_id": self.customer.id})
+            elif action == "archive":
+                contact.active = not contact.active
+            else:
+                contact.sudo().write(
+                    {rng.choice(["azure_ad_never_overwrite", "azure_ad_never_archive"]): rng.random() < 0.7}
+                )
+
+    def check_random_rounds(self, seed, **options):
+        self.integration.write(options)
+        self.integration.action_full_sync()  # the options' first run lists every user
+        rng = random.Random(seed)
+        modes = []
+        for _ in range(self.ROUNDS):
+            users = {u["id"]: u for u in self.fake.tenant(CONTOSO_ID)["users"]}
+            self.mutate_tenant(rng, users)
+            self.mutate_contacts(rng, users)
+            self.sync()
+            modes.append(self.last_log().sync_mode)
+        self.assertEqual(modes, ["delta"] * self.ROUNDS)
+
+    def test_basic_options(self):
+        self.check_random_rounds(1)
+
+    def test_leavers_archived(self):
+        self.check_random_rounds(2, disabled_action="archive", deleted_action="archive")
+
+    def test_emails_followed_guests_included(self):
+        self.check_random_rounds(3, follow_email_changes=True, include_guests=True, deleted_action="archive")
+
+    def test_disabled_included_and_patterns(self):
+        self.check_random_rounds(
+            4, include_disabled=True, exclude_patterns="moved*", disabled_action="archive"
+        )

@@ -11,9 +11,10 @@ import threading
 from collections import Counter
 from datetime import timedelta
 
-from odoo import api, fields, models
+from odoo import fields, models
+from odoo.tools import SQL
 
-from ..utils import graph_client, reconcile
+from ..utils import graph_client, incremental, reconcile
 
 _logger = logging.getLogger(__name__)
 
@@ -31,10 +32,24 @@ class TenantRound:
     scope: str
     delta_link: str | None = None
     changes: int = 0  # users a changes-only round reported
-    fingerprint: str | None = None  # of the planner's inputs besides the users (see _rested_plan)
-    rules: reconcile.Rules | None = None
+    # A changes-only round: the users it reported, and the email keys they had before.
+    changed_ids: set = dataclasses.field(default_factory=set)
+    changed_keys: set = dataclasses.field(default_factory=set)
     # Users of a full round that are not stored (no usable id, or listed twice), by skip reason.
     skipped: Counter = dataclasses.field(default_factory=Counter)
+
+
+@dataclasses.dataclass
+class PlannedRun:
+    """What settling a run needs besides its plan: which users were planned (None: all of
+    them), why each skipped one was, and the contacts as they were planned against."""
+
+    stored_rest: dict  # what the last run kept (see _delta_rest)
+    planned_ids: set | None
+    skips: dict
+    contact_state: dict
+    rules_digest: str
+    early_ids: set = dataclasses.field(default_factory=set)
 
 
 class AzureAdDeltaMixin(models.AbstractModel):
@@ -51,8 +66,8 @@ class AzureAdDeltaMixin(models.AbstractModel):
         "last one. A full sync lists every user again as a safety net. 0: every sync is full.",
     )
     last_full_sync_date = fields.Datetime(string="Last full sync", readonly=True, copy=False)
-    # After a run: the fingerprint of the contacts and rules it left, and the counts a plan
-    # finds then (nothing to write), for a changes-only round that reports no change.
+    # After a run: the rules it applied and the contacts as it left them, to tell which
+    # users the next changes-only round must plan again (see _plan_stored).
     delta_rest = fields.Json(groups="base.group_system", copy=False, readonly=True, prefetch=False)
 
     def action_full_sync(self):
@@ -93,8 +108,8 @@ class AzureAdDeltaMixin(models.AbstractModel):
 
     def _read_tenant(self, client, select, on_page=None):
         """Brings the stored users up to date with Microsoft (all of them, or only the
-        changes since the last round) and returns the round; plan from
-        `_stored_user_pages()`. Writes only inside the caller's transaction."""
+        changes since the last round) and returns the round; plan with `_plan_stored()`.
+        Writes only inside the caller's transaction."""
         self.ensure_one()
         scope = self._delta_scope(select)
         if not self._needs_full_round(scope):
@@ -107,7 +122,7 @@ class AzureAdDeltaMixin(models.AbstractModel):
     def _read_changes(self, client, delta_link, scope):
         users = self.env["azure.ad.directory.user"]
         delta = client.user_delta(delta_link, changed_properties_only=True)  # merged into what is stored
-        changes = 0
+        tenant_round = TenantRound(full=False, scope=scope)
         for page in delta:
             latest = {}  # object id -> its properties sent, None once removed (the last item counts)
             for item in page:
@@ -119,10 +134,13 @@ class AzureAdDeltaMixin(models.AbstractModel):
                     latest[object_id] = None
                 else:
                     latest[object_id] = {**(latest.get(object_id) or {}), **item}
-            users._remove(self.id, [object_id for object_id, item in latest.items() if item is None])
-            users._store(self.id, [item for item in latest.values() if item is not None], merge=True)
-            changes += len(page)
-        return TenantRound(full=False, scope=scope, delta_link=delta.delta_link, changes=changes)
+            changed = {object_id: item for object_id, item in latest.items() if item is not None}
+            removed = [object_id for object_id, item in latest.items() if item is None]
+            tenant_round.changed_keys |= users._merge(self.id, changed, removed)
+            tenant_round.changed_ids |= latest.keys()
+            tenant_round.changes += len(page)
+        tenant_round.delta_link = delta.delta_link
+        return tenant_round
 
     def _read_all(self, client, select, scope, on_page=None):
         """A full round: the link for the changes from now on, then the documented listing
@@ -173,52 +191,108 @@ class AzureAdDeltaMixin(models.AbstractModel):
         create.ids = set()
         return create
 
-    def _stored_user_pages(self):
-        return self.env["azure.ad.directory.user"]._pages(self.id)
+    # ------------------------------------------------ planning from the stored users
 
-    def _delta_state_values(self, tenant_round, plan):
-        """What the integration keeps of a successful run: the round's link, and what the
-        next plan finds if neither Microsoft nor Odoo changes anything (see _rested_plan)."""
+    def _plan_stored(self, tenant_round, contacts, rules, early):
+        """Plans from the stored users against `contacts` (as they are now): all of them after
+        a full round or when the rules changed, else only those the changes concern (see
+        utils/incremental.py), the others counted as the last plan left them. The plan of a
+        full listing either way. Returns (plan, PlannedRun)."""
+        state = self._delta_rest()
+        run = PlannedRun(
+            stored_rest=state,
+            planned_ids=None,
+            skips={},
+            contact_state=incremental.contact_state(contacts),
+            rules_digest=_rules_digest(rules),
+            early_ids=early.ids if early else set(),
+        )
+
+        def on_skip(object_id, _label, reason):
+            if object_id is not None:
+                run.skips[object_id] = reason
+
+        directory = self.env["azure.ad.directory.user"]
+        if tenant_round.full and not contacts and len(run.early_ids) == directory._count(self.id):
+            # A first sync that created a contact for every user as it listed them: the
+            # plan, made now, would find every one of them unchanged.
+            plan = reconcile.Plan(precreated=len(run.early_ids), linked=len(run.early_ids))
+            plan.skipped.update(tenant_round.skipped)
+            return plan, run
+        if tenant_round.full or state.get("rules") != run.rules_digest or "contacts" not in state:
+            if run.early_ids:  # their contacts exist now: plan against them
+                contacts = self._existing_contacts()
+            plan = reconcile.build_plan(directory._pages(self.id), contacts, rules=rules, on_skip=on_skip)
+            plan.skipped.update(tenant_round.skipped)
+            if run.early_ids:
+                # Created already: planned again as unchanged (or moved to a user that won their email).
+                plan.precreated = len(run.early_ids)
+                plan.unchanged -= len(run.early_ids - plan.updates.keys())
+            return plan, run
+        keys = set(tenant_round.changed_keys)
+        object_ids = set(tenant_round.changed_ids)
+        for email, object_id, _digest in incremental.changed_contacts(state["contacts"], run.contact_state):
+            keys.add(email)
+            if object_id:
+                object_ids.add(object_id)
+        users = {}
+        if keys or object_ids:
+            users = incremental.concerned_users(
+                keys, object_ids, contacts, lambda ids, keys: directory._users(self.id, ids, keys)
+            )
+        plan = reconcile.build_plan(
+            [list(users.values())], contacts, rules=rules, on_skip=on_skip, leavers_among=object_ids
+        )
+        run.planned_ids = set(users)
+        kept, skipped = directory._outcomes(self.id, excluding=run.planned_ids)
+        plan.unchanged += kept
+        plan.skipped.update(skipped)
+        return plan, run
+
+    def _settle(self, tenant_round, plan, run, created_ids):
+        """What the integration keeps of a successful run: the round's link, what the plan
+        made of each user, and the contacts as the run left them (see _plan_stored)."""
+        self.env["azure.ad.directory.user"]._record_outcomes(self.id, run.skips, run.planned_ids)
+        self.env["res.partner"].flush_model()  # all fields at once: one UPDATE per contact
+        touched = plan.updates.keys() | set(plan.unlink_ids) | plan.archives.keys()
+        touched |= set(created_ids) | run.early_ids
+        contact_state = run.contact_state
+        if len(touched) * 2 > len(contact_state):  # most of them: one query for all
+            contact_state = incremental.contact_state(self._existing_contacts())
+        elif touched:
+            contact_state.update(incremental.contact_state(self._existing_contacts(contact_ids=touched)))
         values = {"delta_link": tenant_round.delta_link, "delta_scope": tenant_round.scope}
         if tenant_round.full:
             values["last_full_sync_date"] = fields.Datetime.now()
-        fingerprint = tenant_round.fingerprint
-        if plan.created or plan.updated or plan.archived:  # the contacts are not what was planned from
-            fingerprint = self._plan_inputs_fingerprint(tenant_round.rules, self._existing_contacts())
-        values["delta_rest"] = {
-            "fingerprint": fingerprint,
-            # Every user that has its contact now is unchanged then; the same users skipped.
-            "unchanged": plan.created + plan.unchanged + len(plan.updates),
-            "skipped": dict(plan.skipped - tenant_round.skipped),
-        }
-        return values
+        self.sudo().write(values)
+        rest = {"rules": run.rules_digest, "contacts": contact_state}
+        if rest != run.stored_rest:  # most changes-only runs leave it as it was
+            self._write_delta_rest(rest)
 
-    @api.model
-    def _plan_inputs_fingerprint(self, rules, contacts):
-        """A digest of the contacts as the planner sees them and of the rules (group members
-        included): equal digests and unchanged users give equal plans."""
-        digest = hashlib.sha256()
-        members = sorted(rules.group_member_ids) if rules.group_member_ids is not None else None
-        digest.update(repr((dataclasses.replace(rules, group_member_ids=None), members)).encode())
-        for contact in sorted(contacts, key=lambda contact: contact.id):
-            digest.update(
-                repr(
-                    (contact.id, contact.email, contact.object_id, contact.linked, contact.name,
-                     contact.function, contact.mobile, contact.flags, contact.synced_email, contact.extra)
-                ).encode()
+    # A large document (a few MB for 50,000 contacts): read and written with SQL, without the
+    # ORM's copies of a Json value.
+    def _delta_rest(self):
+        self.flush_recordset(["delta_rest"])
+        self.env.cr.execute(SQL("SELECT delta_rest FROM azure_ad_integration WHERE id = %s", self.id))
+        return self.env.cr.fetchone()[0] or {}
+
+    def _write_delta_rest(self, rest):
+        self.env.cr.execute(
+            SQL(
+                "UPDATE azure_ad_integration SET delta_rest = %s::jsonb WHERE id = %s",
+                json.dumps(rest, separators=(",", ":")),
+                self.id,
             )
-        return digest.hexdigest()
+        )
+        self.invalidate_recordset(["delta_rest"])
 
-    def _rested_plan(self, tenant_round):
-        """The plan, without planning, when Microsoft reported no change and the contacts and
-        rules are exactly as the last run left them: nothing to write (a sync run twice in a
-        row writes nothing), the last run's users unchanged and skipped. None otherwise."""
-        rest = self.sudo().delta_rest
-        if tenant_round.full or tenant_round.changes or not rest:
-            return None
-        if rest.get("fingerprint") != tenant_round.fingerprint:
-            return None
-        return reconcile.Plan(unchanged=rest["unchanged"], skipped=Counter(rest["skipped"]))
+
+def _rules_digest(rules):
+    """A digest of the rules (the group members sorted): equal digests, equal rules."""
+    members = sorted(rules.group_member_ids) if rules.group_member_ids is not None else None
+    return hashlib.sha256(
+        repr((dataclasses.replace(rules, group_member_ids=None), members)).encode()
+    ).hexdigest()
 
 
 _DONE = object()

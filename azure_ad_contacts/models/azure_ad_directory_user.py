@@ -1,8 +1,10 @@
-"""The tenant's users as Microsoft last reported them, per integration: what a changes-only
-round is merged into, and what the sync plans from (read and written with SQL only)."""
+"""The tenant's users as Microsoft last reported them, per integration, with what the last
+plan made of each: what a changes-only round is merged into and plans from (read and written
+with SQL only)."""
 
 import json
 import re
+from collections import Counter
 
 from odoo import api, fields, models
 from odoo.tools import SQL, split_every
@@ -24,10 +26,22 @@ class AzureAdDirectoryUser(models.Model):
     integration_id = fields.Many2one("azure.ad.integration", required=True, ondelete="cascade", index=True)
     object_id = fields.Char(required=True)
     data = fields.Json(required=True)
+    # The matching key (normalized email) of the user, to find the users one email concerns.
+    email_key = fields.Char(string="Email key")
+    # Why the last plan gave the user no contact; empty when it has one.
+    skip_reason = fields.Char(string="Skip reason")
 
     _sql_constraints = [
         ("integration_object_uniq", "unique(integration_id, object_id)", "One row per Entra user."),
     ]
+
+    def init(self):
+        self.env.cr.execute(
+            SQL(
+                "CREATE INDEX IF NOT EXISTS azure_ad_directory_user_email_key_idx"
+                " ON azure_ad_directory_user (integration_id, email_key)"
+            )
+        )
 
     @api.model
     def _forget(self, integration_ids):
@@ -42,38 +56,68 @@ class AzureAdDirectoryUser(models.Model):
                 SQL(
                     "DELETE FROM azure_ad_directory_user WHERE integration_id = %s AND object_id = ANY(%s)",
                     integration_id,
-                    object_ids,
+                    list(object_ids),
                 )
             )
 
     @api.model
-    def _store(self, integration_id, users, merge=False):
-        """Stores `users` (Graph user dicts). A listing's first occurrence of a user counts, as
-        in the planner; with `merge` (a changes-only round, which may send only the changed
-        properties, and a user more than once), the properties sent overwrite only themselves."""
+    def _store(self, integration_id, users):
+        """Stores the users of a listing (Graph user dicts): a user listed twice counts once,
+        with its first record, as in the planner."""
         rows = {}
         for user in users:
             object_id = reconcile._object_id(user)
-            if object_id is None:  # the planner skips these as "invalid" anyway
-                continue
-            if merge:
-                rows[object_id] = {**rows.get(object_id, {}), **user}
-            else:
+            if object_id is not None:  # the planner skips the others as "invalid" anyway
                 rows.setdefault(object_id, user)
-        conflict = SQL(
-            "DO UPDATE SET data = azure_ad_directory_user.data || EXCLUDED.data" if merge else "DO NOTHING"
+        self._upsert(integration_id, rows, SQL("DO NOTHING"))
+
+    @api.model
+    def _merge(self, integration_id, changes, removed):
+        """Merges a changes-only round into what is stored: `changes` ({object id: the
+        properties sent}, which may be only the changed ones), `removed` (object ids).
+        Returns the email keys these users had before."""
+        stored = self._users(integration_id, object_ids=[*changes, *removed])
+        before = {_key(data) for data in stored.values()}
+        self._remove(integration_id, removed)
+        merged = {object_id: {**stored.get(object_id, {}), **user} for object_id, user in changes.items()}
+        self._upsert(
+            integration_id, merged, SQL("DO UPDATE SET data = EXCLUDED.data, email_key = EXCLUDED.email_key")
         )
+        return before
+
+    def _upsert(self, integration_id, rows, conflict):
         for batch in split_every(MIRROR_BATCH_SIZE, rows.items(), list):
             self.env.cr.execute(
                 SQL(
-                    """INSERT INTO azure_ad_directory_user (integration_id, object_id, data)
-                       SELECT %s, key, value FROM jsonb_each(%s::jsonb)
+                    """INSERT INTO azure_ad_directory_user (integration_id, object_id, data, email_key)
+                       SELECT %s, row.object_id, row.data, row.email_key
+                         FROM jsonb_to_recordset(%s::jsonb) AS row(object_id text, data jsonb, email_key text)
                        ON CONFLICT (integration_id, object_id) %s""",
                     integration_id,
-                    _jsonb_text(dict(batch)),
+                    _jsonb_text(
+                        [
+                            {"object_id": object_id, "data": user, "email_key": _key(user)}
+                            for object_id, user in batch
+                        ]
+                    ),
                     conflict,
                 )
             )
+
+    @api.model
+    def _users(self, integration_id, object_ids=(), email_keys=()):
+        """{object id: stored record} of the users with one of `object_ids` or `email_keys`."""
+        cr = self.env.cr
+        cr.execute(
+            SQL(
+                """SELECT object_id, data FROM azure_ad_directory_user
+                    WHERE integration_id = %s AND (object_id = ANY(%s) OR email_key = ANY(%s))""",
+                integration_id,
+                list(object_ids),
+                [key for key in email_keys if key],
+            )
+        )
+        return dict(cr.fetchall())
 
     @api.model
     def _pages(self, integration_id, size=graph_client.PAGE_SIZE):
@@ -84,6 +128,67 @@ class AzureAdDirectoryUser(models.Model):
         )
         while rows := cr.fetchmany(size):
             yield [row[0] for row in rows]
+
+    @api.model
+    def _count(self, integration_id):
+        self.env.cr.execute(
+            SQL("SELECT count(*) FROM azure_ad_directory_user WHERE integration_id = %s", integration_id)
+        )
+        return self.env.cr.fetchone()[0]
+
+    @api.model
+    def _outcomes(self, integration_id, excluding=()):
+        """How many stored users (besides `excluding`) the last plan gave a contact, and the
+        others by skip reason: (count, Counter)."""
+        self.env.cr.execute(
+            SQL(
+                """SELECT skip_reason, count(*) FROM azure_ad_directory_user
+                    WHERE integration_id = %s AND NOT object_id = ANY(%s)
+                    GROUP BY skip_reason""",
+                integration_id,
+                list(excluding),
+            )
+        )
+        counts = dict(self.env.cr.fetchall())
+        kept = counts.pop(None, 0)
+        return kept, Counter(counts)
+
+    @api.model
+    def _record_outcomes(self, integration_id, skipped, planned=None):
+        """Notes why the plan skipped the users of `skipped` ({object id: reason}); every
+        other user of `planned` (object ids; None: all users) got a contact."""
+        cr = self.env.cr
+        if planned is None:
+            cr.execute(
+                SQL(
+                    """UPDATE azure_ad_directory_user SET skip_reason = NULL
+                        WHERE integration_id = %s AND skip_reason IS NOT NULL""",
+                    integration_id,
+                )
+            )
+        elif planned:
+            cr.execute(
+                SQL(
+                    """UPDATE azure_ad_directory_user SET skip_reason = NULL
+                        WHERE integration_id = %s AND object_id = ANY(%s)""",
+                    integration_id,
+                    list(planned),
+                )
+            )
+        if skipped:
+            cr.execute(
+                SQL(
+                    """UPDATE azure_ad_directory_user AS stored SET skip_reason = skip.value
+                         FROM jsonb_each_text(%s::jsonb) AS skip
+                        WHERE stored.integration_id = %s AND stored.object_id = skip.key""",
+                    _jsonb_text(skipped),
+                    integration_id,
+                )
+            )
+
+
+def _key(user):
+    return reconcile.normalize_email(reconcile.entra_email(user))
 
 
 def _jsonb_text(value):

@@ -160,9 +160,10 @@ class AzureAdSyncMixin(models.AbstractModel):
                 client = self._get_graph_client(
                     max_wait=CRON_MAX_WAIT if trigger == "cron" else INTERACTIVE_MAX_WAIT
                 )
-                plan, tenant_round = self._plan_sync(client)
+                plan, tenant_round, run = self._plan_sync(client)
                 self._check_plan(plan, trigger)
-                self._apply_plan(plan, log)
+                created_ids = self._apply_plan(plan, log)
+                self._settle(tenant_round, plan, run, created_ids)
         except ArchiveConfirmationNeeded as stop:
             self._stop_for_confirmation(stop.plan, log, trigger, client.request_count)
             return log.with_env(self.env)
@@ -180,7 +181,6 @@ class AzureAdSyncMixin(models.AbstractModel):
                 "sync_mode": "full" if tenant_round.full else "delta",
             }
         )
-        self.sudo().write(self._delta_state_values(tenant_round, plan))
         self.write(
             {
                 "state": "connected",
@@ -266,35 +266,24 @@ class AzureAdSyncMixin(models.AbstractModel):
 
     def _plan_sync(self, client):
         """Brings the stored users up to date (every user, or Microsoft's changes since the
-        last run) and plans from all of them against the contacts as they are now: the plan
-        of a full listing, local edits included. Returns (plan, the round read)."""
+        last run) and plans from them against the contacts as they are now: the plan of a
+        full listing, local edits included. Returns (plan, the round read, PlannedRun)."""
         contacts = self._existing_contacts()  # read whole, before the cursor streams the users
         rules = self._tenant_rules(client)
         select = tuple(dict.fromkeys(graph_client.USER_SELECT + rules.graph_properties()))
         early = self._early_creator(contacts, rules)
         tenant_round = self._read_tenant(client, select, on_page=early)
-        tenant_round.rules = rules
-        tenant_round.fingerprint = self._plan_inputs_fingerprint(rules, contacts)
-        rested = self._rested_plan(tenant_round)
-        if rested is not None:
-            return rested, tenant_round
-        if early and early.ids:  # their contacts exist now: plan against them
-            contacts = self._existing_contacts()
-        plan = reconcile.build_plan(self._stored_user_pages(), contacts, rules=rules)
-        plan.skipped.update(tenant_round.skipped)
-        if early and early.ids:
-            # Created already: planned again as unchanged (or moved to a user that won their email).
-            plan.precreated = len(early.ids)
-            plan.unchanged -= len(early.ids - plan.updates.keys())
-        return plan, tenant_round
+        plan, run = self._plan_stored(tenant_round, contacts, rules, early)
+        return plan, tenant_round, run
 
-    def _existing_contacts(self):
-        """The customer's contacts as the planner sees them (see res.partner)."""
-        return self.env["res.partner"]._azure_ad_existing_contacts(self)
+    def _existing_contacts(self, contact_ids=None):
+        """The customer's contacts (or those of `contact_ids`) as the planner sees them (see res.partner)."""
+        return self.env["res.partner"]._azure_ad_existing_contacts(self, contact_ids)
 
     def _apply_plan(self, plan, log=None):
-        """Writes `plan` to the customer's contacts (see res.partner)."""
-        self.env["res.partner"]._azure_ad_apply_plan(self, plan, log)
+        """Writes `plan` to the customer's contacts (see res.partner); returns the ids of the
+        contacts created."""
+        return self.env["res.partner"]._azure_ad_apply_plan(self, plan, log)
 
     def _check_plan(self, plan, trigger):
         """Raises when `plan` must not be applied as it is: the tenant changed since the

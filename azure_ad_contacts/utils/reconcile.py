@@ -398,14 +398,17 @@ def _match(winners, index, rules, plan, skip):
     return planned, kept
 
 
-def _leavers(index, planned, kept, seen_ids, gone, rules):
+def _leavers(index, planned, kept, seen_ids, gone, rules, among=None):
     """Linked contacts whose user is disabled, deleted or filtered out, when the integration
-    archives them: {contact id: why}. Pinned and already archived contacts are left alone."""
+    archives them: {contact id: why}. Pinned and already archived contacts are left alone,
+    and with `among` (object ids), the contacts of other users."""
     archives = {}
     for contact in index.linked_contacts:
         if contact.id in planned or contact.flags & (INACTIVE | NEVER_ARCHIVE):
             continue
         object_id = contact.object_id
+        if among is not None and object_id not in among:
+            continue
         if object_id in kept:
             continue  # its user lives on in another contact
         if seen_ids is not None and object_id not in seen_ids:
@@ -420,11 +423,13 @@ def _leavers(index, planned, kept, seen_ids, gone, rules):
 
 
 def build_plan(pages, contacts, include_guests=False, include_disabled=False, rules=None,
-               on_skip=None):
+               on_skip=None, leavers_among=None):
     """Plan the sync of streamed Graph user pages onto the customer's contacts.
 
     `rules` (a Rules) replaces the two include_* flags; `on_skip(object_id, label, reason)`
-    is called for every skipped user (previews).
+    is called for every skipped user (previews). With `leavers_among` (object ids), the pages
+    hold only some of the tenant's users (see incremental.py): only the contacts of these ids
+    can be leavers, and one whose id is not in the pages is deleted from Entra.
     """
     if rules is None:
         rules = Rules(include_guests=include_guests, include_disabled=include_disabled)
@@ -446,5 +451,5 @@ def build_plan(pages, contacts, include_guests=False, include_disabled=False, ru
         or (contact_id not in planned and object_id in kept)
     ]
     if index.linked_contacts:
-        plan.archives = _leavers(index, planned, kept, seen_ids, gone, rules)
+        plan.archives = _leavers(index, planned, kept, seen_ids, gone, rules, leavers_among)
     return plan

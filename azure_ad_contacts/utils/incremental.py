@@ -1,0 +1,78 @@
+"""Which users a changes-only round plans again: pure Python, no I/O, no Odoo.
+
+A sync leaves every user settled: planned again with the same users, contacts and rules, it
+would write nothing and skip the same users. A user's plan depends only on the users and
+contacts it is tied to, by one email (one contact per person, the winner of an address) or
+by a link (the contact synced from it). So when Microsoft reports changes or contacts change
+in Odoo, only the users tied, directly or not, to what changed are planned again; all others
+keep what the last plan made of them.
+"""
+
+import hashlib
+
+from .entra_user import entra_email, normalize_email
+from .reconcile import _object_id
+
+
+def contact_state(contacts):
+    """What the planner saw of each contact: {contact id (text): [email key, linked object
+    id, digest of all it reads]}. Kept after a run, compared at the next one."""
+    return {
+        str(contact.id): [
+            contact.email,
+            contact.object_id,
+            hashlib.blake2b(
+                repr(
+                    (contact.email, contact.object_id, contact.linked, contact.name, contact.function,
+                     contact.mobile, contact.flags, contact.synced_email, contact.extra)
+                ).encode(),
+                digest_size=8,
+            ).hexdigest(),
+        ]
+        for contact in contacts
+    }
+
+
+def changed_contacts(before, now):
+    """The entries, as they were and as they are, of the contacts created, changed or
+    deleted between two states."""
+    for contact_id in before.keys() | now.keys():
+        old, new = before.get(contact_id), now.get(contact_id)
+        if old != new:
+            yield from filter(None, (old, new))
+
+
+def user_key(user):
+    """The email key of a Graph user, as the planner matches it."""
+    return normalize_email(entra_email(user))
+
+
+def concerned_users(keys, object_ids, contacts, load_users):
+    """The users to plan again: those with one of the email `keys` or `object_ids`, and
+    every user tied to them through an email or a contact's link, as {object id: record}.
+
+    `contacts` are the customer's contacts now; `load_users(object_ids, keys)` returns the
+    stored users with one of them. Both sets are completed in place: the users whose contacts
+    may be leavers are `object_ids` afterwards."""
+    by_key, by_object_id = {}, {}
+    for contact in contacts:
+        if contact.email:
+            by_key.setdefault(contact.email, []).append(contact)
+        if contact.object_id:
+            by_object_id.setdefault(contact.object_id, []).append(contact)
+    keys.discard(None)
+    users = {}
+    while True:
+        # The contacts of these emails and links tie more users in, and their users more emails.
+        for key in list(keys):
+            object_ids.update(c.object_id for c in by_key.get(key, ()) if c.object_id)
+        for object_id in list(object_ids):
+            keys.update(c.email for c in by_object_id.get(object_id, ()) if c.email)
+        found = load_users(object_ids, keys)
+        new_keys = {user_key(user) for user in found.values()} - keys - {None}
+        new_ids = {oid for user in found.values() if (oid := _object_id(user))} - object_ids
+        users.update(found)
+        if not new_keys and not new_ids:
+            return users
+        keys |= new_keys
+        object_ids |= new_ids
