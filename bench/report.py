@@ -27,7 +27,7 @@ FULL_SYNCS = ("sync_first", "sync_full")
 @dataclass
 class Target:
     name: str
-    passed: bool
+    passed: bool | None  # None: not a target of this run (see P3)
     detail: str
 
 
@@ -90,10 +90,11 @@ def targets(results, users, latency_ms=0):
         ),
         Target(
             "P3 1 % re-sync ≤ P2 + 1.25 × write floor",
-            changed["seconds"] <= p3_limit,
+            # With latency the delta pages' waiting is in the 1 % sync: P8 counts it.
+            changed["seconds"] <= p3_limit if not latency_ms else None,
             f"{changed['seconds']:.2f} s ≤ {unchanged['seconds']:.2f} + 1.25 × "
             f"{write['seconds']:.2f} = {p3_limit:.2f} s (sync's-context write floor "
-            f"{write_ctx['seconds']:.2f} s)",
+            f"{write_ctx['seconds']:.2f} s)" + (", a target at 0 ms: see P8" if latency_ms else ""),
         ),
         Target(
             "P4 peak RSS ≤ 1.2 × create floor's",
@@ -164,5 +165,6 @@ def print_report(results, users, latency_ms=0):
     result = targets(results, users, latency_ms)
     print()
     for target in result:
-        print(f"{'PASS' if target.passed else 'FAIL'}  {target.name:<44} {target.detail}")
+        verdict = {True: "PASS", False: "FAIL", None: "n/a "}[target.passed]
+        print(f"{verdict}  {target.name:<44} {target.detail}")
     return result
