@@ -68,7 +68,8 @@ class AzureAdDeltaMixin(models.AbstractModel):
     last_full_sync_date = fields.Datetime(string="Last full sync", readonly=True, copy=False)
     # After a run: the rules it applied and the contacts as it left them, to tell which
     # users the next changes-only round must plan again (see _plan_stored).
-    delta_rest = fields.Json(groups="base.group_system", copy=False, readonly=True, prefetch=False)
+    # JSON kept as text: PostgreSQL need not parse a few MB into jsonb it never queries.
+    delta_rest = fields.Text(groups="base.group_system", copy=False, readonly=True, prefetch=False)
 
     def action_full_sync(self):
         """"Full sync": lists every user of the tenant instead of only the changes. Without
@@ -240,8 +241,15 @@ class AzureAdDeltaMixin(models.AbstractModel):
             users = incremental.concerned_users(
                 keys, object_ids, contacts, lambda ids, keys: directory._users(self.id, ids, keys)
             )
+        # Only the contacts tied to these users matter to their plan; the count of linked ones
+        # (for the archive threshold) is of all.
+        keys.discard(None)
+        tied = [c for c in contacts if c.email in keys or c.object_id in object_ids]
         plan = reconcile.build_plan(
-            [list(users.values())], contacts, rules=rules, on_skip=on_skip, leavers_among=object_ids
+            [list(users.values())], tied, rules=rules, on_skip=on_skip, leavers_among=object_ids
+        )
+        plan.linked = sum(
+            1 for c in contacts if c.linked and c.object_id and not c.flags & reconcile.INACTIVE
         )
         run.planned_ids = set(users)
         kept, skipped = directory._outcomes(self.id, excluding=run.planned_ids)
@@ -274,12 +282,13 @@ class AzureAdDeltaMixin(models.AbstractModel):
     def _delta_rest(self):
         self.flush_recordset(["delta_rest"])
         self.env.cr.execute(SQL("SELECT delta_rest FROM azure_ad_integration WHERE id = %s", self.id))
-        return self.env.cr.fetchone()[0] or {}
+        rest = self.env.cr.fetchone()[0]
+        return json.loads(rest) if rest else {}
 
     def _write_delta_rest(self, rest):
         self.env.cr.execute(
             SQL(
-                "UPDATE azure_ad_integration SET delta_rest = %s::jsonb WHERE id = %s",
+                "UPDATE azure_ad_integration SET delta_rest = %s WHERE id = %s",
                 json.dumps(rest, separators=(",", ":")),
                 self.id,
             )

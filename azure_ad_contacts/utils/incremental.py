@@ -54,20 +54,19 @@ def concerned_users(keys, object_ids, contacts, load_users):
     `contacts` are the customer's contacts now; `load_users(object_ids, keys)` returns the
     stored users with one of them. Both sets are completed in place: the users whose contacts
     may be leavers are `object_ids` afterwards."""
-    by_key, by_object_id = {}, {}
-    for contact in contacts:
-        if contact.email:
-            by_key.setdefault(contact.email, []).append(contact)
-        if contact.object_id:
-            by_object_id.setdefault(contact.object_id, []).append(contact)
     keys.discard(None)
     users = {}
     while True:
-        # The contacts of these emails and links tie more users in, and their users more emails.
-        for key in list(keys):
-            object_ids.update(c.object_id for c in by_key.get(key, ()) if c.object_id)
-        for object_id in list(object_ids):
-            keys.update(c.email for c in by_object_id.get(object_id, ()) if c.email)
+        # The contacts of these emails and links tie more users in, and their users more
+        # emails (a scan per round: cheaper than indexing every contact for a few changes).
+        while True:
+            tied = [c for c in contacts if c.email in keys or c.object_id in object_ids]
+            new_keys = {c.email for c in tied if c.email} - keys
+            new_ids = {c.object_id for c in tied if c.object_id} - object_ids
+            if not new_keys and not new_ids:
+                break
+            keys |= new_keys
+            object_ids |= new_ids
         found = load_users(object_ids, keys)
         new_keys = {user_key(user) for user in found.values()} - keys - {None}
         new_ids = {oid for user in found.values() if (oid := _object_id(user))} - object_ids
