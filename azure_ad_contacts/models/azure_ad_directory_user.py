@@ -10,6 +10,7 @@ from odoo import api, fields, models
 from odoo.tools import SQL, split_every
 
 from ..utils import graph_client, reconcile
+from ..utils.incremental import user_key
 
 MIRROR_BATCH_SIZE = 1000
 
@@ -77,7 +78,7 @@ class AzureAdDirectoryUser(models.Model):
         properties sent}, which may be only the changed ones), `removed` (object ids).
         Returns the email keys these users had before."""
         stored = self._users(integration_id, object_ids=[*changes, *removed])
-        before = {_key(data) for data in stored.values()}
+        before = {user_key(data) for data in stored.values()}
         self._remove(integration_id, removed)
         merged = {object_id: {**stored.get(object_id, {}), **user} for object_id, user in changes.items()}
         self._upsert(
@@ -96,7 +97,7 @@ class AzureAdDirectoryUser(models.Model):
                     integration_id,
                     _jsonb_text(
                         [
-                            {"object_id": object_id, "data": user, "email_key": _key(user)}
+                            {"object_id": object_id, "data": user, "email_key": user_key(user)}
                             for object_id, user in batch
                         ]
                     ),
@@ -185,10 +186,6 @@ class AzureAdDirectoryUser(models.Model):
                     integration_id,
                 )
             )
-
-
-def _key(user):
-    return reconcile.normalize_email(reconcile.entra_email(user))
 
 
 def _jsonb_text(value):
