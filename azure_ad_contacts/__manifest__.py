@@ -2,7 +2,7 @@
     "name": "Azure AD Contacts",
     "summary": "Import and keep your customers' Microsoft Entra ID (Azure AD) users "
     "up to date as Odoo contacts",
-    "version": "18.0.1.0.0",
+    "version": "18.0.1.1.0",
     "category": "Sales/CRM",
     "license": "LGPL-3",
     "author": "Azure AD Contacts contributors",

@@ -184,7 +184,7 @@ class FakeTenantMixin(AddonTest):
 def full_plan_difference(integration, tenant_round, rules, plan, run):
     """How `plan` (of some of the stored users) differs from the plan of all of them, or ''."""
     directory = integration.env["azure.ad.directory.user"]
-    contacts = integration._existing_contacts()
+    contacts = reconcile.mark_new(integration._existing_contacts(), run.early_ids)
     skips = {}
     full = reconcile.build_plan(
         directory._pages(integration.id),
@@ -194,8 +194,7 @@ def full_plan_difference(integration, tenant_round, rules, plan, run):
     )
     full.skipped.update(tenant_round.skipped)  # users a listing gave without a usable id, or twice
     if run.early_ids:  # created while listing: the plan of all users finds them unchanged
-        full.precreated = len(run.early_ids)
-        full.unchanged -= len(run.early_ids - full.updates.keys())
+        full.count_precreated(run.early_ids)
     integration.env.cr.execute(
         "SELECT object_id, skip_reason FROM azure_ad_directory_user WHERE integration_id = %s",
         [integration.id],
@@ -212,19 +211,15 @@ def full_plan_difference(integration, tenant_round, rules, plan, run):
             ("counts", plan.counts(), full.counts()),
             ("skips", {k: v for k, v in recorded.items() if v}, {k: v for k, v in skips.items() if k}),
             ("linked", plan.linked, full.linked),
+            ("other edits", plan.other_edit_counts(), full.other_edit_counts()),
         )
         if mine != theirs
     ]
     return "; ".join(f"{what}: {mine} != {theirs}" for what, mine, theirs in found)
 
 
-class AzureAdCase(FakeTenantMixin, TransactionCase):
-    """Contoso against a fresh fake, with helpers to drive the sync."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.plain_user = new_test_user(cls.env, login="plain_user", groups="base.group_user")
+class SyncHelpers:
+    """Helpers to drive the sync of a FakeTenantMixin test."""
 
     def set_users(self, users, tenant_id=CONTOSO_ID):
         self.fake.set_users(tenant_id, copy.deepcopy(users))
@@ -258,3 +253,12 @@ class AzureAdCase(FakeTenantMixin, TransactionCase):
 
     def contact(self, email):
         return self.contacts().filtered(lambda p: (p.email or "").strip().lower() == email.lower())
+
+
+class AzureAdCase(SyncHelpers, FakeTenantMixin, TransactionCase):
+    """Contoso against a fresh fake, with helpers to drive the sync."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.plain_user = new_test_user(cls.env, login="plain_user", groups="base.group_user")

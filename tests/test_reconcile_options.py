@@ -9,10 +9,16 @@ from hypothesis import strategies as st
 
 from odoo.addons.azure_ad_contacts.utils import reconcile
 from odoo.addons.azure_ad_contacts.utils.reconcile import (
+    ACTIVE_LOGIN,
     ARCHIVED_BY_SYNC,
+    HAS_LOGIN,
     INACTIVE,
+    INTERNAL_LOGIN,
+    LOGIN,
+    LOGIN_EMAIL,
     NEVER_ARCHIVE,
     NEVER_OVERWRITE,
+    NEW,
     OTHER_TENANT,
     Contact,
     Rules,
@@ -108,6 +114,24 @@ def test_duplicates_and_replays_are_not_leavers():
     plan = plan_for(users, contacts, archive_deleted=True, archive_disabled=True)
     # u1 wins the address (smallest object id) and takes the contact over: moved, not archived.
     assert plan.archives == {} and plan.updates[1]["azure_ad_object_id"] == "u1"
+
+
+def test_a_leaver_with_an_active_login_is_kept_and_noted():
+    contacts = [
+        synced(1, user("u1"), flags=LOGIN | ACTIVE_LOGIN),  # a portal user
+        synced(2, user("u2"), flags=LOGIN | ACTIVE_LOGIN | INTERNAL_LOGIN),  # an employee
+        synced(3, user("u3"), flags=LOGIN),  # an archived login keeps nobody from archiving
+        synced(4, user("u4")),
+    ]
+    plan = plan_for([], contacts, archive_deleted=True)
+    assert plan.archives == {3: "deleted", 4: "deleted"}
+    assert plan.other_edits == {1: HAS_LOGIN, 2: HAS_LOGIN}
+    assert plan.other_edit_counts() == Counter({HAS_LOGIN: 2})
+    plan = plan_for([], contacts, archive_deleted=True, archive_portal_logins=True)
+    assert plan.archives == {1: "deleted", 3: "deleted", 4: "deleted"}
+    assert plan.other_edits == {2: HAS_LOGIN}
+    # Not a leaver: nothing to note.
+    assert plan_for([user("u1")], contacts[:1], archive_deleted=True).other_edits == {}
 
 
 # Filters
@@ -215,6 +239,29 @@ def test_follow_records_the_synced_email_and_wins_over_a_newcomer_with_the_old_a
     assert (plan.creates, plan.unlink_ids) == ([], [])
 
 
+def test_a_contact_with_a_login_keeps_its_email_and_its_user_gets_a_contact():
+    old = user("u1", mail="ann@old.example")
+    contact = synced(1, old, flags=LOGIN, synced_email="ann@old.example")
+    plan = plan_for([dict(old, mail="ann@new.example")], [contact], follow_email=True)
+    assert (plan.updates, plan.unlink_ids, plan.created) == ({}, [1], 1)
+    assert plan.creates[0]["email"] == "ann@new.example"
+    assert plan.other_edits == {1: LOGIN_EMAIL}
+    # Its email unchanged in Entra: synced as any contact.
+    plan = plan_for([dict(old, jobTitle="CFO")], [contact], follow_email=True)
+    assert plan.updates == {1: {"function": "CFO"}} and plan.other_edits == {}
+
+
+def test_a_contact_created_this_run_takes_the_email_of_the_user_that_won_it():
+    loser, winner = user("bb", mail="dup.user@x.y"), user("aa", mail="Dup.User@X.Y")
+    early = synced(1, loser, flags=NEW)
+    plan = plan_for([loser, winner], [early])
+    assert plan.updates[1]["email"] == "Dup.User@X.Y"
+    assert plan.updates[1]["azure_ad_object_id"] == "aa"
+    # Any other contact keeps its spelling of the address.
+    plan = plan_for([loser, winner], [synced(1, loser)])
+    assert "email" not in plan.updates[1]
+
+
 def test_pinned_contact_keeps_following_without_changing():
     old = user("u1", mail="a@old.example")
     pinned = synced(1, old, flags=NEVER_OVERWRITE, synced_email="a@old.example")
@@ -311,10 +358,12 @@ def apply(plan, rows):
     return rows
 
 
-def to_contacts(rows):
+def to_contacts(rows, logins=()):
+    """The planner's contacts of `rows`; those of `logins` (ids) have an active portal login."""
     return [Contact(cid, reconcile.normalize_email(row["email"]), row["object_id"] or None,
                     row["linked"], row["name"], row["function"], row["mobile"],
-                    (0 if row["active"] else INACTIVE) | (ARCHIVED_BY_SYNC if row["archived"] else 0),
+                    (0 if row["active"] else INACTIVE) | (ARCHIVED_BY_SYNC if row["archived"] else 0)
+                    | (LOGIN | ACTIVE_LOGIN if cid in logins else 0),
                     reconcile.normalize_email(row["synced_email"]))
             for cid, row in rows.items()]
 
@@ -332,15 +381,19 @@ graph_users = st.lists(st.fixed_dictionaries({
 
 @settings(max_examples=200, deadline=None, database=None)
 @given(st.lists(graph_users, min_size=1, max_size=3), st.booleans(), st.booleans(), st.booleans(),
-       st.booleans())
-def test_property_every_run_converges(tenant_states, follow, licensed, archive_disabled, archive_deleted):
-    """Successive tenant states, each synced twice: the second run of each is empty."""
+       st.booleans(), st.sets(st.integers(1, 6), max_size=3))
+def test_property_every_run_converges(tenant_states, follow, licensed, archive_disabled, archive_deleted,
+                                      logins):
+    """Successive tenant states, each synced twice: the second run of each is empty. The
+    contacts of `logins` have a portal login: their email never changes."""
     rules = Rules(follow_email=follow, licensed_only=licensed, archive_disabled=archive_disabled,
                   archive_deleted=archive_deleted)
     rows = {}
     for users in tenant_states:
-        rows = apply(build_plan([users], to_contacts(rows), rules=rules), rows)
-        again = build_plan([users], to_contacts(rows), rules=rules)
+        plan = build_plan([users], to_contacts(rows, logins), rules=rules)
+        assert not any("email" in plan.updates.get(cid, {}) or cid in plan.archives for cid in logins)
+        rows = apply(plan, rows)
+        again = build_plan([users], to_contacts(rows, logins), rules=rules)
         assert (again.creates, again.updates, again.unlink_ids, again.archives) == ([], {}, [], {})
         # Every user that passes the filters has exactly one contact, active, with its values.
         first = {}  # a user served twice counts as first served

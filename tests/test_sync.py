@@ -330,6 +330,28 @@ class TestSync(AzureAdCase):
         self.assertRecordValues(self.contacts(), [{"azure_ad_object_id": "aaaa", "name": "First User"}])
         self.assertEqual(self.integration.sync_log_ids.skip_reasons, {"duplicate_email": 1})
 
+    def test_two_users_same_email_the_contact_has_the_winners_spelling(self):
+        # The first listed user gets its contact while the tenant is listed; the second one,
+        # with the smaller id, wins the address: the contact is its, spelled as it is in Entra.
+        def listed_in_reverse(client):  # Microsoft documents no order for /users
+            fetch = client.iter_user_pages
+            client.iter_user_pages = lambda *args, **kwargs: (page[::-1] for page in fetch(*args, **kwargs))
+
+        self.adapt_graph_clients(listed_in_reverse)
+        self.set_users(
+            [
+                user("bbbb", "dup.user@contoso.com", "Second", "User"),
+                user("aaaa", "Dup.User@CONTOSO.COM", "First", "User"),
+            ]
+        )
+        result = self.connect()
+        self.assertEqual((result["created"], result["updated"], result["skipped"]), (1, 0, 1))
+        self.assertRecordValues(
+            self.contacts(),
+            [{"azure_ad_object_id": "aaaa", "name": "First User", "email": "Dup.User@CONTOSO.COM"}],
+        )
+        self.assertEqual(self.integration.sync_contacts()[0]["unchanged"], 1)
+
     def test_several_contacts_share_the_email_update_the_linked_else_the_oldest(self):
         Partner = self.env["res.partner"]
         oldest, newer = Partner.create(

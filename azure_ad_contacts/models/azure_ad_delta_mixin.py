@@ -222,13 +222,11 @@ class AzureAdDeltaMixin(models.AbstractModel):
             return plan, run
         if tenant_round.full or state.get("rules") != run.rules_digest or "contacts" not in state:
             if run.early_ids:  # their contacts exist now: plan against them
-                contacts = self._existing_contacts()
+                contacts = reconcile.mark_new(self._existing_contacts(), run.early_ids)
             plan = reconcile.build_plan(directory._pages(self.id), contacts, rules=rules, on_skip=on_skip)
             plan.skipped.update(tenant_round.skipped)
             if run.early_ids:
-                # Created already: planned again as unchanged (or moved to a user that won their email).
-                plan.precreated = len(run.early_ids)
-                plan.unchanged -= len(run.early_ids - plan.updates.keys())
+                plan.count_precreated(run.early_ids)
             return plan, run
         keys = set(tenant_round.changed_keys)
         object_ids = set(tenant_round.changed_ids)
@@ -251,6 +249,12 @@ class AzureAdDeltaMixin(models.AbstractModel):
         plan.linked = sum(
             1 for c in contacts if c.linked and c.object_id and not c.flags & reconcile.INACTIVE
         )
+        # Leavers kept for their login that nothing concerned: as the last run left them.
+        tied_ids = {c.id for c in tied}
+        present = {c.id for c in contacts}
+        for contact_id, reason in state.get("kept_for_login", {}).items():
+            if int(contact_id) in present and int(contact_id) not in tied_ids:
+                plan.other_edits[int(contact_id)] = reason
         run.planned_ids = set(users)
         kept, skipped = directory._outcomes(self.id, excluding=run.planned_ids)
         plan.unchanged += kept
@@ -274,6 +278,13 @@ class AzureAdDeltaMixin(models.AbstractModel):
             values["last_full_sync_date"] = fields.Datetime.now()
         self.sudo().write(values)
         rest = {"rules": run.rules_digest, "contacts": contact_state}
+        kept = {
+            str(contact_id): reason
+            for contact_id, reason in plan.other_edits.items()
+            if reason == reconcile.HAS_LOGIN  # lasts while the login does (the others happen once)
+        }
+        if kept:
+            rest["kept_for_login"] = kept
         if rest != run.stored_rest:  # most changes-only runs leave it as it was
             self._write_delta_rest(rest)
 

@@ -83,6 +83,12 @@ class AzureAdIntegration(models.Model):
         "matching the filters. Only contacts the sync linked are archived, never deleted; "
         "they become active again when their user returns.",
     )
+    archive_portal_logins = fields.Boolean(
+        string="Also archive portal logins",
+        help="A leaver whose contact has a portal login: archive the login too, so that the "
+        "person can no longer sign in to the portal, then the contact. Off: such contacts stay "
+        "active (the run log says so). Contacts of internal users are never archived.",
+    )
     archive_max_count = fields.Integer(
         string="Confirm above (contacts)",
         default=50,
@@ -157,6 +163,9 @@ class AzureAdIntegration(models.Model):
     last_run_unchanged = fields.Integer(related="last_log_id.unchanged", string="Unchanged")
     last_run_skipped = fields.Integer(related="last_log_id.skipped", string="Skipped")
     last_run_skip_summary = fields.Char(related="last_log_id.skip_summary", string="Skipped because")
+    last_run_other_edits_summary = fields.Char(
+        related="last_log_id.other_edits_summary", string="Because of edits in Odoo"
+    )
     last_run_summary = fields.Char(related="last_log_id.counts_summary", string="Contacts")
     contact_count = fields.Integer(compute="_compute_contact_count", string="Synced contacts")
 
@@ -289,6 +298,31 @@ class AzureAdIntegration(models.Model):
                 raise ValidationError(
                     self.env._("The archive confirmation limits must be positive (and at most 100 %).")
                 )
+
+    def unlink(self):
+        # Contacts are never deleted: they stay, without a link to a tenant nobody syncs.
+        self.env["res.partner"]._azure_ad_unlink_all(self)
+        return super().unlink()
+
+    @api.model
+    def _move_to_merged_customer(self, customers, into):
+        """Before `customers` are merged into the customer `into`: their integrations become
+        into's, with everything they hold (contacts' links, options, run logs). into's own
+        integration stays its integration (else the first connected one of `customers`
+        becomes it), the others become additional tenants (a tenant belongs to one customer:
+        theirs differ); integrations never connected are dropped when a connected one remains."""
+        Integration = self.sudo().with_context(active_test=False)
+        sources = Integration.search([("partner_id", "in", customers.ids)], order="additional_tenant, id")
+        if not sources:
+            return
+        everyone = Integration.search([("partner_id", "=", into.id)], order="additional_tenant, id") | sources
+        kept = everyone.filtered("tenant_id") or everyone[:1]
+        (everyone - kept).unlink()
+        for integration in kept:
+            additional = integration != kept[0]
+            if integration.partner_id != into or integration.additional_tenant != additional:
+                integration.write({"partner_id": into.id, "additional_tenant": additional})
+        kept.flush_recordset()  # before Odoo's SQL looks for what still refers to `customers`
 
     # ------------------------------------------------------------------ actions
 

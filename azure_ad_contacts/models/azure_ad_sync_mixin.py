@@ -4,6 +4,7 @@ log, "Sync now", and the scheduled job's time-boxed batches."""
 import dataclasses
 import logging
 import time
+from collections import Counter
 from datetime import timedelta
 
 from psycopg2 import errors as pg_errors
@@ -160,6 +161,7 @@ class AzureAdSyncMixin(models.AbstractModel):
                 client = self._get_graph_client(
                     max_wait=CRON_MAX_WAIT if trigger == "cron" else INTERACTIVE_MAX_WAIT
                 )
+                moved = self.env["res.partner"]._azure_ad_unlink_moved(self)
                 plan, tenant_round, run = self._plan_sync(client)
                 self._check_plan(plan, trigger)
                 created_ids = self._apply_plan(plan, log)
@@ -177,6 +179,7 @@ class AzureAdSyncMixin(models.AbstractModel):
                 "state": "done",
                 "date_end": fields.Datetime.now(),
                 "skip_reasons": dict(plan.skipped) or False,
+                "other_edits": dict(plan.other_edit_counts() + Counter({reconcile.MOVED: moved})) or False,
                 "graph_requests": client.request_count,
                 "sync_mode": "full" if tenant_round.full else "delta",
             }
@@ -238,6 +241,7 @@ class AzureAdSyncMixin(models.AbstractModel):
             follow_email=self.follow_email_changes,
             archive_disabled=self.disabled_action == "archive",
             archive_deleted=self.deleted_action == "archive",
+            archive_portal_logins=self.archive_portal_logins,
         )
 
     def _tenant_rules(self, client):
@@ -325,6 +329,7 @@ class AzureAdSyncMixin(models.AbstractModel):
                 "archive_pending": plan.archived,
                 "error": message,
                 "skip_reasons": dict(plan.skipped) or False,
+                "other_edits": dict(plan.other_edit_counts()) or False,
                 "graph_requests": request_count,
             }
         )

@@ -25,6 +25,10 @@ HISTORY_BATCH_SIZE = 1000
 # mode, out of reach of any RPC call. (A context key would not do: callers choose their
 # context.)
 SYNC_OWNED_FIELDS = ("azure_ad_synced", "azure_ad_object_id", "azure_ad_integration_id", "azure_ad_guest")
+# What a contact loses with its link: it keeps its data, and is no longer synced.
+UNLINKED_VALUES = dict.fromkeys(
+    (*SYNC_OWNED_FIELDS, "azure_ad_archived", "azure_ad_synced_email"), False
+)
 
 
 class ResPartner(models.Model):
@@ -178,6 +182,12 @@ class ResPartner(models.Model):
                 integration.last_run_state == "done" and integration.last_run_summary
             )
 
+    def unlink(self):
+        # A customer's integration goes with it (ondelete cascade): through the ORM, so that
+        # its contacts lose their link and mark (see azure.ad.integration's unlink).
+        self.sudo().azure_ad_integration_ids.unlink()
+        return super().unlink()
+
     def _azure_ad_integration(self):
         """The customer's integration, created (never connected) on first use."""
         self.ensure_one()
@@ -239,25 +249,33 @@ class ResPartner(models.Model):
                 *rules.extra_fields,
             ]
         )
+        self.env["res.users"].flush_model(["partner_id", "active", "share"])
         # Contacts synced from another tenant of this customer.
         other_tenants = integration.search(
             [("partner_id", "=", integration.partner_id.id), ("id", "!=", integration.id)]
         ).ids
         self.env.cr.execute(
             SQL(
-                """SELECT id, email,
+                """SELECT res_partner.id, email,
                           CASE WHEN azure_ad_integration_id = %s THEN azure_ad_object_id END,
                           azure_ad_integration_id = %s AND azure_ad_synced IS TRUE,
                           name, function, mobile,
-                          (active IS NOT TRUE)::int * %s
+                          (res_partner.active IS NOT TRUE)::int * %s
                           + (azure_ad_archived IS TRUE)::int * %s
                           + (azure_ad_never_overwrite IS TRUE)::int * %s
                           + (azure_ad_never_archive IS TRUE)::int * %s
                           + (azure_ad_synced IS TRUE AND azure_ad_integration_id = ANY(%s::int[]))::int * %s
-                          + (azure_ad_guest IS TRUE)::int * %s,
+                          + (azure_ad_guest IS TRUE)::int * %s
+                          + (login.partner_id IS NOT NULL)::int * %s
+                          + (login.active IS TRUE)::int * %s
+                          + (login.internal IS TRUE)::int * %s,
                           azure_ad_synced_email
                           %s
                      FROM res_partner
+                LEFT JOIN (SELECT partner_id, bool_or(active) AS active,
+                                  bool_or(active AND share IS NOT TRUE) AS internal
+                             FROM res_users GROUP BY partner_id) AS login
+                       ON login.partner_id = res_partner.id
                     WHERE parent_id = %s %s""",
                 integration.id,
                 integration.id,
@@ -268,9 +286,12 @@ class ResPartner(models.Model):
                 other_tenants,
                 reconcile.OTHER_TENANT,
                 reconcile.GUEST,
+                reconcile.LOGIN,
+                reconcile.ACTIVE_LOGIN,
+                reconcile.INTERNAL_LOGIN,
                 SQL("").join(SQL(", %s", SQL.identifier(name)) for name in rules.extra_fields),
                 integration.partner_id.id,
-                SQL("AND id = ANY(%s)", list(contact_ids)) if contact_ids is not None else SQL(),
+                SQL("AND res_partner.id = ANY(%s)", list(contact_ids)) if contact_ids is not None else SQL(),
             )
         )
         return [
@@ -298,14 +319,7 @@ class ResPartner(models.Model):
         partners = self.sudo().with_context(**SYNC_CONTEXT)
         if plan.unlink_ids:
             # Clear old links first so that swapped links can't trip the unique constraint.
-            partners.browse(plan.unlink_ids).write(
-                {
-                    "azure_ad_object_id": False,
-                    "azure_ad_integration_id": False,
-                    "azure_ad_synced": False,
-                    "azure_ad_guest": False,
-                }
-            )
+            partners.browse(plan.unlink_ids).write(UNLINKED_VALUES)
             partners.flush_model()  # before the INSERTs/UPDATEs that take those links over
         link = {"azure_ad_integration_id": integration.id, "azure_ad_synced": True}
         # One recordset for all updates: what write() reads per contact (its users, for
@@ -315,7 +329,15 @@ class ResPartner(models.Model):
             if "azure_ad_object_id" in values:
                 values = {**values, **link}
             partner.write(values)
-        common = {**link, "parent_id": integration.partner_id.id, "type": "contact", "is_company": False}
+        customer = integration.partner_id
+        # In the customer's company: Odoo's company rule then shows them where it shows the customer.
+        common = {
+            **link,
+            "parent_id": customer.id,
+            "company_id": customer.company_id.id,
+            "type": "contact",
+            "is_company": False,
+        }
         created_ids = []
         for batch in split_every(CREATE_BATCH_SIZE, plan.creates, list):
             created_ids += partners.create([{**values, **common} for values in batch]).ids
@@ -323,10 +345,61 @@ class ResPartner(models.Model):
             partners.flush_model()
             partners.invalidate_model()
         if plan.archives:  # leavers: archived, never deleted; back when their user returns
-            partners.browse(list(plan.archives)).write({"active": False, "azure_ad_archived": True})
+            # Only active users keep Odoo from archiving a partner (the planner left out
+            # those that keep theirs; see reconcile._keeps_login).
+            leavers = partners.browse(list(plan.archives)).with_context(active_test=True)
+            if integration.archive_portal_logins:
+                leavers.user_ids.filtered("share").write({"active": False})
+            leavers.write({"active": False, "azure_ad_archived": True})
         if history is not None:
             self._azure_ad_record_history(plan, history, log)
         return created_ids
+
+    @api.model
+    def _azure_ad_unlink_moved(self, integration):
+        """Contacts of `integration` that someone moved out of its customer (another parent,
+        or none) keep their data and lose link and mark: the customer's sync plans only its
+        own contacts, and gives their users contacts under it again. Returns how many."""
+        self.flush_model(["parent_id", "azure_ad_integration_id"])
+        self.env.cr.execute(
+            SQL(
+                """SELECT id FROM res_partner
+                    WHERE azure_ad_integration_id = %s AND parent_id IS DISTINCT FROM %s""",
+                integration.id,
+                integration.partner_id.id,
+            )
+        )
+        moved = self.sudo().with_context(**SYNC_CONTEXT).browse(row[0] for row in self.env.cr.fetchall())
+        moved.write(UNLINKED_VALUES)
+        moved.flush_recordset()  # before the INSERTs that link their users again
+        return len(moved)
+
+    @api.model
+    def _azure_ad_unlink_all(self, integrations):
+        """The contacts of `integrations`, which are deleted, keep their data and lose link
+        and mark: nobody syncs them any more."""
+        self.sudo().with_context(**SYNC_CONTEXT).search(
+            [("azure_ad_integration_id", "in", integrations.ids)]
+        ).write(UNLINKED_VALUES)
+
+    @api.model
+    def _azure_ad_take_merged_link(self, partners, into):
+        """Before `partners` are merged into `into`: takes their Azure AD links away and
+        returns the one the merged contact keeps (into's, else that of the first of
+        `partners` that has one) as values for _azure_ad_give_link, or {}. The users of the
+        other links get contacts again at the next sync, as when an email is changed."""
+        everyone = (into | partners).sudo().with_context(active_test=False)
+        keeper = everyone.filtered("azure_ad_integration_id")[:1]
+        link = keeper._convert_to_write({name: keeper[name] for name in UNLINKED_VALUES}) if keeper else {}
+        marked = everyone.filtered(lambda partner: any(partner[name] for name in UNLINKED_VALUES))
+        marked.with_context(**SYNC_CONTEXT).write(UNLINKED_VALUES)
+        marked.flush_recordset()  # before another contact takes one of these links over
+        return link
+
+    def _azure_ad_give_link(self, link):
+        """Writes a link taken by _azure_ad_take_merged_link on this contact."""
+        self.ensure_one()
+        self.sudo().with_context(**SYNC_CONTEXT).write(link)
 
     @api.model
     def _azure_ad_contact_values(self, contact_ids, field_names):

@@ -28,6 +28,17 @@ NEVER_OVERWRITE = 4  # pinned: linked and marked, but its fields are never writt
 NEVER_ARCHIVE = 8  # pinned: never archived as a leaver
 OTHER_TENANT = 16  # synced from another tenant (integration) of the same customer
 GUEST = 32  # marked as the contact of a guest (B2B) account
+# Logins: a partner with a user is someone who signs in, whatever Entra says.
+LOGIN = 64  # has a user, active or archived: its email (where password resets go) never changes
+ACTIVE_LOGIN = 128  # has an active user: Odoo refuses to archive it
+INTERNAL_LOGIN = 256  # has an active internal user: never archived by the sync
+NEW = 512  # created by this run: carries its user's email exactly as Entra spells it
+
+# Why the sync did not apply its usual rule to a contact (Plan.other_edits): someone in Odoo
+# gave it a login or moved it out of the customer.
+HAS_LOGIN = "has_login"  # a leaver's contact kept active: it has a login
+LOGIN_EMAIL = "login_email"  # a contact with a login keeps its email: its user gets a new contact
+MOVED = "moved"  # moved out of the customer: no longer linked (see the ORM layer)
 
 # Why a linked contact is archived when its user is not in Entra at all.
 DELETED = "deleted"
@@ -63,6 +74,9 @@ class Rules:
     # or no longer passing the filters.
     archive_disabled: bool = False
     archive_deleted: bool = False
+    # Leavers with an active portal login: archive the login with the contact (else the
+    # contact is kept). A contact with an active internal user is never archived.
+    archive_portal_logins: bool = False
 
     def __post_init__(self):
         unknown = set(self.extra_fields) - EXTRA_MAPPINGS.keys()
@@ -121,8 +135,11 @@ class Plan:
     unchanged: int = 0
     skipped: Counter = field(default_factory=Counter)
     archives: dict = field(default_factory=dict)  # contact id -> why: "disabled", DELETED, a skip reason
+    # contact id -> why the usual rule was not applied to it (HAS_LOGIN, LOGIN_EMAIL)
+    other_edits: dict = field(default_factory=dict)
     linked: int = 0  # active contacts linked to the integration before the sync
     precreated: int = 0  # contacts this run created before planning (see early_creates)
+    precreated_ids: frozenset = frozenset()  # their ids, when planned against them
 
     @property
     def created(self):
@@ -130,8 +147,9 @@ class Plan:
 
     @property
     def updated(self):
-        """Contacts written: new values, a new link, or a lost link."""
-        return len(self.updates.keys() | set(self.unlink_ids))
+        """Contacts written: new values, a new link, or a lost link (those created by this
+        run count as created)."""
+        return len((self.updates.keys() | set(self.unlink_ids)) - self.precreated_ids)
 
     @property
     def archived(self):
@@ -140,6 +158,18 @@ class Plan:
     def counts(self):
         return {"created": self.created, "updated": self.updated,
                 "unchanged": self.unchanged, "skipped": self.skipped.total()}
+
+    def count_precreated(self, contact_ids):
+        """Counts the contacts of `contact_ids`, created by this run before this plan was
+        made against them, as created: planned again, each is unchanged, or moved over to
+        the user that won its email."""
+        self.precreated = len(contact_ids)
+        self.precreated_ids = frozenset(contact_ids)
+        self.unchanged -= len(self.precreated_ids - self.updates.keys())
+
+    def other_edit_counts(self):
+        """{reason: contacts} of other_edits."""
+        return Counter(self.other_edits.values())
 
     def digest(self):
         """A fingerprint of everything this plan writes (not of what it skips)."""
@@ -219,11 +249,20 @@ def _held_by_other_tenant(contact):
 
 
 def _follows(contact, key):
-    """Whether a contact linked to a user follows that user's new email `key`: its
+    """Whether a contact linked to a user would follow that user's new email `key`: its
     email changed in Entra, not in Odoo (still the last value the sync wrote)."""
     email = normalize_email(contact.email)
     return (contact.linked and email is not None and email != key
             and email == normalize_email(contact.synced_email))
+
+
+def _keeps_login(contact, rules):
+    """Whether a leaver's contact stays active because someone signs in with it: Odoo
+    refuses to archive a partner with an active user, and the sync never archives an
+    employee's login (a portal login only when the integration says so)."""
+    if not contact.flags & ACTIVE_LOGIN:
+        return False
+    return bool(contact.flags & INTERNAL_LOGIN) or not rules.archive_portal_logins
 
 
 def _create_values(user, rules):
@@ -252,6 +291,10 @@ def _update_values(contact, user, key, rules, linked_to):
                 if new != old:
                     vals[name] = new
         if normalize_email(contact.email) != key:  # a contact that follows its user's email
+            vals["email"] = user.email
+        elif contact.flags & NEW and linked_to != user.object_id:
+            # Created this run for a user that lost the address to this one: the email as
+            # this user has it (the spelling may differ).
             vals["email"] = user.email
     if rules.follow_email:
         email_after = vals.get("email", contact.email)
@@ -304,6 +347,14 @@ def _read_pages(pages, rules, skip):
     return winners, seen_ids if rules.archive_deleted else None, gone
 
 
+def mark_new(contacts, contact_ids):
+    """Flags the contacts of `contact_ids` (created by this run before planning) as NEW."""
+    for contact in contacts:
+        if contact.id in contact_ids:
+            contact.flags |= NEW
+    return contacts
+
+
 def early_creates(page, rules, taken, seen):
     """Create values for the users of `page` that get a new contact whatever the rest of the
     tenant holds: passing the filters, with an email no contact of the customer and no user
@@ -352,13 +403,18 @@ def _index_contacts(contacts, winners, rules, plan):
     return index
 
 
-def _followers(winners, index):
-    """Rule 6: object id -> the linked contact that follows its user's new email."""
+def _followers(winners, index, plan):
+    """Rule 6: object id -> the linked contact that follows its user's new email. A contact
+    with a login keeps its email (where its password resets go): its user gets a contact
+    of its own, as when the email was changed in Odoo."""
     followed = {}
     for key, user in winners.items():
         contact = index.by_object_id.get(user.object_id)
         if contact is not None and _follows(contact, key):
-            followed[user.object_id] = contact
+            if contact.flags & LOGIN:
+                plan.other_edits[contact.id] = LOGIN_EMAIL
+            else:
+                followed[user.object_id] = contact
     return followed
 
 
@@ -366,7 +422,7 @@ def _match(winners, index, rules, plan, skip):
     """Give each user its contact (followed emails, else the linked or oldest contact; one
     person per customer) and plan the writes.
     Returns (contact id -> object id it will be linked to, object ids that get a contact)."""
-    followed = _followers(winners, index) if rules.follow_email else {}
+    followed = _followers(winners, index, plan) if rules.follow_email else {}
     claimed = {contact.id for contact in followed.values()}
     links = index.links
     planned = {}
@@ -398,10 +454,11 @@ def _match(winners, index, rules, plan, skip):
     return planned, kept
 
 
-def _leavers(index, planned, kept, seen_ids, gone, rules, among=None):
+def _leavers(index, planned, kept, seen_ids, gone, rules, plan, among=None):
     """Linked contacts whose user is disabled, deleted or filtered out, when the integration
     archives them: {contact id: why}. Pinned and already archived contacts are left alone,
-    and with `among` (object ids), the contacts of other users."""
+    and with `among` (object ids), the contacts of other users; contacts with a login are
+    noted in plan.other_edits instead (see _keeps_login)."""
     archives = {}
     for contact in index.linked_contacts:
         if contact.id in planned or contact.flags & (INACTIVE | NEVER_ARCHIVE):
@@ -417,7 +474,11 @@ def _leavers(index, planned, kept, seen_ids, gone, rules, among=None):
             reason = gone.get(object_id)
         if reason is None:
             continue
-        if rules.archive_disabled if reason == "disabled" else rules.archive_deleted:
+        if not (rules.archive_disabled if reason == "disabled" else rules.archive_deleted):
+            continue
+        if _keeps_login(contact, rules):
+            plan.other_edits[contact.id] = HAS_LOGIN
+        else:
             archives[contact.id] = reason
     return archives
 
@@ -451,5 +512,5 @@ def build_plan(pages, contacts, include_guests=False, include_disabled=False, ru
         or (contact_id not in planned and object_id in kept)
     ]
     if index.linked_contacts:
-        plan.archives = _leavers(index, planned, kept, seen_ids, gone, rules, leavers_among)
+        plan.archives = _leavers(index, planned, kept, seen_ids, gone, rules, plan, leavers_among)
     return plan

@@ -93,6 +93,8 @@ class HelpdeskTicket(models.Model):
                 [
                     ("email_normalized", "in", keys),
                     ("azure_ad_synced", "=", True),
+                    # Only a contact's tenant vouches for it: none without an integration.
+                    ("azure_ad_integration_id", "!=", False),
                     ("azure_ad_guest", "=", False),
                     ("is_company", "=", False),
                     ("company_id", "in", [False, (company or self.env.company).id]),

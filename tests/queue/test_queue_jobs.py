@@ -136,6 +136,16 @@ class TestJobs(QueueCase):
         self.assertEqual((log.trigger, log.state, log.created, log.job_id), ("cron", "done", 1, job))
         self.assertIn("1 created", message)
 
+    def test_a_contact_moved_to_another_company_never_fails_the_job(self):
+        adele = self.customer.child_ids.filtered(lambda c: c.email == "adele.vance@contoso.example")
+        adele.parent_id = self.fabrikam  # by a colleague: no longer a contact of Contoso
+        job = self.integration._enqueue_sync("cron")
+        message = self.perform(job)
+        log = self.integration.last_log_id
+        self.assertEqual((log.state, log.created, log.other_edits), ("done", 1, {"moved": 1}))
+        self.assertIn("1 created", message)
+        self.assertFalse(adele.sudo().azure_ad_object_id)
+
     def test_throttling_becomes_a_retry_after_microsofts_wait(self):
         job = self.integration._enqueue_sync("cron")
         self.fake.add_fault(kind="429", target="delta", retry_after=900, count=10)
