@@ -34,6 +34,7 @@ setup(
             "demo/*.xml",
             "i18n/*.po",
             "i18n/*.pot",
+            "migrations/*/*.py",
             "readme/*.md",
             "security/*.xml",
             "security/*.csv",

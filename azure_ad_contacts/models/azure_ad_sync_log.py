@@ -52,7 +52,7 @@ class AzureAdSyncLog(models.Model):
     skip_reasons = fields.Json(readonly=True)
     skip_summary = fields.Char(compute="_compute_skip_summary", string="Skipped because")
     # Contacts whose usual sync someone's edit in Odoo changed (a login, a move): {reason: count}.
-    other_edits = fields.Json(readonly=True)
+    other_edits = fields.Json(string="Edits in Odoo", readonly=True)
     other_edits_summary = fields.Char(
         compute="_compute_other_edits_summary",
         string="Because of edits in Odoo",
