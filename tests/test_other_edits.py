@@ -254,9 +254,7 @@ class TestMovedContacts(OtherEditsCase):
     def test_a_contact_moved_by_sql_is_let_go_by_the_scheduled_job(self):
         self.connect()
         adele = self.contact(ADELE)
-        self.env.flush_all()
-        self.env.cr.execute("UPDATE res_partner SET parent_id = NULL WHERE id = %s", [adele.id])
-        self.env.invalidate_all()
+        run_sql(self.env, "UPDATE res_partner SET parent_id = NULL WHERE id = %s", adele.id)
         self.integration.write({"auto_sync": True, "full_sync_interval_days": 0})  # every run full
         self.integration.next_sync_date = self.integration.last_sync_date  # due
         self.env["azure.ad.integration"]._cron_sync_due()
@@ -348,9 +346,7 @@ class TestHelpdeskEdits(HelpdeskCase):
         self.connect()
         adele = self.contact(ADELE)
         # What another module's SQL could leave behind: the mark without an integration.
-        self.env.flush_all()
-        self.env.cr.execute("UPDATE res_partner SET azure_ad_integration_id = NULL WHERE id = %s", [adele.id])
-        self.env.invalidate_all()
+        run_sql(self.env, "UPDATE res_partner SET azure_ad_integration_id = NULL WHERE id = %s", adele.id)
         ticket = self.receive(f"Adele Vance <{ADELE}>")
         self.assertNotEqual(ticket.azure_ad_requester_match, "email", "no tenant vouches for it")
         self.assertEqual(ticket.name, "Printer on fire")
@@ -373,6 +369,13 @@ class TestHelpdeskEdits(HelpdeskCase):
             }
         )
         self.assertEqual(theirs.partner_id, adele)
+
+
+def run_sql(env, query, *params):
+    """An edit made with SQL, behind the ORM's back."""
+    env.flush_all()
+    env.cr.execute(query, params)
+    env.invalidate_all()
 
 
 def run_migration(env, name):
@@ -400,11 +403,8 @@ class TestUpgrade(AzureAdCase):
                 "groups_id": [Command.set(self.env.ref("base.group_portal").ids)],
             }
         )
-        self.env.flush_all()
         # As 1.0 created them: without a company.
-        self.env.cr.execute(
-            "UPDATE res_partner SET company_id = NULL WHERE parent_id = %s", [self.customer.id]
-        )
+        run_sql(self.env, "UPDATE res_partner SET company_id = NULL WHERE parent_id = %s", self.customer.id)
         run_migration(self.env, "post-10-contact-company")
         synced = self.contacts().filtered("azure_ad_synced")
         self.assertEqual(len(synced), 15)
@@ -417,10 +417,8 @@ class TestUpgrade(AzureAdCase):
         other = self.env["res.partner"].create({"name": "Other Customer", "is_company": True})
         other_integration = self.env["azure.ad.integration"].create({"partner_id": other.id})
         self.connect(other_integration, FABRIKAM_ID)
-        self.env.flush_all()
         # As 1.0 deleted it: by the database's cascade.
-        self.env.cr.execute("DELETE FROM azure_ad_integration WHERE id = %s", self.integration.ids)
-        self.env.invalidate_all()
+        run_sql(self.env, "DELETE FROM azure_ad_integration WHERE id = %s", self.integration.id)
         self.assertEqual(len(self.contacts().filtered("azure_ad_synced")), 15)
         run_migration(self.env, "post-20-unlinked-contacts")
         self.assertFalse(self.contacts().filtered("azure_ad_synced"))

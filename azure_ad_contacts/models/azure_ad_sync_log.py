@@ -93,19 +93,13 @@ class AzureAdSyncLog(models.Model):
     def _compute_skip_summary(self):
         labels = self._skip_reason_labels()
         for log in self:
-            log.skip_summary = ", ".join(
-                f"{labels.get(reason, reason)}: {count}"
-                for reason, count in sorted((log.skip_reasons or {}).items())
-            )
+            log.skip_summary = _reasons_summary(log.skip_reasons, labels)
 
     @api.depends("other_edits")
     def _compute_other_edits_summary(self):
         labels = self._other_edit_labels()
         for log in self:
-            log.other_edits_summary = ", ".join(
-                f"{labels.get(reason, reason)}: {count}"
-                for reason, count in sorted((log.other_edits or {}).items())
-            )
+            log.other_edits_summary = _reasons_summary(log.other_edits, labels)
 
     def _other_edit_labels(self):
         return {
@@ -233,3 +227,10 @@ class AzureAdSyncLog(models.Model):
                 "sticky": kind != "success",
             },
         )
+
+
+def _reasons_summary(counts, labels):
+    """{reason: count} as "label: count, …", by reason."""
+    return ", ".join(
+        f"{labels.get(reason, reason)}: {count}" for reason, count in sorted((counts or {}).items())
+    )
