@@ -263,6 +263,24 @@ class TestMovedContacts(OtherEditsCase):
         self.assert_moved_and_replaced(adele, log._result(), log)
 
 
+class TestArchivedByHand(OtherEditsCase):
+    def test_a_contact_archived_by_a_colleague_stays_archived_and_is_counted(self):
+        self.connect()
+        adele = self.contact(ADELE)
+        self.rpc(self.colleague.login, "res.partner", "write", adele.ids, {"active": False})
+        self.fake.update_user(CONTOSO_ID, ADELE_ID, {"jobTitle": "CFO"})
+        result, log = self.sync_over_rpc()
+        self.assertEqual((result["updated"], log.other_edits), (1, {"archived": 1}))
+        self.assertEqual((adele.active, adele.function), (False, "CFO"))
+        self.assertEqual(log.other_edits_summary, "archived in Odoo, kept archived: 1")
+        # At every run while it lasts, also when nothing concerns it.
+        result, log = self.sync_over_rpc()
+        self.assertEqual((log.sync_mode, result["updated"], log.other_edits), ("delta", 0, {"archived": 1}))
+        self.rpc(self.colleague.login, "res.partner", "write", adele.ids, {"active": True})
+        result, log = self.sync_over_rpc()
+        self.assertEqual(log.other_edits, False)
+
+
 class TestLogins(OtherEditsCase):
     def setUp(self):
         super().setUp()

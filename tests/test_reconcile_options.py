@@ -14,6 +14,7 @@ from odoo.addons.azure_ad_contacts.utils.reconcile import (
     HAS_LOGIN,
     INACTIVE,
     INTERNAL_LOGIN,
+    KEPT_ARCHIVED,
     LOGIN,
     LOGIN_EMAIL,
     NEVER_ARCHIVE,
@@ -103,9 +104,11 @@ def test_archived_leaver_comes_back_when_its_user_returns():
     back = synced(1, usr, flags=INACTIVE | ARCHIVED_BY_SYNC)
     plan = plan_for([usr], [back])
     assert plan.updates == {1: {"active": True, "azure_ad_archived": False}}
-    # Archived by hand (not by the sync): matched by email, but leaves it archived.
+    assert plan.other_edits == {}
+    # Archived by hand (not by the sync): matched by email, but leaves it archived, and says so.
     plan = plan_for([usr], [synced(1, usr, flags=INACTIVE)])
     assert plan.updates == {} and plan.unchanged == 1
+    assert plan.other_edits == {1: KEPT_ARCHIVED}
 
 
 def test_duplicates_and_replays_are_not_leavers():

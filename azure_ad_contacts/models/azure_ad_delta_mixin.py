@@ -249,10 +249,11 @@ class AzureAdDeltaMixin(models.AbstractModel):
         plan.linked = sum(
             1 for c in contacts if c.linked and c.object_id and not c.flags & reconcile.INACTIVE
         )
-        # Leavers kept for their login that nothing concerned: as the last run left them.
+        # Contacts that stay as someone made them (see STANDING_EDITS), not concerned by
+        # any change: as the last run left them.
         tied_ids = {c.id for c in tied}
         present = {c.id for c in contacts}
-        for contact_id, reason in state.get("kept_for_login", {}).items():
+        for contact_id, reason in state.get("standing_edits", {}).items():
             if int(contact_id) in present and int(contact_id) not in tied_ids:
                 plan.other_edits[int(contact_id)] = reason
         run.planned_ids = set(users)
@@ -278,13 +279,13 @@ class AzureAdDeltaMixin(models.AbstractModel):
             values["last_full_sync_date"] = fields.Datetime.now()
         self.sudo().write(values)
         rest = {"rules": run.rules_digest, "contacts": contact_state}
-        kept = {
+        standing = {
             str(contact_id): reason
             for contact_id, reason in plan.other_edits.items()
-            if reason == reconcile.HAS_LOGIN  # lasts while the login does (the others happen once)
+            if reason in reconcile.STANDING_EDITS
         }
-        if kept:
-            rest["kept_for_login"] = kept
+        if standing:
+            rest["standing_edits"] = standing
         if rest != run.stored_rest:  # most changes-only runs leave it as it was
             self._write_delta_rest(rest)
 

@@ -311,7 +311,7 @@ class AzureAdIntegration(models.Model):
         integration stays its integration (else the first connected one of `customers`
         becomes it), the others become additional tenants (a tenant belongs to one customer:
         theirs differ); integrations never connected are dropped when a connected one remains."""
-        Integration = self.sudo().with_context(active_test=False)
+        Integration = self.sudo()
         sources = Integration.search([("partner_id", "in", customers.ids)], order="additional_tenant, id")
         if not sources:
             return

@@ -51,14 +51,15 @@ class AzureAdSyncLog(models.Model):
     changed_count = fields.Integer(compute="_compute_changed_count", string="Contacts changed")
     skip_reasons = fields.Json(readonly=True)
     skip_summary = fields.Char(compute="_compute_skip_summary", string="Skipped because")
-    # Contacts whose usual sync someone's edit in Odoo changed (a login, a move): {reason: count}.
+    # Contacts whose usual sync someone's edit in Odoo changed (a login, an archive, a move):
+    # {reason: count}.
     other_edits = fields.Json(string="Edits in Odoo", readonly=True)
     other_edits_summary = fields.Char(
         compute="_compute_other_edits_summary",
         string="Because of edits in Odoo",
         help="Contacts the sync treated differently because of what someone did in Odoo: a "
-        "contact with a login keeps its email and is not archived, a contact moved out of the "
-        "customer is no longer synced.",
+        "contact with a login keeps its email and is not archived, a contact archived in Odoo "
+        "stays archived, a contact moved out of the customer is no longer synced.",
     )
     counts_summary = fields.Char(compute="_compute_counts_summary", string="Contacts")
     sync_mode = fields.Selection(
@@ -103,6 +104,7 @@ class AzureAdSyncLog(models.Model):
 
     def _other_edit_labels(self):
         return {
+            "archived": self.env._("archived in Odoo, kept archived"),
             "has_login": self.env._("has a login, not archived"),
             "login_email": self.env._("has a login, email kept (new contact for the user)"),
             "moved": self.env._("moved out of the customer, no longer synced"),

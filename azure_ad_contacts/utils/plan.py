@@ -22,10 +22,13 @@ INTERNAL_LOGIN = 256  # has an active internal user: never archived by the sync
 NEW = 512  # created by this run: carries its user's email exactly as Entra spells it
 
 # Why the sync did not apply its usual rule to a contact (Plan.other_edits): someone in Odoo
-# gave it a login or moved it out of the customer.
+# gave it a login, archived it or moved it out of the customer.
 HAS_LOGIN = "has_login"  # a leaver's contact kept active: it has a login
 LOGIN_EMAIL = "login_email"  # a contact with a login keeps its email: its user gets a new contact
+KEPT_ARCHIVED = "archived"  # archived in Odoo while its user is in Entra: synced, kept archived
 MOVED = "moved"  # moved out of the customer: no longer linked (see the ORM layer)
+# The reasons that last as long as the contact stays as it is (the others happen once).
+STANDING_EDITS = frozenset({HAS_LOGIN, KEPT_ARCHIVED})
 
 # Why a linked contact is archived when its user is not in Entra at all.
 DELETED = "deleted"

@@ -23,6 +23,7 @@ from .plan import (  # noqa: F401 - part of the planner's interface (reconcile.P
     HAS_LOGIN,
     INACTIVE,
     INTERNAL_LOGIN,
+    KEPT_ARCHIVED,
     LOGIN,
     LOGIN_EMAIL,
     MOVED,
@@ -30,6 +31,7 @@ from .plan import (  # noqa: F401 - part of the planner's interface (reconcile.P
     NEVER_OVERWRITE,
     NEW,
     OTHER_TENANT,
+    STANDING_EDITS,
     Contact,
     EntraUser,
     Plan,
@@ -305,6 +307,8 @@ def _match(winners, index, rules, plan, skip):
             plan.creates.append(_create_values(user, rules))
             continue
         planned[contact.id] = user.object_id
+        if contact.flags & INACTIVE and not contact.flags & ARCHIVED_BY_SYNC:
+            plan.other_edits[contact.id] = KEPT_ARCHIVED  # someone archived it: synced, not reactivated
         vals = _update_values(contact, user, key, rules, links.get(contact.id))
         if vals:
             plan.updates[contact.id] = vals
