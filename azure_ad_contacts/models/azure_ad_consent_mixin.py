@@ -134,10 +134,17 @@ class AzureAdConsentMixin(models.AbstractModel):
             _logger.info("Azure AD consent of %s (tenant %s) not proven: %s", self.name, tenant_id, error)
             if self.state != "connected":  # a working connection stays as it was
                 kind = self._graph_error_kind(error)
-                self.write({"state": "error", "last_error": message, "last_error_kind": kind})
+                self.sudo().write({"state": "error", "last_error": message, "last_error_kind": kind})
             raise UserError(message) from error
-        self.sudo().write({"tenant_id": tenant_id, "token_cache": proof.app.token_cache.serialize()})
-        self.write({"state": "connected", "last_error": False, "last_error_kind": False})
+        self.sudo().write(
+            {
+                "tenant_id": tenant_id,
+                "token_cache": proof.app.token_cache.serialize(),
+                "state": "connected",
+                "last_error": False,
+                "last_error_kind": False,
+            }
+        )
         self.message_post(body=self.env._("Connected to Azure AD tenant %(tenant)s.", tenant=tenant_id))
         log = self._sync("connect")
         # The confirmation the admin finds on the customer after Microsoft sends them back.

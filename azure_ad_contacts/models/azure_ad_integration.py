@@ -9,6 +9,30 @@ from odoo.exceptions import AccessError, ValidationError
 from ..utils import graph_client
 from .azure_ad_sync_mixin import option_values
 
+# What the integration's form shows read-only, and its secrets: written by the code that owns
+# them (the consent's proof, the sync, Disconnect) in superuser mode, never by a user over the
+# UI or RPC, administrators included: a state or tenant written by hand would skip the proof
+# of the consent. (A context key would not do: callers choose their context.) The customer is
+# chosen when the integration is made, and stays.
+OWNED_FIELDS = (
+    "partner_id",
+    "state",
+    "tenant_id",
+    "additional_tenant",
+    "last_sync_date",
+    "last_error",
+    "last_error_kind",
+    "archive_allowance",
+    "sync_requested_by",
+    "group_names",
+    "token_cache",
+    "consent_nonce",
+    "delta_link",
+    "delta_scope",
+    "delta_rest",
+    "last_full_sync_date",
+)
+
 
 class AzureAdIntegration(models.Model):
     _name = "azure.ad.integration"
@@ -186,6 +210,46 @@ class AzureAdIntegration(models.Model):
         ),
     ]
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        if not self.env.su:
+            for vals in vals_list:
+                self._check_owned_fields(vals, creating=True)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        if not self.env.su:
+            self._check_owned_fields(vals)
+        return super().write(vals)
+
+    @api.model
+    def _azure_ad_owned_fields(self):
+        """The fields only the addon's own code writes (see OWNED_FIELDS)."""
+        return OWNED_FIELDS
+
+    @api.model
+    def _check_owned_fields(self, vals, creating=False):
+        names = [name for name in self._azure_ad_owned_fields() if name in vals]
+        if creating:  # a new integration names its customer; the rest as a new one has it
+            names = [
+                name
+                for name in names
+                if name != "partner_id" and vals[name] and vals[name] != self._default_of(name)
+            ]
+        if names:
+            raise AccessError(
+                self.env._(
+                    "These fields of an Azure AD integration are set by the Azure AD sync itself "
+                    "(connecting, syncing, disconnecting), not by hand: %(fields)s.",
+                    fields=", ".join(sorted(names)),
+                )
+            )
+
+    @api.model
+    def _default_of(self, name):
+        field = self._fields[name]
+        return field.default(self) if field.default else False
+
     @api.depends("auto_sync", "sync_interval_hours", "last_sync_date")
     def _compute_next_sync_date(self):
         for integration in self:
@@ -262,7 +326,7 @@ class AzureAdIntegration(models.Model):
         ids = option_values(self.group_ids)
         known = {group_id.lower() for group_id in ids}
         ids += [group_id for group_id in groups if group_id.lower() not in known]
-        self.write({"group_ids": "\n".join(ids), "group_names": {**(self.group_names or {}), **groups}})
+        self.sudo().write({"group_ids": "\n".join(ids), "group_names": {**(self.group_names or {}), **groups}})
 
     @api.constrains("tenant_id", "partner_id")
     def _check_tenant_once_per_customer(self):
@@ -362,9 +426,16 @@ class AzureAdIntegration(models.Model):
     def action_disconnect(self):
         """Forgets the token cache; imported contacts stay as they are."""
         self._check_admin()
-        self.sudo().write({"token_cache": False, "consent_nonce": False})
         self._forget_delta_state()
-        self.write({"state": "disconnected", "last_error": False, "last_error_kind": False})
+        self.sudo().write(
+            {
+                "state": "disconnected",
+                "token_cache": False,
+                "consent_nonce": False,
+                "last_error": False,
+                "last_error_kind": False,
+            }
+        )
         for integration in self:
             integration.message_post(
                 body=self.env._("Disconnected from Azure AD. Imported contacts were kept.")
@@ -375,7 +446,7 @@ class AzureAdIntegration(models.Model):
         """Several tenants for one customer (e.g. after a merger): a second integration."""
         self.ensure_one()
         self._check_admin()
-        other = self.create({"partner_id": self.partner_id.id, "additional_tenant": True})
+        other = self.sudo().create({"partner_id": self.partner_id.id, "additional_tenant": True}).sudo(False)
         other.message_post(
             body=self.env._(
                 "Additional tenant of %(customer)s, added by %(user)s.",

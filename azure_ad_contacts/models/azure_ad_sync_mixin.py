@@ -80,7 +80,7 @@ class AzureAdSyncMixin(models.AbstractModel):
 
     def _sync_in_background(self):
         """Hands "Sync now" to the scheduled job, which syncs and notifies this user."""
-        self.write({"sync_requested_by": self.env.uid})
+        self.sudo().sync_requested_by = self.env.uid
         self.env.ref("azure_ad_contacts.azure_ad_integration_cron_sync")._trigger()
 
     def _sync_now_action(self, logs):
@@ -184,7 +184,7 @@ class AzureAdSyncMixin(models.AbstractModel):
                 "sync_mode": "full" if tenant_round.full else "delta",
             }
         )
-        self.write(
+        self.sudo().write(
             {
                 "state": "connected",
                 "last_sync_date": log.date_end,
@@ -221,7 +221,7 @@ class AzureAdSyncMixin(models.AbstractModel):
             # Retry the schedule later, not at every run of the job.
             delay = max(error.retry_after or 0, FAILED_SYNC_RETRY.total_seconds())
             values["next_sync_date"] = fields.Datetime.now() + timedelta(seconds=delay)
-        self.write(values)
+        self.sudo().write(values)
 
     def _sync_rules(self):
         """The reconciliation rules this integration's options ask for."""
@@ -336,7 +336,7 @@ class AzureAdSyncMixin(models.AbstractModel):
         values = {} if trigger == "cron" else {"archive_allowance": 0}
         if self.auto_sync:  # ask again at the next interval, not at every run of the job
             values["next_sync_date"] = now + timedelta(hours=self.sync_interval_hours)
-        self.write(values)
+        self.sudo().write(values)
         self.message_post(body=message)
         _logger.info("Azure AD sync of %s (id %s) waits for confirmation: %s", self.name, self.id, message)
 
@@ -350,7 +350,7 @@ class AzureAdSyncMixin(models.AbstractModel):
             raise UserError(
                 self.env._("No sync of %(customer)s waits for a confirmation.", customer=self.name)
             )
-        self.archive_allowance = log.archive_pending
+        self.sudo().archive_allowance = log.archive_pending
         self.message_post(
             body=self.env._(
                 "%(user)s confirmed archiving up to %(count)s contacts.",
@@ -439,7 +439,7 @@ class AzureAdSyncMixin(models.AbstractModel):
             if self.auto_sync:
                 self.next_sync_date = fields.Datetime.now() + FAILED_SYNC_RETRY
         if requester:
-            self.sync_requested_by = False
+            self.sudo().sync_requested_by = False
             log._notify_user(requester)
         return log
 

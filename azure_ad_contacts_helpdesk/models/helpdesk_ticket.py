@@ -23,6 +23,12 @@ def email_key(value):
 REPLACEABLE_MATCHES = ("gateway", "ambiguous")
 
 
+def has_user(partner):
+    """Whether `partner` belongs to a user (archived ones included): a signed-in identity,
+    which the helpdesk never replaces by a contact found from an address."""
+    return bool(partner.sudo().with_context(active_test=False).user_ids)
+
+
 def email_domain(value):
     key = email_key(value)
     return key.rpartition("@")[2] if key and "@" in key else None
@@ -129,7 +135,7 @@ class HelpdeskTicket(models.Model):
         if match == "email" and partner.sudo().azure_ad_synced:
             requester, why_not = partner, False  # found by message_new
         elif partner and (
-            match not in REPLACEABLE_MATCHES or partner.sudo().user_ids or partner.sudo().azure_ad_synced
+            match not in REPLACEABLE_MATCHES or has_user(partner) or partner.sudo().azure_ad_synced
         ):
             return {}
         else:
@@ -161,15 +167,20 @@ class HelpdeskTicket(models.Model):
     @api.model
     def message_new(self, msg_dict, custom_values=None):
         """Mail gateway: the sender's synced contact is the requester and the author of the
-        first message, whichever partner with that address the gateway found; a synced
-        contact that does not qualify (see _azure_ad_find_requester) is not used either."""
+        first message, instead of another partner with that address that the gateway found
+        (unless that one has a user); a synced contact that does not qualify (see
+        _azure_ad_find_requester) is not used either."""
         custom_values = dict(custom_values or {})
         if "partner_id" not in custom_values:
             requester, why_not = self._azure_ad_find_requester(
                 msg_dict.get("email_from"), self._azure_ad_company(custom_values)
             )
             author = self.env["res.partner"].browse(msg_dict.get("author_id") or [])
-            if requester:
+            if has_user(author):
+                # Odoo's gateway looks among the partners of users first: a signed-in
+                # identity stays the author and the requester.
+                custom_values["azure_ad_requester_match"] = "email" if author == requester else "gateway"
+            elif requester:
                 msg_dict["author_id"] = requester.id
                 custom_values.update(partner_id=requester.id, azure_ad_requester_match="email")
             elif author.sudo().azure_ad_synced:

@@ -56,7 +56,7 @@ class AzureAdIntegration(models.Model):
         requested = due.filtered("sync_requested_by")
         for integration in requested:
             integration.with_user(integration.sync_requested_by)._enqueue_sync("manual")
-        requested.sync_requested_by = False
+        requested.sudo().sync_requested_by = False
         (due - requested)._enqueue_sync("cron")
         _logger.info("Azure AD scheduled sync: %s job(s) queued", len(due))
 
