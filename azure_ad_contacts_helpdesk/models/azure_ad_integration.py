@@ -59,6 +59,16 @@ class AzureAdIntegration(models.Model):
         "vouches for an address.",
     )
     email_domains_date = fields.Datetime(string="Domains read on", readonly=True, copy=False)
+    helpdesk_portal_tickets = fields.Selection(
+        [("own", "Their own tickets"), ("company", "All tickets of their company")],
+        string="On the portal, employees see",
+        default="own",
+        required=True,
+        help="Which helpdesk tickets the synced contacts of this customer see when they have a "
+        "portal login: their own (those they asked, or follow), or every ticket of their "
+        "company. Contacts made by hand under the customer keep the helpdesk's rule: every "
+        "ticket of their company.",
+    )
     helpdesk_open_ticket_count = fields.Integer(
         compute="_compute_helpdesk_open_ticket_count", string="Open tickets"
     )

@@ -66,6 +66,50 @@ class HelpdeskTicket(models.Model):
         "but no synced contact has it yet: syncing the customer imports the person.",
     )
 
+    # What a portal user sees (a global record rule): helpdesk_mgmt shares every ticket of a
+    # customer with all of its portal users; a synced employee sees their own, unless the
+    # customer's integration says "all of the company".
+    azure_ad_portal_visible = fields.Boolean(
+        compute="_compute_azure_ad_portal_visible",
+        search="_search_azure_ad_portal_visible",
+        string="Visible to the portal user",
+        help="For a portal user who is a synced contact of a customer whose employees see their "
+        "own tickets: the tickets they asked or follow. For everyone else: every ticket.",
+    )
+
+    @api.model
+    def _azure_ad_portal_own_partner(self):
+        """The current user's partner when that user sees only their own tickets (a portal
+        user whose partner is synced, from a customer that did not open all its tickets to
+        its employees); else no partner."""
+        user = self.env.user
+        partner = user.partner_id.sudo()
+        if not user.share or not partner.azure_ad_synced:
+            return self.env["res.partner"]
+        # A contact left behind by its integration stays private.
+        if partner.azure_ad_integration_id.helpdesk_portal_tickets == "company":
+            return self.env["res.partner"]
+        return partner
+
+    @api.depends_context("uid")
+    def _compute_azure_ad_portal_visible(self):
+        own = self._azure_ad_portal_own_partner()
+        own_ids = set(own.search([("id", "child_of", own.ids)]).ids) if own else set()
+        for ticket in self:
+            ticket.azure_ad_portal_visible = not own or (
+                ticket.partner_id.id in own_ids or own in ticket.sudo().message_partner_ids
+            )
+
+    def _search_azure_ad_portal_visible(self, operator, value):
+        if operator not in ("=", "!=") or not isinstance(value, bool):
+            raise UserError(self.env._("Unsupported search on the visibility of tickets on the portal."))
+        own = self._azure_ad_portal_own_partner()
+        if own:
+            domain = ["|", ("partner_id", "child_of", own.ids), ("message_partner_ids", "in", own.ids)]
+        else:
+            domain = expression.TRUE_DOMAIN
+        return domain if (operator == "=") == value else ["!", *domain]
+
     @api.depends("partner_id", "partner_email", "company_id")
     def _compute_azure_ad_suggested_customer_id(self):
         for ticket in self:
