@@ -79,7 +79,8 @@ def setup(env, cfg):
         params.set_param(f"azure_ad_contacts.{key}", cfg[key])
     customer = env["res.partner"].create({"name": "Bench Customer Ltd", "is_company": True})
     integration = env["azure.ad.integration"].create({"partner_id": customer.id})
-    integration.write({"state": "connected", "tenant_id": cfg["tenant_id"]})
+    # Connected without a consent (the fake tenant has one): only superuser mode writes these.
+    integration.sudo().write({"state": "connected", "tenant_id": cfg["tenant_id"]})
     users = json.loads(Path(cfg["tenant_file"]).read_text())["users"]
     common = {
         "azure_ad_integration_id": integration.id,
