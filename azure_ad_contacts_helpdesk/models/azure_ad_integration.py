@@ -65,6 +65,7 @@ class AzureAdIntegration(models.Model):
         string="On the portal, employees see",
         default="own",
         required=True,
+        tracking=True,
         help="Which helpdesk tickets the synced contacts of this customer see when they have a "
         "portal login: their own (those they asked, or follow), or every ticket of their "
         "company. Contacts made by hand under the customer keep the helpdesk's rule: every "
