@@ -26,6 +26,7 @@
         "views/azure_ad_contacts_menus.xml",
         "data/ir_actions_server_data.xml",
         "data/ir_cron_data.xml",
+        "data/mail_activity_type_data.xml",
     ],
     "demo": ["demo/azure_ad_integration_demo.xml"],
     "assets": {

@@ -9,7 +9,11 @@ Microsoft's answers that a fake tenant cannot produce by itself: ``identity_not_
 401 Authorization_IdentityNotFound: Graph does not know the app's service principal yet),
 ``app_disabled`` (token endpoint AADSTS7000112: the customer disabled the app),
 ``resource_not_found`` (token endpoint AADSTS500011: the Graph resource asked for is not in
-this cloud) and ``redirect`` (307 to ``location``, e.g. a token endpoint that moved).
+this cloud), ``redirect`` (307 to ``location``, e.g. a token endpoint that moved) and ``transient``
+(token endpoint 400 ``temporarily_unavailable`` AADSTS90033: the worst case Entra's error table
+allows for "a transient error has occurred. Please try again": an OAuth error answer, which MSAL
+replays from its HTTP cache for a minute). ``503`` on the token endpoint answers as Entra does when
+its directory is down: 503 ``temporarily_unavailable`` AADSTS90033.
 """
 
 import itertools
@@ -18,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 KINDS = (
     "429", "500", "502", "503", "504", "timeout", "reset", "malformed", "wrong_shape",
     "foreign_next_link", "repeat_page", "revoke", "identity_not_found", "app_disabled",
-    "resource_not_found", "redirect",
+    "resource_not_found", "redirect", "transient",
 )
 TARGETS = ("users", "token", "openid", "domains", "groups", "delta", "any")
 STATUS_KINDS = {"429": 429, "500": 500, "502": 502, "503": 503, "504": 504}

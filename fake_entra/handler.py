@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, quote, unquote, unquote_plus, urlsplit
 
 from . import consent, control_api, protocol
 from .faults import FOREIGN_NEXT_LINK, STATUS_KINDS
-from .state import DELTA_PAGE_SIZE, DELTA_TOKEN_LIFETIME
+from .state import DELTA_PAGE_SIZE, DELTA_TOKEN_LIFETIME, HIDDEN_MEMBERS_ROLE
 
 _logger = logging.getLogger("fake_entra")
 
@@ -39,6 +39,7 @@ ROUTES = [
     (("GET",), r"/v1\.0/users/(?:microsoft\.graph\.)?delta", "delta", "_users_delta"),
     (("GET",), r"/v1\.0/domains", "domains", "_domains"),
     (("GET",), r"/v1\.0/groups", "groups", "_groups"),
+    (("GET",), r"/v1\.0/groups/([^/]+)", "groups", "_group"),
     (("GET",), r"/v1\.0/groups/([^/]+)/transitiveMembers(?:/microsoft\.graph\.(\w+))?", "groups",
      "_transitive_members"),
     (("GET", "POST", "PUT", "PATCH", "DELETE"), r"/_fake/(.*)", "control", "_control"),
@@ -239,6 +240,9 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
                 "invalid_resource", 500011, resource=scope.removesuffix("/.default"),
                 tenant=tenant_id))
             return True
+        if fault.kind == "transient":
+            self._send_json(400, protocol.aad_error("temporarily_unavailable", 90033))
+            return True
         if fault.kind == "redirect":
             self._send(307, b"", "text/html; charset=utf-8", [("Location", fault.location)])
             return True
@@ -277,6 +281,12 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
     def _token(self, segment):
         form = self._form()
         client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+        assertion = None
+        if form.get("client_assertion"):  # certificate credentials (fake_entra.assertion)
+            tenant_id = self.fake.resolve_tenant(segment) or segment
+            audiences = {f"https://{host}/{tenant}/oauth2/v2.0/token".lower()
+                         for host in self.server.own_hosts for tenant in {segment, tenant_id}}
+            assertion = (form.get("client_assertion_type"), form["client_assertion"], audiences)
         basic = self.headers.get("Authorization", "")
         if basic.lower().startswith("basic "):  # client_secret_basic
             try:
@@ -296,7 +306,7 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
         if not client_id:
             return self._send_json(400, protocol.aad_error("invalid_request", 900144,
                                                            parameter="client_id"))
-        if not secret:
+        if not secret and not assertion:
             return self._send_json(401, protocol.aad_error("invalid_client", 7000218))
         if not scope:
             return self._send_json(400, protocol.aad_error("invalid_request", 900144,
@@ -308,7 +318,7 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
         if resource not in self.server.graph_resources:
             return self._send_json(400, protocol.aad_error("invalid_resource", 500011,
                                                            resource=resource, tenant=segment))
-        status, payload = self.fake.issue_token(segment, client_id, secret, scopes[0][:-9])
+        status, payload = self.fake.issue_token(segment, client_id, secret, scopes[0][:-9], assertion)
         self._send_json(status, payload, [("Pragma", "no-cache")])
 
     def _consent(self, segment):
@@ -540,6 +550,11 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
         if cast is not None and not self._counted():
             return self._graph_error(400, "Request_UnsupportedQuery",
                                      protocol.advanced_query_error("OData cast"))
+        if (self.fake.group_hides_members(tenant_id, group_id)
+                and HIDDEN_MEMBERS_ROLE not in self.fake.token_roles(self._bearer())):
+            # Hidden membership: GroupMember.Read.All is not enough, Member.Read.Hidden is needed.
+            return self._graph_error(403, "Authorization_RequestDenied",
+                                     "Insufficient privileges to complete the operation.")
         try:
             selected, top, after_id = self._users_query(allowed=("$count",))
         except GraphRequestError as exc:
@@ -574,6 +589,24 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
             payload["@odata.nextLink"] = f"{self._base_url()}{base}?{'&'.join(query)}"
         payload["value"] = page
         self._send_json(200, payload)
+
+    def _group(self, group_id):
+        """``GET /v1.0/groups/{id}`` with ``$select``: a group's properties (id, displayName,
+        visibility…), readable with GroupMember.Read.All even when its membership is hidden."""
+        tenant_id = self._graph_tenant(protocol.GROUPS_ROLES)
+        if tenant_id is None:
+            return
+        try:
+            group = {"visibility": None, **self.fake.group(tenant_id, group_id)}
+        except KeyError:
+            return self._graph_error(
+                404, "Request_ResourceNotFound",
+                f"Resource '{group_id}' does not exist or one of its queried reference-property "
+                "objects are not present.")
+        selected = [name.strip() for name in (self._query("$select") or "").split(",") if name.strip()]
+        fields = ["id", *[name for name in selected if name != "id"]] if selected else list(group)
+        self._send_json(200, {"@odata.context": f"{protocol.GRAPH_METADATA}#groups/$entity",
+                              **{name: group.get(name) for name in fields}})
 
     def _groups(self):
         """``GET /v1.0/groups[?$search="displayName:…"]`` with ``$select`` (id, displayName),

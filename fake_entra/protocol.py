@@ -71,6 +71,13 @@ AADSTS = {
     65004: "User declined to consent to access the app.",
     50011: "The redirect URI '{redirect_uri}' specified in the request is not valid.",
     90033: "A transient error has occurred. Please try again.",
+    # Certificate credentials: the client assertion refused (see fake_entra.assertion).
+    700027: "Client assertion contains an invalid signature. [Reason - {reason}]",
+    700024: "{reason}",
+    700021: "{reason}",
+    700023: "{reason}",
+    50048: "{reason}",
+    50027: "{reason}",
     7000112: "Application '{client_id}'({app_name}) is disabled.",
 }
 

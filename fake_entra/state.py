@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 
+from . import assertion as client_assertion
 from . import faults as faults_module
 from .protocol import aad_error, encode_access_token, is_guid
 
@@ -32,6 +33,8 @@ RECENT_REQUESTS = 500
 # Application permissions a consent grants by default (each token carries them as `roles`).
 DEFAULT_ROLES = ("User.Read.All", "GroupMember.Read.All", "Domain.Read.All")
 GROUP_MEMBER_ROLE = "GroupMember.Read.All"
+# Members of a group with hidden membership (visibility HiddenMembership) need this one too.
+HIDDEN_MEMBERS_ROLE = "Member.Read.Hidden"
 # What is seen while a fresh consent spreads through Microsoft's replicas (see
 # EntraState.set_consent_delay): the token endpoint still answers AADSTS700016; or tokens
 # are issued but Graph answers 401 Authorization_IdentityNotFound; or tokens are issued
@@ -222,11 +225,16 @@ class EntraState:
             self.set_graph_latency(*self._initial_latency)
             self.reset_stats()
 
-    def add_app(self, client_id, client_secret, secret_expired=False, name=DEFAULT_APP_NAME):
+    def add_app(self, client_id, client_secret=None, secret_expired=False, name=DEFAULT_APP_NAME,
+                certificates=()):
+        """Register (or replace) an app: a client secret, and/or ``certificates`` (PEM, the
+        public part as uploaded to the app registration) whose private keys sign client
+        assertions; an expired certificate is refused like an unknown one (AADSTS700027)."""
+        registered = [client_assertion.registered_certificate(pem) for pem in certificates or ()]
         with self._lock:
             self._apps[client_id.lower()] = {
                 "client_id": client_id, "client_secret": client_secret,
-                "secret_expired": bool(secret_expired), "name": name,
+                "secret_expired": bool(secret_expired), "name": name, "certificates": registered,
             }
 
     def put_tenant(self, tenant):
@@ -439,8 +447,10 @@ class EntraState:
                 raise KeyError(client_id)
             self.set_consent(tenant_id, True)
 
-    def issue_token(self, tenant_segment, client_id, client_secret, resource=None):
+    def issue_token(self, tenant_segment, client_id, client_secret=None, resource=None, assertion=None):
         """Client-credentials grant (parameters already checked) → (HTTP status, JSON body).
+        The app proves itself with ``client_secret`` or with ``assertion`` (client assertion
+        type, the signed JWT, the token endpoint URLs its ``aud`` may name).
         The access token is a JWT (unsigned here) with the claims of a real app-only token:
         ``tid``, ``appid``, ``roles`` (the permissions granted at this moment), ``exp``…"""
         with self._lock:
@@ -454,10 +464,9 @@ class EntraState:
             if app is None or not tenant.consented or tenant.spreading("token"):
                 return 400, aad_error("unauthorized_client", 700016,
                                       client_id=client_id, tenant=tenant.display_name)
-            if not secrets.compare_digest(client_secret.encode(), app["client_secret"].encode()):
-                return 401, aad_error("invalid_client", 7000215, client_id=client_id)
-            if app["secret_expired"]:
-                return 401, aad_error("invalid_client", 7000222, client_id=client_id)
+            refused = self._check_credential(app, client_id, client_secret, assertion)
+            if refused:
+                return 401, refused
             now = int(time.time())
             # Microsoft leaves the claim out when no permission is granted.
             roles = [] if tenant.spreading("roles") else sorted(tenant.roles)
@@ -480,6 +489,41 @@ class EntraState:
                 "token_type": "Bearer", "expires_in": TOKEN_LIFETIME,
                 "ext_expires_in": TOKEN_LIFETIME, "access_token": token,
             }
+
+    def _check_credential(self, app, client_id, client_secret, assertion):
+        """None when the request proves the app, else Entra's error body."""
+        if assertion is not None:
+            assertion_type, token, audiences = assertion
+            try:
+                client_assertion.check(assertion_type, token, client_id, app["certificates"], audiences,
+                                       time.time())
+            except client_assertion.AssertionRefused as refused:
+                return aad_error("invalid_client", refused.code, reason=refused.reason)
+            return None
+        if not app["client_secret"] or not secrets.compare_digest(
+                client_secret.encode(), app["client_secret"].encode()):
+            return aad_error("invalid_client", 7000215, client_id=client_id)
+        if app["secret_expired"]:
+            return aad_error("invalid_client", 7000222, client_id=client_id)
+        return None
+
+    def token_roles(self, token):
+        """The application permissions a token carries (empty if unknown)."""
+        with self._lock:
+            entry = self._tokens.get(token or "")
+            return entry["roles"] if entry else frozenset()
+
+    def group_hides_members(self, tenant_id, group_id):
+        """Whether a group of the tenant has hidden membership (unknown groups: no)."""
+        with self._lock:
+            group = self._tenants[tenant_id].groups.get(str(group_id).lower())
+            return bool(group) and str(group.get("visibility") or "").lower() == "hiddenmembership"
+
+    def group(self, tenant_id, group_id):
+        """A group's own properties (not its members); KeyError if unknown."""
+        with self._lock:
+            group = self._tenants[tenant_id].groups[str(group_id).lower()]
+            return {key: copy.deepcopy(value) for key, value in group.items() if key != "members"}
 
     def token_tenant(self, token):
         """The tenant a token is bound to, if the token exists (expired or not)."""

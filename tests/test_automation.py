@@ -82,13 +82,13 @@ class TestScheduledSync(AzureAdCase):
         self.assertEqual(self.integration.sync_log_ids[0].state, "failed")
         self.assertEqual(self.integration.state, "error")
         self.assertIn("AADSTS700016", self.integration.last_error)
-        # Retried in an hour, not at every run of the job.
-        self.assertGreater(self.integration.next_sync_date, fields.Datetime.now() + timedelta(minutes=59))
+        # Tried again in an hour, not at every run of the job.
+        self.assertGreater(self.integration.retry_date, fields.Datetime.now() + timedelta(minutes=59))
         fabrikam_log = self.fabrikam_integration.sync_log_ids[0]
         self.assertEqual((fabrikam_log.state, fabrikam_log.updated), ("done", 1))
         # A crash (not a Microsoft error) stays with its customer too.
         self.fabrikam_integration.next_sync_date = fields.Datetime.now()
-        self.integration.write({"state": "connected", "next_sync_date": fields.Datetime.now()})
+        self.integration.write({"state": "connected", "retry_date": False, "next_sync_date": fields.Datetime.now()})
         self.fake.set_consent(CONTOSO_ID, True)
         fabrikam_runs = len(self.fabrikam_integration.sync_log_ids)
         contoso_runs = len(self.integration.sync_log_ids)
@@ -108,9 +108,9 @@ class TestScheduledSync(AzureAdCase):
         self.assertEqual(len(self.fabrikam_integration.sync_log_ids), fabrikam_runs + 1)
         self.assertEqual(self.fabrikam_integration.sync_log_ids[0].trigger, "cron")
         self.assertEqual(self.fabrikam_integration.sync_log_ids[0].state, "done")
-        # Contoso's crash rolled back its own run entirely and postponed its schedule.
+        # Contoso's crash rolled back its own run entirely; it is tried again later.
         self.assertEqual(len(self.integration.sync_log_ids), contoso_runs)
-        self.assertGreater(self.integration.next_sync_date, fields.Datetime.now() + timedelta(minutes=59))
+        self.assertGreater(self.integration.retry_date, fields.Datetime.now() + timedelta(minutes=59))
 
     def test_batches_report_progress_and_continue(self):
         self.connect_both()

@@ -16,7 +16,7 @@ import functools
 from contextlib import closing, contextmanager
 
 from odoo.addons.azure_ad_contacts.models import azure_ad_microsoft_mixin
-from odoo.addons.azure_ad_contacts.utils import graph_client
+from odoo.addons.azure_ad_contacts.utils import msal_app
 
 from fake_entra.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 
@@ -331,17 +331,39 @@ class TestLoginFaults(FaultCase):
     """Faults on the token endpoint and OpenID discovery, and the MSP's and tenant's
     configuration going bad."""
 
-    def test_token_endpoint_down_on_a_cold_cache(self):
-        for kind in ("500", "502", "503", "504", "429", "reset", "malformed"):
+    def test_token_endpoint_failing_once_is_retried_like_graph(self):
+        # Microsoft's login service fails as Graph does; one failure must not fail the run.
+        # "transient" is AADSTS90033 as an OAuth error answer (400), which MSAL would replay
+        # from its HTTP cache for a minute: the retry must reach the login service again.
+        for kind, sleeps in (("500", [5.0]), ("502", [5.0]), ("503", [5.0]), ("504", [5.0]),
+                             ("429", [1.0]), ("reset", [5.0]), ("transient", [5.0])):
             with self.subTest(kind=kind), self.isolated():
                 self.cold_token_cache()
-                message = "malformed data" if kind == "malformed" else UNAVAILABLE
-                self.assert_fails_cleanly({"kind": kind, "target": "token"}, message=message)
+                tokens = self.fake.stats()["counts"]["token"]
+                self.assert_completes({"kind": kind, "target": "token"}, sleeps=sleeps)
+                self.assertEqual(self.fake.stats()["counts"]["token"], tokens + 2, "one failed, one retried")
+
+    def test_token_endpoint_down_fails_cleanly_within_the_wait_budget(self):
+        for kind in ("503", "transient", "reset"):
+            with self.subTest(kind=kind), self.isolated():
+                self.cold_token_cache()
+                self.assert_fails_cleanly(
+                    {"kind": kind, "target": "token", "count": None}, message=UNAVAILABLE, sleeps=[5.0, 10.0]
+                )
+
+    def test_garbled_token_answer_is_not_retried(self):
+        self.cold_token_cache()
+        self.assert_fails_cleanly({"kind": "malformed", "target": "token"}, message="malformed data", sleeps=[])
 
     def test_token_endpoint_down_when_the_token_expires_mid_sync(self):
-        # Graph answers 401 to the expired token; the client asks for a new one once.
+        # Graph answers 401 to the expired token; the client asks for a new one, which the
+        # login service keeps refusing.
         self.fake.expire_tokens()
         self.assert_fails_cleanly({"kind": "503", "target": "token", "count": None}, message=UNAVAILABLE)
+
+    def test_token_renewal_failing_once_mid_sync_is_retried(self):
+        self.fake.expire_tokens()
+        self.assert_completes({"kind": "503", "target": "token"}, sleeps=[5.0])
 
     def test_token_renewal_mid_sync_succeeds(self):
         self.fake.expire_tokens()
@@ -354,22 +376,36 @@ class TestLoginFaults(FaultCase):
         self.cold_token_cache()
         self.assert_fails_cleanly({"kind": "wrong_shape", "target": "token"}, message="malformed data")
 
-    def test_token_endpoint_timeout_fails_cleanly(self):
+    def test_token_endpoint_timeout_is_retried(self):
         self.cold_token_cache()
         self.patch_msal_timeout()
-        self.assert_fails_cleanly({"kind": "timeout", "target": "token", "delay": 11}, message=UNAVAILABLE)
+        self.assert_completes({"kind": "timeout", "target": "token", "delay": 11}, sleeps=[5.0])
+
+    def test_token_endpoint_timeouts_fail_cleanly(self):
+        self.cold_token_cache()
+        self.patch_msal_timeout()
+        self.assert_fails_cleanly(
+            {"kind": "timeout", "target": "token", "delay": 11, "count": None}, message=UNAVAILABLE,
+            sleeps=[5.0, 10.0],
+        )
+
+    def test_openid_discovery_failing_once_is_retried(self):
+        for kind, sleeps in (("500", [5.0]), ("503", [5.0]), ("429", [1.0]), ("reset", [5.0])):
+            with self.subTest(kind=kind), self.isolated():
+                azure_ad_microsoft_mixin._MSAL_HTTP_CACHE.clear()
+                self.assert_completes({"kind": kind, "target": "openid"}, sleeps=sleeps)
 
     def test_openid_discovery_faults_fail_cleanly(self):
-        for kind in ("500", "503", "429", "reset", "malformed", "wrong_shape"):
+        for kind, count in (("503", None), ("reset", None), ("malformed", 1), ("wrong_shape", 1)):
             with self.subTest(kind=kind), self.isolated():
                 azure_ad_microsoft_mixin._MSAL_HTTP_CACHE.clear()
                 message = "malformed data" if kind in ("malformed", "wrong_shape") else UNAVAILABLE
-                self.assert_fails_cleanly({"kind": kind, "target": "openid"}, message=message)
+                self.assert_fails_cleanly({"kind": kind, "target": "openid", "count": count}, message=message)
 
-    def test_openid_discovery_timeout_fails_cleanly(self):
+    def test_openid_discovery_timeout_is_retried(self):
         azure_ad_microsoft_mixin._MSAL_HTTP_CACHE.clear()
         self.patch_msal_timeout()
-        self.assert_fails_cleanly({"kind": "timeout", "target": "openid", "delay": 11}, message=UNAVAILABLE)
+        self.assert_completes({"kind": "timeout", "target": "openid", "delay": 11}, sleeps=[5.0])
 
     def test_consent_revoked_before_the_sync(self):
         self.cold_token_cache()
@@ -431,10 +467,4 @@ class TestLoginFaults(FaultCase):
 
     def patch_msal_timeout(self):
         """MSAL's session waits 30 s; 1 s here (which Odoo's test guard raises to 10 s)."""
-        build = graph_client.build_msal_app
-
-        def build_with_short_timeout(*args, **kwargs):
-            kwargs.setdefault("http_client", graph_client.MsalSession(timeout=1))
-            return build(*args, **kwargs)
-
-        self.patch(graph_client, "build_msal_app", build_with_short_timeout)
+        self.patch(msal_app, "LOGIN_TIMEOUT", 1)

@@ -843,8 +843,34 @@ def test_thread_local_http_cache_is_one_dict_per_thread():
     assert dict(cache) == {"discovery": "main"} and len(cache) == 1
     assert cache.pop("discovery") == "main" and "discovery" not in cache
     cache["x"] = 1
-    cache.clear()  # every thread's dict: tests start clean whichever thread filled it
-    assert len(cache) == 0 and cache._all == [{}, {}]
+    cache.clear()  # every live thread's dict: tests start clean whichever thread filled it
+    assert len(cache) == 0 and cache.thread_count == 1  # the other thread's dict died with it
+
+
+def test_thread_local_http_cache_forgets_the_dicts_of_ended_threads():
+    """A threaded server starts and ends threads all the time: their dicts must not pile up."""
+    cache = gc.ThreadLocalHttpCache()
+    cache["discovery"] = "main"
+    started = threading.Barrier(21)
+    proceed = threading.Event()
+
+    def short_lived(number):
+        cache["discovery"] = number
+        started.wait()
+        proceed.wait()
+
+    for _round in range(10):  # 200 threads in all, 20 alive at a time
+        threads = [threading.Thread(target=short_lived, args=(n,)) for n in range(20)]
+        for thread in threads:
+            thread.start()
+        started.wait()
+        assert cache.thread_count == 21  # while they live, each has its own dict
+        proceed.set()
+        for thread in threads:
+            thread.join()
+        proceed.clear()
+        started.reset()
+    assert cache.thread_count == 1 and dict(cache) == {"discovery": "main"}
 
 
 @pytest.mark.parametrize(("last_page", "error"), [

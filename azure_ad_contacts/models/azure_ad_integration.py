@@ -39,10 +39,13 @@ class AzureAdIntegration(models.Model):
     _description = "Azure AD Integration"
     _inherit = [
         "mail.thread",
+        "mail.activity.mixin",
+        "azure.ad.app.credential.mixin",
         "azure.ad.microsoft.mixin",
         "azure.ad.consent.mixin",
         "azure.ad.sync.mixin",
         "azure.ad.delta.mixin",
+        "azure.ad.recovery.mixin",
     ]
     _order = "name, id"
 
@@ -167,7 +170,7 @@ class AzureAdIntegration(models.Model):
     last_error_kind = fields.Selection(
         [
             ("consent", "Consent missing"),
-            ("secret", "Client secret invalid or expired"),
+            ("secret", "App credential (secret or certificate) invalid or expired"),
             ("throttled", "Microsoft busy or throttling"),
             ("other", "Other"),
         ],
@@ -428,6 +431,7 @@ class AzureAdIntegration(models.Model):
         """Forgets the token cache; imported contacts stay as they are."""
         self._check_admin()
         self._forget_delta_state()
+        self._stop_retries()
         self.sudo().write(
             {
                 "state": "disconnected",

@@ -8,9 +8,8 @@ import msal
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import config
 
-from ..utils import graph_client
+from ..utils import graph_client, graph_errors, msal_app
 
 _logger = logging.getLogger(__name__)
 GRAPH_TIMEOUT = 30  # seconds per Graph request
@@ -30,22 +29,6 @@ class AzureAdMicrosoftMixin(models.AbstractModel):
     # MSAL's serialized cache: only the short-lived app token, never a credential.
     token_cache = fields.Text(groups="base.group_system", copy=False, prefetch=False)
 
-    def _get_app_credentials(self):
-        params = self.env["ir.config_parameter"].sudo()
-        client_id = params.get_param("azure_ad_contacts.client_id")
-        # odoo.conf wins: the MSP's secret can stay out of the database.
-        secret = config.get("azure_ad_contacts_client_secret") or params.get_param(
-            "azure_ad_contacts.client_secret"
-        )
-        if not client_id or not secret:
-            raise UserError(
-                self.env._(
-                    "Azure AD is not configured: enter the application (client) ID and client "
-                    "secret of your multi-tenant app in Settings › Azure AD Contacts."
-                )
-            )
-        return client_id, secret
-
     def _get_endpoints(self):
         params = self.env["ir.config_parameter"].sudo()
         login = (
@@ -59,23 +42,26 @@ class AzureAdMicrosoftMixin(models.AbstractModel):
                 raise UserError(self.env._("Azure AD endpoints must use https: %(url)s", url=endpoint))
         return login, graph
 
-    def _get_msal_app(self, http_cache=None, tenant_id=None):
+    def _get_msal_app(self, http_cache=None, tenant_id=None, token_cache=None, http_client=None):
         """Factory seam for MSAL (tests may replace it): a confidential client for this
-        customer's tenant over the stored token cache; for another `tenant_id` (a consent
-        being proven), over an empty one."""
+        customer's tenant over the stored token cache (or `token_cache`); for another
+        `tenant_id` (a consent being proven), over an empty one."""
         self.ensure_one()
-        client_id, secret = self._get_app_credentials()
+        client_id, credential = self._get_app_credentials()
         login, _graph = self._get_endpoints()
-        cache = msal.SerializableTokenCache()
-        if not tenant_id and self.sudo().token_cache:
-            cache.deserialize(self.sudo().token_cache)
+        cache = token_cache
+        if cache is None:
+            cache = msal.SerializableTokenCache()
+            if not tenant_id and self.sudo().token_cache:
+                cache.deserialize(self.sudo().token_cache)
         return graph_client.build_msal_app(
             client_id,
-            secret,
+            credential,
             login,
             tenant_id or self.tenant_id,
             token_cache=cache,
             http_cache=_MSAL_HTTP_CACHE if http_cache is None else http_cache,
+            http_client=http_client,
         )
 
     def _prove_consent(self, tenant_id, wait):
@@ -106,16 +92,27 @@ class AzureAdMicrosoftMixin(models.AbstractModel):
         waiting for Microsoft's Retry-After/backoff in one request."""
         self.ensure_one()
         _login, graph = self._get_endpoints()
-        app = self._get_msal_app(http_cache=http_cache)
+        self._get_app_credentials()  # a missing configuration fails here, not at the first page
+        # The MSAL app is built at the first token request, inside the client's retries.
+        tokens = msal_app.AppTokens(
+            lambda **kwargs: self._get_msal_app(
+                # After a failure a fresh one (kwargs): MSAL would replay the failed answer.
+                http_cache=http_cache if kwargs["http_cache"] is None else kwargs["http_cache"],
+                token_cache=kwargs["token_cache"],
+                http_client=kwargs["http_client"],
+            ),
+            graph,
+        )
         owner = threading.get_ident()
 
         def token_provider(force_refresh=False):
-            token = graph_client.acquire_app_token(app, graph, force_refresh=force_refresh)
+            token = tokens(force_refresh)
+            cache = tokens.app.token_cache
             # Only the request's own thread uses the ORM; a token renewed while a worker
             # thread pages is simply acquired again by the next sync.
-            if app.token_cache.has_state_changed and threading.get_ident() == owner:
-                self.sudo().token_cache = app.token_cache.serialize()
-                app.token_cache.has_state_changed = False
+            if cache.has_state_changed and threading.get_ident() == owner:
+                self.sudo().token_cache = cache.serialize()
+                cache.has_state_changed = False
             return token
 
         return graph_client.GraphClient(graph, token_provider, timeout=GRAPH_TIMEOUT, max_wait=max_wait)
@@ -130,7 +127,7 @@ class AzureAdMicrosoftMixin(models.AbstractModel):
             | graph_client.TenantNotFoundError,
         ):
             return "consent"
-        if isinstance(error, graph_client.ClientSecretError):
+        if isinstance(error, graph_errors.AppCredentialError):
             return "secret"
         if isinstance(error, graph_client.ThrottledError | graph_client.ServiceUnavailableError):
             return "throttled"
@@ -141,6 +138,14 @@ class AzureAdMicrosoftMixin(models.AbstractModel):
         customer = self.name
         if isinstance(error, graph_client.AuthenticationError):
             return self._token_error_message(error)
+        if isinstance(error, graph_client.HiddenMembershipError):
+            return self.env._(
+                "A group of the group filter of %(customer)s hides its membership: reading its members "
+                "needs the application permission Member.Read.Hidden. Grant it to your Azure AD app, "
+                "then reconnect so that a customer administrator consents again, or remove the group "
+                "from the filter.",
+                customer=customer,
+            )
         if isinstance(error, graph_client.GroupPermissionError):
             return self.env._(
                 "The app may not read the group members of %(customer)s (Authorization_RequestDenied). "
@@ -226,6 +231,8 @@ class AzureAdMicrosoftMixin(models.AbstractModel):
                 "secret (its value, not its ID) in Settings › Azure AD Contacts. This affects all "
                 "customers."
             )
+        if isinstance(error, graph_errors.CertificateError):
+            return self._certificate_error_message(error)
         if isinstance(error, graph_client.TenantNotFoundError):
             return self.env._(
                 "Microsoft does not know the tenant %(tenant)s of %(customer)s (AADSTS90002). "
@@ -249,5 +256,22 @@ class AzureAdMicrosoftMixin(models.AbstractModel):
         return self.env._(
             "Microsoft refused to issue a token for %(customer)s: %(detail)s",
             customer=customer,
+            detail=error.detail,
+        )
+
+    def _certificate_error_message(self, error):
+        """What a refused client assertion (graph_errors.CertificateError) means, and what to do."""
+        if error.code == "AADSTS700024":
+            return self.env._(
+                "Microsoft refused the app's certificate login because its time is off (AADSTS700024: "
+                "the client assertion is not within its valid time range). Check the clock of the Odoo "
+                "server. This affects all customers."
+            )
+        return self.env._(
+            "Microsoft refused the certificate of your Azure AD app (%(code)s): it is not registered on "
+            "the app, or it has expired. Upload the certificate to the app registration (Certificates & "
+            "secrets), or give the app's current certificate and its private key in Settings › Azure AD "
+            "Contacts. This affects all customers. Microsoft says: %(detail)s",
+            code=error.code or "AADSTS700027",
             detail=error.detail,
         )

@@ -24,7 +24,6 @@ BACKGROUND_SYNC_THRESHOLD = 5000
 # The scheduled job syncs integrations one after another for about this long per batch,
 # commits, and continues in a new batch: far below Odoo's cron time limits.
 CRON_BATCH_SECONDS = 60
-FAILED_SYNC_RETRY = timedelta(hours=1)
 
 
 class ArchiveConfirmationNeeded(Exception):
@@ -193,6 +192,7 @@ class AzureAdSyncMixin(models.AbstractModel):
                 **({"archive_allowance": 0} if trigger != "cron" else {}),
             }
         )
+        self._recovered()
         _logger.info(
             "Azure AD sync of %s (id %s) in %.1fs: %s",
             self.name,
@@ -217,11 +217,10 @@ class AzureAdSyncMixin(models.AbstractModel):
         values = {"last_error": message, "last_error_kind": self._graph_error_kind(error)}
         if isinstance(error, graph_client.AuthenticationError | graph_client.PermissionDeniedError):
             values["state"] = "error"
-        if self.auto_sync:
-            # Retry the schedule later, not at every run of the job.
-            delay = max(error.retry_after or 0, FAILED_SYNC_RETRY.total_seconds())
-            values["next_sync_date"] = fields.Datetime.now() + timedelta(seconds=delay)
         self.sudo().write(values)
+        # Whatever failed may go away (a new secret, consent granted again, Microsoft back):
+        # the scheduled job tries again later, never sooner than Microsoft asked.
+        self._schedule_retry(message, error.retry_after)
 
     def _sync_rules(self):
         """The reconciliation rules this integration's options ask for."""
@@ -337,6 +336,7 @@ class AzureAdSyncMixin(models.AbstractModel):
         if self.auto_sync:  # ask again at the next interval, not at every run of the job
             values["next_sync_date"] = now + timedelta(hours=self.sync_interval_hours)
         self.sudo().write(values)
+        self._recovered()  # Microsoft answered; what is left is a person's decision
         self.message_post(body=message)
         _logger.info("Azure AD sync of %s (id %s) waits for confirmation: %s", self.name, self.id, message)
 
@@ -401,18 +401,28 @@ class AzureAdSyncMixin(models.AbstractModel):
 
     @api.model
     def _cron_due_integrations(self):
-        """What the scheduled job syncs now: "Sync now" requests first, then the integrations
-        whose interval has passed, the longest due first."""
+        """What the scheduled job syncs now: "Sync now" requests first, then the failed syncs
+        whose next try has come (scheduled or not), then the integrations whose interval has
+        passed, the longest due first."""
+        now = fields.Datetime.now()
         return self.search(
             [("sync_requested_by", "!=", False), ("excluded", "=", False)], order="write_date"
         ) | self.search(
             [
-                ("auto_sync", "=", True),
                 ("excluded", "=", False),
+                ("state", "in", ("connected", "error")),
+                ("tenant_id", "!=", False),
+                "|",
+                ("retry_date", "<=", now),
+                "&",
+                "&",
+                ("auto_sync", "=", True),
                 ("state", "=", "connected"),
-                ("next_sync_date", "<=", fields.Datetime.now()),
+                "&",
+                ("retry_date", "=", False),
+                ("next_sync_date", "<=", now),
             ],
-            order="next_sync_date, id",
+            order="retry_date, next_sync_date, id",
         )
 
     def _cron_sync_one(self):
@@ -436,8 +446,7 @@ class AzureAdSyncMixin(models.AbstractModel):
         except Exception as error:  # one broken customer never stops the others
             _logger.exception("Azure AD sync of %s (id %s) crashed", self.name, self.id)
             log = self._unsaved_failed_log(self.env._("Unexpected error: %(error)s", error=error), trigger)
-            if self.auto_sync:
-                self.next_sync_date = fields.Datetime.now() + FAILED_SYNC_RETRY
+            self._schedule_retry(log.error)
         if requester:
             self.sudo().sync_requested_by = False
             log._notify_user(requester)

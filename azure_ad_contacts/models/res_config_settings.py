@@ -1,8 +1,12 @@
-"""Settings › Azure AD Contacts: the MSP's multi-tenant app and Microsoft's endpoints."""
+"""Settings › Azure AD Contacts: the MSP's multi-tenant app (its client id and its secret or
+certificate) and Microsoft's endpoints."""
 
 from odoo import api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import UserError, ValidationError
+from odoo.tools import config
 
+from ..models.azure_ad_app_credential_mixin import CERTIFICATE_PARAM, SECRET_EXPIRY_PARAM
+from ..utils import credentials
 from ..utils.graph_client import DEFAULT_GRAPH_ENDPOINT, DEFAULT_LOGIN_ENDPOINT
 
 
@@ -17,6 +21,29 @@ class ResConfigSettings(models.TransientModel):
         config_parameter="azure_ad_contacts.client_secret",
         groups="base.group_system",
     )
+    azure_ad_client_secret_expiry = fields.Date(
+        string="Secret expires on",
+        config_parameter=SECRET_EXPIRY_PARAM,
+        help="The date the Azure portal shows for the client secret (Expires): administrators are "
+        "reminded 30 and 7 days before.",
+    )
+    # Write-only: a new certificate is given here; the stored one (and its private key) is never
+    # shown again, only its thumbprint and expiry.
+    azure_ad_new_certificate = fields.Text(
+        string="New certificate",
+        groups="base.group_system",
+        help="The certificate of your app registration together with its private key, in PEM format "
+        "(-----BEGIN PRIVATE KEY----- … -----BEGIN CERTIFICATE----- …). With a certificate, Odoo signs "
+        "in with it instead of the client secret, as Microsoft recommends.",
+    )
+    azure_ad_certificate_thumbprint = fields.Char(
+        string="Certificate thumbprint", compute="_compute_azure_ad_certificate"
+    )
+    azure_ad_certificate_expiry = fields.Datetime(
+        string="Certificate expires on", compute="_compute_azure_ad_certificate"
+    )
+    azure_ad_certificate_in_config = fields.Boolean(compute="_compute_azure_ad_certificate")
+    azure_ad_certificate_error = fields.Char(compute="_compute_azure_ad_certificate")
     azure_ad_login_endpoint = fields.Char(
         string="Login endpoint",
         config_parameter="azure_ad_contacts.login_endpoint",
@@ -36,6 +63,64 @@ class ResConfigSettings(models.TransientModel):
         self.check_access("read")
         self.check_field_access_rights("read", fields)
         return super().default_get(fields)
+
+    def _compute_azure_ad_certificate(self):
+        try:
+            certificate = self.env["azure.ad.integration"]._app_certificate()
+            error = False
+        except UserError as failure:
+            certificate, error = None, str(failure)
+        for settings in self:
+            settings.azure_ad_certificate_thumbprint = certificate and certificate.thumbprint
+            settings.azure_ad_certificate_expiry = certificate and certificate.not_after
+            settings.azure_ad_certificate_in_config = bool(config.get("azure_ad_contacts_client_certificate"))
+            settings.azure_ad_certificate_error = error
+
+    @api.constrains("azure_ad_new_certificate")
+    def _check_azure_ad_new_certificate(self):
+        Integration = self.env["azure.ad.integration"]
+        for settings in self.filtered("azure_ad_new_certificate"):
+            try:
+                certificate = credentials.load_certificate(settings.azure_ad_new_certificate)
+            except credentials.CertificateInputError as error:
+                raise ValidationError(Integration._certificate_input_message(error)) from error
+            if certificate.expired():
+                raise ValidationError(
+                    self.env._(
+                        "This certificate expired on %(date)s. Create a new one, upload it to your app "
+                        "registration and give it here.",
+                        date=fields.Datetime.to_string(certificate.not_after),
+                    )
+                )
+
+    def set_values(self):
+        """Saves the settings; new app credentials retry at once every customer that failed for
+        the old ones."""
+        Integration = self.env["azure.ad.integration"]
+        before = Integration._credential_fingerprint()
+        super().set_values()
+        if self.azure_ad_new_certificate:
+            pem = credentials.load_certificate(self.azure_ad_new_certificate)
+            self.env["ir.config_parameter"].sudo().set_param(
+                CERTIFICATE_PARAM, pem.private_key_pem + pem.certificate_pem
+            )
+        self._azure_ad_credentials_changed(before)
+
+    def action_azure_ad_remove_certificate(self):
+        """Forgets the certificate given in the settings: the app signs in with its secret again."""
+        self.env["azure.ad.integration"]._check_admin()
+        before = self.env["azure.ad.integration"]._credential_fingerprint()
+        self.env["ir.config_parameter"].sudo().set_param(CERTIFICATE_PARAM, False)
+        self._azure_ad_credentials_changed(before)
+        return {"type": "ir.actions.client", "tag": "reload"}
+
+    def _azure_ad_credentials_changed(self, before):
+        Integration = self.env["azure.ad.integration"]
+        if Integration._credential_fingerprint() != before:
+            Integration._retry_credential_failures()
+        # Warnings about a credential no longer in use are closed, and a new one that expires
+        # soon is announced now rather than tomorrow.
+        Integration._cron_warn_credential_expiry()
 
     def _compute_azure_ad_redirect_uri(self):
         uri = self.env["azure.ad.integration"]._consent_redirect_uri()

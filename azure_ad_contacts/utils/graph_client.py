@@ -6,7 +6,6 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlencode, urlsplit
 
 import requests
@@ -15,6 +14,7 @@ import requests
 # graph_client.ConsentMissingError, graph_client.build_msal_app and so on.
 from .graph_errors import (  # noqa: F401
     MAX_ERROR_TEXT,
+    MAX_RETRY_AFTER,
     AppDisabledError,
     AuthenticationError,
     ClientSecretError,
@@ -24,6 +24,7 @@ from .graph_errors import (  # noqa: F401
     GraphError,
     GroupNotFoundError,
     GroupPermissionError,
+    HiddenMembershipError,
     IdentityNotFoundError,
     MalformedResponseError,
     PagingLimitError,
@@ -34,7 +35,9 @@ from .graph_errors import (  # noqa: F401
     ThrottledError,
     UntrustedHostError,
     clean_error_text,
+    graph_error,
 )
+from .graph_errors import retry_after_seconds as _retry_after
 from .msal_app import (  # noqa: F401
     MsalSession,
     ThreadLocalHttpCache,
@@ -59,9 +62,6 @@ MAX_SAME_LINK = 2  # a page served twice is tolerated (its users are counted onc
 # times it in the smaller pages of a delta round.
 MAX_PAGES = 2000
 PAGING_DEADLINE = 3600.0
-# Retry-After values beyond this (seconds) are taken as this: whatever a response says, a
-# sync waits or reschedules no further than an hour on its word.
-MAX_RETRY_AFTER = 3600.0
 GRAPH_USER_TYPE = "#microsoft.graph.user"
 # Consent spreads through Microsoft's replicas for a while; a proof retries this long.
 CONSENT_PROPAGATION_TIMEOUT = 60.0
@@ -110,20 +110,6 @@ def _origin(url):
     if parts.username is not None or "\\" in parts.netloc or not parts.hostname:
         return None
     return parts.scheme, parts.hostname.lower(), port
-
-
-def _retry_after(value):
-    """Seconds asked by a Retry-After header (ASCII delta-seconds or an HTTP-date), at most
-    MAX_RETRY_AFTER; None if unusable."""
-    value = (value or "").strip()
-    if value.isascii() and value.isdigit():  # not "²" or other Unicode digits
-        digits = value.lstrip("0") or "0"  # measured as text: int() refuses 5,000 digits
-        return MAX_RETRY_AFTER if len(digits) > 9 else min(float(digits), MAX_RETRY_AFTER)
-    try:
-        seconds = parsedate_to_datetime(value).timestamp() - time.time()
-    except (TypeError, ValueError, OverflowError, IndexError):
-        return None
-    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 class GraphClient:
@@ -183,13 +169,25 @@ class GraphClient:
                             and isinstance(member.get("id"), str)):
                         yield member["id"]
         except PermissionDeniedError as exc:
-            raise GroupPermissionError(exc.detail, status=exc.status, code=exc.code,
-                                       request_id=exc.request_id) from exc
+            raise self._members_denied(group_id, exc) from exc
         except GraphError as exc:
             if exc.status == 404:
                 raise GroupNotFoundError(exc.detail, status=404, code=exc.code,
                                          request_id=exc.request_id) from exc
             raise
+
+    def _members_denied(self, group_id, denied):
+        """Why a group's members are refused: a group with hidden membership needs
+        Member.Read.Hidden (Graph says the same 403 either way), any other GroupMember.Read.All."""
+        cls = GroupPermissionError
+        try:
+            group = self._get(f"{self.graph_endpoint}/v1.0/groups/{group_id}?$select=id,visibility")
+        except GraphError:
+            pass  # not even the group is readable: GroupMember.Read.All is missing
+        else:
+            if str(group.get("visibility") or "").lower() == "hiddenmembership":
+                cls = HiddenMembershipError
+        return cls(denied.detail, status=denied.status, code=denied.code, request_id=denied.request_id)
 
     def search_groups(self, text, limit=25):
         """Up to `limit` groups whose display name has a word starting with `text`, as
@@ -270,53 +268,41 @@ class GraphClient:
             yield body["value"]
 
     def _get(self, url, extra_headers=None):
-        """GET a Graph URL: the one place for headers, timeouts, retries and error mapping."""
+        """GET a Graph URL: the one place for headers, timeouts, retries and error mapping.
+        The app token is acquired (or renewed) within the same retries and waiting budget:
+        Microsoft's login service fails as Graph does (5xx, timeouts, AADSTS90033)."""
         if self._origin is None or _origin(url) != self._origin:
             raise UntrustedHostError(f"Refusing to call {url[:200]}: not {self.graph_endpoint}")
         request_id = str(uuid.uuid4())  # one id for all retries, so they read as one call in logs
-        refreshed = failures = 0
+        refreshed = renew = False
+        denied = None  # a 403 that a new token may cure
+        failures = 0
         waited = 0.0
         while True:
-            if self._token is None:
-                self._token = self.token_provider(False)
-            headers = {
-                "Authorization": f"Bearer {self._token}",
-                "Accept": "application/json",
-                "client-request-id": request_id,
-                **(extra_headers or {}),
-            }
-            self.request_count += 1
             try:
-                # A redirect could lead off the allow-list, so none is followed.
-                response = self.session.get(url, headers=headers, timeout=self.timeout,
-                                            allow_redirects=False)
-            except (requests.ConnectionError, requests.Timeout,
-                    requests.exceptions.ChunkedEncodingError) as exc:
-                error, asked = ServiceUnavailableError(str(exc) or type(exc).__name__), None
-                if isinstance(exc, requests.exceptions.SSLError):  # a bad certificate stays bad
-                    raise error from exc
-            except requests.RequestException as exc:
-                raise ServiceUnavailableError(str(exc) or type(exc).__name__) from exc
+                self._acquire_token(renew, denied)
+            except ServiceUnavailableError as exc:  # the login service: down, slow or busy
+                error, asked = exc, exc.retry_after
             else:
-                if response.status_code == 200:
-                    return self._json(response)
-                if response.status_code == 401 and not refreshed:
-                    refreshed, self._token = True, self.token_provider(True)
-                    continue
-                error = self._error(response)
-                if type(error) is PermissionDeniedError and not refreshed:
-                    # A token keeps the permissions it was issued with: one acquired before
-                    # a permission was granted lacks it until it expires. Try a new one once.
-                    self._token = None
-                    try:
-                        self._token = self.token_provider(True)
-                    except AuthenticationError as exc:  # e.g. consent revoked meanwhile
-                        raise error from exc
-                    refreshed = True
-                    continue
-                if response.status_code not in RETRYABLE_STATUSES:
-                    raise error
-                asked = _retry_after(response.headers.get("Retry-After"))
+                renew = False
+                response, error = self._send(url, request_id, extra_headers)
+                asked = None
+                if response is not None:
+                    if response.status_code == 200:
+                        return self._json(response)
+                    if response.status_code == 401 and not refreshed:
+                        refreshed = renew = True
+                        continue
+                    error = self._error(response)
+                    if type(error) is PermissionDeniedError and not refreshed:
+                        # A token keeps the permissions it was issued with: one acquired before
+                        # a permission was granted lacks it until it expires. Try a new one once.
+                        refreshed = renew = True
+                        denied = error
+                        continue
+                    if response.status_code not in RETRYABLE_STATUSES:
+                        raise error
+                    asked = _retry_after(response.headers.get("Retry-After"))
             failures += 1
             delay = asked if asked is not None else min(
                 self.backoff_base * 2 ** (failures - 1) + self.jitter() * self.backoff_base,
@@ -327,6 +313,42 @@ class GraphClient:
                 raise error
             self.sleep(delay)
             waited += delay
+
+    def _acquire_token(self, renew, denied=None):
+        """Keeps the token for the next request, or gets one (a new one when `renew`). A 403
+        (`denied`) that a new token cannot cure is raised as itself."""
+        if self._token is not None and not renew:
+            return
+        self._token = None
+        try:
+            self._token = self.token_provider(renew)
+        except AuthenticationError as exc:
+            if denied is None:
+                raise
+            raise denied from exc  # e.g. consent revoked meanwhile
+
+    def _send(self, url, request_id, extra_headers):
+        """One GET with the current token: (response, None), or (None, the error) when Graph
+        could not be reached and a retry may get through."""
+        headers = {
+            "Authorization": f"Bearer {self._token}",
+            "Accept": "application/json",
+            "client-request-id": request_id,
+            **(extra_headers or {}),
+        }
+        self.request_count += 1
+        try:
+            # A redirect could lead off the allow-list, so none is followed.
+            return self.session.get(url, headers=headers, timeout=self.timeout,
+                                    allow_redirects=False), None
+        except (requests.ConnectionError, requests.Timeout,
+                requests.exceptions.ChunkedEncodingError) as exc:
+            error = ServiceUnavailableError(str(exc) or type(exc).__name__)
+            if isinstance(exc, requests.exceptions.SSLError):  # a bad certificate stays bad
+                raise error from exc
+            return None, error
+        except requests.RequestException as exc:
+            raise ServiceUnavailableError(str(exc) or type(exc).__name__) from exc
 
     @staticmethod
     def _json(response):
@@ -340,36 +362,7 @@ class GraphClient:
             raise MalformedResponseError("Graph answered JSON that is not an object.", status=200)
         return body
 
-    @staticmethod
-    def _error(response):
-        status = response.status_code
-        try:
-            error = response.json().get("error")
-        except (ValueError, AttributeError):
-            error = None
-        error = error if isinstance(error, dict) else {}
-        code = error.get("code") if isinstance(error.get("code"), str) else None
-        inner = error.get("innerError") if isinstance(error.get("innerError"), dict) else {}
-        if status == 410 or code in ("resyncRequired", "syncStateNotFound"):
-            cls = DeltaExpiredError
-        elif status == 429:
-            cls = ThrottledError
-        elif status >= 500:
-            cls = ServiceUnavailableError
-        elif code == "Authorization_IdentityNotFound":  # Graph answers it with 401 or 403
-            cls = IdentityNotFoundError
-        elif status == 401:
-            cls = AuthenticationError
-        elif status == 403 and code == "Authorization_RequestDenied":
-            cls = PermissionDeniedError
-        else:
-            cls = GraphError
-        return cls(
-            str(error.get("message") or response.text[:500] or response.reason or status),
-            status=status,
-            code=code,
-            request_id=response.headers.get("request-id") or inner.get("request-id"),
-        )
+    _error = staticmethod(graph_error)
 
 
 def removal_reason(item):

@@ -4,10 +4,15 @@ before anyone stores or logs it."""
 
 import json
 import re
+import time
+from email.utils import parsedate_to_datetime
 
 MAX_ERROR_TEXT = 500  # Microsoft's messages are a sentence or two; more is noise or hostile
 MAX_ERROR_CODE = 100
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# Retry-After values beyond this (seconds) are taken as this: whatever a response says, a
+# sync waits or reschedules no further than an hour on its word.
+MAX_RETRY_AFTER = 3600.0
 
 
 def clean_error_text(value, limit=MAX_ERROR_TEXT):
@@ -15,6 +20,20 @@ def clean_error_text(value, limit=MAX_ERROR_TEXT):
     control character to forge log lines with), blanks collapsed, at most `limit` characters."""
     text = " ".join(_CONTROL_CHARS.sub(" ", str(value or "")[: limit * 4]).split())
     return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
+def retry_after_seconds(value):
+    """Seconds asked by a Retry-After header (ASCII delta-seconds or an HTTP-date), at most
+    MAX_RETRY_AFTER; None if unusable."""
+    value = (value or "").strip()
+    if value.isascii() and value.isdigit():  # not "²" or other Unicode digits
+        digits = value.lstrip("0") or "0"  # measured as text: int() refuses 5,000 digits
+        return MAX_RETRY_AFTER if len(digits) > 9 else min(float(digits), MAX_RETRY_AFTER)
+    try:
+        seconds = parsedate_to_datetime(value).timestamp() - time.time()
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 class GraphError(Exception):
@@ -59,12 +78,24 @@ class TenantMismatchError(AuthenticationError):
     """The token proving a consent belongs to another tenant than the one the consent named."""
 
 
-class ClientSecretError(AuthenticationError):
+class AppCredentialError(AuthenticationError):
+    """Microsoft refuses the MSP's app credential (its client secret or certificate): every
+    customer fails alike until an administrator gives a working one in the settings."""
+
+
+class ClientSecretError(AppCredentialError):
     """The MSP's client secret is wrong (AADSTS7000215) or expired (AADSTS7000222)."""
 
     @property
     def expired(self):
         return self.code == "AADSTS7000222"
+
+
+class CertificateError(AppCredentialError):
+    """Microsoft refuses the client assertion signed with the MSP's certificate: the
+    certificate is not registered on the app or has expired there (AADSTS700027), or the
+    assertion's times are off (AADSTS700024: the server's clock), its claims wrong
+    (AADSTS700021, AADSTS700023) or the token malformed (AADSTS50027)."""
 
 
 class TenantNotFoundError(AuthenticationError):
@@ -109,6 +140,43 @@ class GroupPermissionError(PermissionDeniedError):
     """The app may not read group members: GroupMember.Read.All is not granted."""
 
 
+class HiddenMembershipError(GroupPermissionError):
+    """The group's membership is hidden: reading its members needs the application
+    permission Member.Read.Hidden besides GroupMember.Read.All."""
+
+
+def graph_error(response):
+    """The typed error of a Graph answer that is not a success (a `requests` response)."""
+    status = response.status_code
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        error = None
+    error = error if isinstance(error, dict) else {}
+    code = error.get("code") if isinstance(error.get("code"), str) else None
+    inner = error.get("innerError") if isinstance(error.get("innerError"), dict) else {}
+    if status == 410 or code in ("resyncRequired", "syncStateNotFound"):
+        cls = DeltaExpiredError
+    elif status == 429:
+        cls = ThrottledError
+    elif status >= 500:
+        cls = ServiceUnavailableError
+    elif code == "Authorization_IdentityNotFound":  # Graph answers it with 401 or 403
+        cls = IdentityNotFoundError
+    elif status == 401:
+        cls = AuthenticationError
+    elif status == 403 and code == "Authorization_RequestDenied":
+        cls = PermissionDeniedError
+    else:
+        cls = GraphError
+    return cls(
+        str(error.get("message") or response.text[:500] or response.reason or status),
+        status=status,
+        code=code,
+        request_id=response.headers.get("request-id") or inner.get("request-id"),
+    )
+
+
 _AADSTS_ERRORS = {
     700016: ConsentMissingError,
     65001: ConsentMissingError,
@@ -116,6 +184,11 @@ _AADSTS_ERRORS = {
     500011: CloudMismatchError,
     7000215: ClientSecretError,
     7000222: ClientSecretError,
+    700027: CertificateError,
+    700024: CertificateError,
+    700021: CertificateError,
+    700023: CertificateError,
+    50027: CertificateError,
     90002: TenantNotFoundError,
     90033: ServiceUnavailableError,  # "a transient error has occurred"
 }

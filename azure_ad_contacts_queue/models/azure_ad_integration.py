@@ -73,6 +73,8 @@ class AzureAdIntegration(models.Model):
             with self.env.cr.savepoint():
                 log = self.with_context(azure_ad_raise_graph_errors=True)._sync(trigger)
         except RETRYABLE_ERRORS as error:
+            if self._last_job_try():  # the run fails like any other: its log, its next try
+                raise FailedJobError(self._fail_job_run(error, trigger)) from error
             raise RetryableJobError(self._graph_error_message(error), seconds=error.retry_after) from error
         except graph_client.GraphError as error:
             raise FailedJobError(self._fail_job_run(error, trigger)) from error
@@ -117,6 +119,11 @@ class AzureAdIntegration(models.Model):
             integration._fail_run(log, error, None)
             integration._notify_job_user(log, trigger)
             return log.error
+
+    def _last_job_try(self):
+        """Whether queue_job gives up on this job if it asks for a retry now."""
+        job = self._current_job()
+        return bool(job.max_retries) and job.retry + 1 >= job.max_retries
 
     def _current_job(self):
         return self.env["queue.job"].sudo().search([("uuid", "=", self.env.context.get("job_uuid"))], limit=1)
