@@ -88,7 +88,9 @@ class TestScheduledSync(AzureAdCase):
         self.assertEqual((fabrikam_log.state, fabrikam_log.updated), ("done", 1))
         # A crash (not a Microsoft error) stays with its customer too.
         self.fabrikam_integration.next_sync_date = fields.Datetime.now()
-        self.integration.write({"state": "connected", "retry_date": False, "next_sync_date": fields.Datetime.now()})
+        self.integration.write(
+            {"state": "connected", "retry_date": False, "next_sync_date": fields.Datetime.now()}
+        )
         self.fake.set_consent(CONTOSO_ID, True)
         fabrikam_runs = len(self.fabrikam_integration.sync_log_ids)
         contoso_runs = len(self.integration.sync_log_ids)

@@ -353,7 +353,9 @@ class TestLoginFaults(FaultCase):
 
     def test_garbled_token_answer_is_not_retried(self):
         self.cold_token_cache()
-        self.assert_fails_cleanly({"kind": "malformed", "target": "token"}, message="malformed data", sleeps=[])
+        self.assert_fails_cleanly(
+            {"kind": "malformed", "target": "token"}, message="malformed data", sleeps=[]
+        )
 
     def test_token_endpoint_down_when_the_token_expires_mid_sync(self):
         # Graph answers 401 to the expired token; the client asks for a new one, which the

@@ -21,9 +21,9 @@ class ResConfigSettings(models.TransientModel):
         config_parameter="azure_ad_contacts.client_secret",
         groups="base.group_system",
     )
+    # Stored as ir.config_parameter by get_values/set_values (config_parameter takes no dates).
     azure_ad_client_secret_expiry = fields.Date(
         string="Secret expires on",
-        config_parameter=SECRET_EXPIRY_PARAM,
         help="The date the Azure portal shows for the client secret (Expires): administrators are "
         "reminded 30 and 7 days before.",
     )
@@ -93,12 +93,21 @@ class ResConfigSettings(models.TransientModel):
                     )
                 )
 
+    def get_values(self):
+        values = super().get_values()
+        expiry = self.env["ir.config_parameter"].sudo().get_param(SECRET_EXPIRY_PARAM)
+        values["azure_ad_client_secret_expiry"] = fields.Date.to_date(expiry) if expiry else False
+        return values
+
     def set_values(self):
         """Saves the settings; new app credentials retry at once every customer that failed for
         the old ones."""
         Integration = self.env["azure.ad.integration"]
         before = Integration._credential_fingerprint()
         super().set_values()
+        self.env["ir.config_parameter"].sudo().set_param(
+            SECRET_EXPIRY_PARAM, fields.Date.to_string(self.azure_ad_client_secret_expiry) or False
+        )
         if self.azure_ad_new_certificate:
             pem = credentials.load_certificate(self.azure_ad_new_certificate)
             self.env["ir.config_parameter"].sudo().set_param(
