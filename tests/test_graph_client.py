@@ -859,17 +859,20 @@ def test_thread_local_http_cache_forgets_the_dicts_of_ended_threads():
         started.wait()
         proceed.wait()
 
-    for _round in range(10):  # 200 threads in all, 20 alive at a time
-        threads = [threading.Thread(target=short_lived, args=(n,)) for n in range(20)]
-        for thread in threads:
-            thread.start()
-        started.wait()
-        assert cache.thread_count == 21  # while they live, each has its own dict
-        proceed.set()
-        for thread in threads:
-            thread.join()
-        proceed.clear()
-        started.reset()
+    try:
+        for _round in range(10):  # 200 threads in all, 20 alive at a time
+            threads = [threading.Thread(target=short_lived, args=(n,), daemon=True) for n in range(20)]
+            for thread in threads:
+                thread.start()
+            started.wait(timeout=10)
+            assert cache.thread_count == 21  # while they live, each has its own dict
+            proceed.set()
+            for thread in threads:
+                thread.join()
+            proceed.clear()
+            started.reset()
+    finally:
+        proceed.set()  # a failed assertion leaves no thread waiting
     assert cache.thread_count == 1 and dict(cache) == {"discovery": "main"}
 
 

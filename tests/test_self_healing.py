@@ -13,7 +13,7 @@ from pathlib import Path
 from odoo import fields
 
 import odoo.addons.azure_ad_contacts as addon
-from odoo.addons.azure_ad_contacts.models import azure_ad_microsoft_mixin, azure_ad_recovery_mixin
+from odoo.addons.azure_ad_contacts.models import azure_ad_microsoft_mixin
 
 from fake_entra.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 
@@ -281,4 +281,3 @@ class TestFailureActivity(SelfHealingCase):
         self.assertTrue(responsible._is_system())
         self.assertIn(self.admin, self.integration._administrators())
         self.assertNotIn(self.plain_user, self.integration._administrators())
-        self.assertEqual(azure_ad_recovery_mixin.FAILURES_BEFORE_ACTIVITY, 2)
