@@ -426,6 +426,25 @@ def test_token_provider_errors_propagate(graph, rec):
     assert client.request_count == 0
 
 
+def test_token_errors_are_retried_within_the_budget_and_a_closed_client_sends_nothing(graph, rec):
+    answers = [gc.ServiceUnavailableError("AADSTS90033", retry_after=2.0), gc.ServiceUnavailableError("503")]
+
+    def token(force_refresh):
+        if answers:
+            raise answers.pop(0)
+        return rec.token(force_refresh)
+
+    graph.reply(body={"value": [{"id": "1"}]})
+    client = gc.GraphClient(graph.url, token, sleep=rec.sleeps.append, jitter=lambda: 0.0)
+    client.probe()
+    assert rec.sleeps == [2.0, 10.0]  # what the login service asked, then the backoff
+    assert rec.token_calls == [False] and client.request_count == 1
+    client.close()
+    with pytest.raises(gc.ServiceUnavailableError, match="has ended"):
+        client.probe()
+    assert rec.token_calls == [False] and client.request_count == 1
+
+
 def test_403_request_denied_is_permission_denied(graph, rec):
     for _ in range(2):  # a new token is tried once: it may carry a permission granted since
         graph.reply(403, {"error": {

@@ -28,7 +28,7 @@ class AzureAdAppCredentialMixin(models.AbstractModel):
     _name = "azure.ad.app.credential.mixin"
     _description = "Azure AD: the app's credential"
 
-    credential_warning = fields.Char(compute="_compute_credential_warning")
+    credential_warning = fields.Char(string="App credential warning", compute="_compute_credential_warning")
 
     def _compute_credential_warning(self):
         warning = self._expired_credential_message()

@@ -42,27 +42,40 @@ class AzureAdMicrosoftMixin(models.AbstractModel):
                 raise UserError(self.env._("Azure AD endpoints must use https: %(url)s", url=endpoint))
         return login, graph
 
-    def _get_msal_app(self, http_cache=None, tenant_id=None, token_cache=None, http_client=None):
+    def _get_msal_app(self, http_cache=None, tenant_id=None):
         """Factory seam for MSAL (tests may replace it): a confidential client for this
-        customer's tenant over the stored token cache (or `token_cache`); for another
-        `tenant_id` (a consent being proven), over an empty one."""
+        customer's tenant over the stored token cache; for another `tenant_id` (a consent
+        being proven), over an empty one."""
+        return self._msal_app_builder(tenant_id)(http_cache=http_cache)
+
+    def _msal_app_builder(self, tenant_id=None, http_cache=None):
+        """A plain function that builds the MSAL app of `_get_msal_app` (keywords: http_cache,
+        by default `http_cache` or the process-wide one; token_cache; http_client). What it
+        needs from the database is read now: it may be called later from the thread that
+        prefetches pages, which must not touch the ORM."""
         self.ensure_one()
         client_id, credential = self._get_app_credentials()
         login, _graph = self._get_endpoints()
-        cache = token_cache
-        if cache is None:
-            cache = msal.SerializableTokenCache()
-            if not tenant_id and self.sudo().token_cache:
-                cache.deserialize(self.sudo().token_cache)
-        return graph_client.build_msal_app(
-            client_id,
-            credential,
-            login,
-            tenant_id or self.tenant_id,
-            token_cache=cache,
-            http_cache=_MSAL_HTTP_CACHE if http_cache is None else http_cache,
-            http_client=http_client,
-        )
+        tenant = tenant_id or self.tenant_id
+        stored = None if tenant_id else self.sudo().token_cache
+        default_cache = _MSAL_HTTP_CACHE if http_cache is None else http_cache
+
+        def build(http_cache=None, token_cache=None, http_client=None):
+            if token_cache is None:
+                token_cache = msal.SerializableTokenCache()
+                if stored:
+                    token_cache.deserialize(stored)
+            return graph_client.build_msal_app(
+                client_id,
+                credential,
+                login,
+                tenant,
+                token_cache=token_cache,
+                http_cache=default_cache if http_cache is None else http_cache,
+                http_client=http_client,
+            )
+
+        return build
 
     def _prove_consent(self, tenant_id, wait):
         """An app token for `tenant_id` and one Graph read, retried for up to `wait` seconds
@@ -92,17 +105,9 @@ class AzureAdMicrosoftMixin(models.AbstractModel):
         waiting for Microsoft's Retry-After/backoff in one request."""
         self.ensure_one()
         _login, graph = self._get_endpoints()
-        self._get_app_credentials()  # a missing configuration fails here, not at the first page
-        # The MSAL app is built at the first token request, inside the client's retries.
-        tokens = msal_app.AppTokens(
-            lambda **kwargs: self._get_msal_app(
-                # After a failure a fresh one (kwargs): MSAL would replay the failed answer.
-                http_cache=http_cache if kwargs["http_cache"] is None else kwargs["http_cache"],
-                token_cache=kwargs["token_cache"],
-                http_client=kwargs["http_client"],
-            ),
-            graph,
-        )
+        # The MSAL app is built at the first token request, inside the client's retries; a
+        # missing configuration fails here already.
+        tokens = msal_app.AppTokens(self._msal_app_builder(http_cache=http_cache), graph)
         owner = threading.get_ident()
 
         def token_provider(force_refresh=False):

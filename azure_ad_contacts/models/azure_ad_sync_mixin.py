@@ -171,6 +171,9 @@ class AzureAdSyncMixin(models.AbstractModel):
         except graph_client.GraphError as error:
             self._fail_run(log, error, client)
             return log.with_env(self.env)
+        finally:
+            if client is not None:
+                client.close()  # a page still being prefetched asks Microsoft for nothing more
         counts = {**plan.counts(), "archived": plan.archived}
         log.write(
             {

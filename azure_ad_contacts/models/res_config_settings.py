@@ -42,8 +42,12 @@ class ResConfigSettings(models.TransientModel):
     azure_ad_certificate_expiry = fields.Datetime(
         string="Certificate expires on", compute="_compute_azure_ad_certificate"
     )
-    azure_ad_certificate_in_config = fields.Boolean(compute="_compute_azure_ad_certificate")
-    azure_ad_certificate_error = fields.Char(compute="_compute_azure_ad_certificate")
+    azure_ad_certificate_in_config = fields.Boolean(
+        string="Certificate from odoo.conf", compute="_compute_azure_ad_certificate"
+    )
+    azure_ad_certificate_error = fields.Char(
+        string="Certificate problem", compute="_compute_azure_ad_certificate"
+    )
     azure_ad_login_endpoint = fields.Char(
         string="Login endpoint",
         config_parameter="azure_ad_contacts.login_endpoint",

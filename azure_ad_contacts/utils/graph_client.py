@@ -134,6 +134,13 @@ class GraphClient:
         self.request_count = 0
         self._origin = _origin(self.graph_endpoint)
         self._token = None
+        self._closed = False
+
+    def close(self):
+        """The run is over: a thread still paging (a prefetch) sends nothing more, not even
+        for a new token, and its connections are dropped."""
+        self._closed = True
+        self.session.close()
 
     def limit_budget(self, max_attempts, max_wait):
         """Asks for a tighter retry budget (attempts per request, seconds of waiting for
@@ -279,6 +286,8 @@ class GraphClient:
         failures = 0
         waited = 0.0
         while True:
+            if self._closed:
+                raise ServiceUnavailableError("The sync this request belonged to has ended.")
             try:
                 self._acquire_token(renew, denied)
             except ServiceUnavailableError as exc:  # the login service: down, slow or busy

@@ -172,6 +172,37 @@ class TestJobs(QueueCase):
         self.assertEqual((log.state, log.job_id, log.trigger), ("failed", job, "manual"))
         self.assertEqual(message, log.error)
         self.assertEqual(self.integration.state, "error")
+        self.assertTrue(self.integration.retry_date, "tried again later, by a new job")
+
+    def test_a_failed_customer_is_queued_again_when_its_next_try_comes_scheduled_or_not(self):
+        self.assertFalse(self.integration.auto_sync)
+        self.fake.revoke_consent(CONTOSO_ID)
+        with self.assertRaises(FailedJobError):
+            self.perform(self.integration._enqueue_sync("manual"))
+        self.env.invalidate_all()
+        self.env["queue.job"].search([]).unlink()
+        self.env["azure.ad.integration"]._cron_sync_due()
+        self.assertFalse(self.jobs(), "not before its next try")
+        self.integration.retry_date = fields.Datetime.now() - timedelta(minutes=1)
+        self.fake.set_consent(CONTOSO_ID, True)
+        self.env["azure.ad.integration"]._cron_sync_due()
+        (job,) = self.jobs()
+        self.assertEqual((job.records, job.args), (self.integration, ["cron"]))
+        self.perform(job)
+        self.assertEqual((self.integration.state, self.integration.retry_date), ("connected", False))
+
+    def test_the_last_try_of_a_throttled_job_fails_like_a_failed_run(self):
+        job = self.integration._enqueue_sync("cron")
+        job.max_retries = 1  # this try is the last one queue_job allows
+        self.fake.add_fault(kind="429", target="delta", retry_after=900, count=10)
+        with self.assertRaises(FailedJobError):
+            self.perform(job)
+        self.env.invalidate_all()
+        log = self.integration.sync_log_ids[:1]
+        self.assertEqual((log.state, log.job_id), ("failed", job))
+        self.assertIn("throttling", log.error)
+        self.assertEqual(self.integration.failed_runs, 1)
+        self.assertGreaterEqual(self.integration.retry_date, fields.Datetime.now() + timedelta(minutes=59))
 
 
 class TestBusyCustomer(CommittedTransactions, AddonTest, TransactionCase):
