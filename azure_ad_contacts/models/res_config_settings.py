@@ -108,7 +108,7 @@ class ResConfigSettings(models.TransientModel):
         the old ones."""
         Integration = self.env["azure.ad.integration"]
         before = Integration._credential_fingerprint()
-        super().set_values()
+        result = super().set_values()
         self.env["ir.config_parameter"].sudo().set_param(
             SECRET_EXPIRY_PARAM, fields.Date.to_string(self.azure_ad_client_secret_expiry) or False
         )
@@ -118,6 +118,7 @@ class ResConfigSettings(models.TransientModel):
                 CERTIFICATE_PARAM, pem.private_key_pem + pem.certificate_pem
             )
         self._azure_ad_credentials_changed(before)
+        return result
 
     def action_azure_ad_remove_certificate(self):
         """Forgets the certificate given in the settings: the app signs in with its secret again."""

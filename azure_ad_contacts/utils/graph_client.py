@@ -186,14 +186,12 @@ class GraphClient:
     def _members_denied(self, group_id, denied):
         """Why a group's members are refused: a group with hidden membership needs
         Member.Read.Hidden (Graph says the same 403 either way), any other GroupMember.Read.All."""
-        cls = GroupPermissionError
         try:
             group = self._get(f"{self.graph_endpoint}/v1.0/groups/{group_id}?$select=id,visibility")
         except GraphError:
-            pass  # not even the group is readable: GroupMember.Read.All is missing
-        else:
-            if str(group.get("visibility") or "").lower() == "hiddenmembership":
-                cls = HiddenMembershipError
+            group = {}  # not even the group is readable: GroupMember.Read.All is missing
+        hidden = str(group.get("visibility") or "").lower() == "hiddenmembership"
+        cls = HiddenMembershipError if hidden else GroupPermissionError
         return cls(denied.detail, status=denied.status, code=denied.code, request_id=denied.request_id)
 
     def search_groups(self, text, limit=25):
