@@ -227,7 +227,7 @@ class TestRetries(SelfHealingCase):
             "retry_date = NULL, failed_runs = 0 WHERE id = %s",
             [self.integration.id],
         )
-        path = Path(addon.__file__).parent / "migrations" / "1.1.0" / "post-20-retry-failed-syncs.py"
+        path = Path(addon.__file__).parent / "migrations" / "1.1.0" / "post-30-retry-failed-syncs.py"
         spec = importlib.util.spec_from_file_location("retry_failed_syncs", path)
         migration = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(migration)
