@@ -4,8 +4,9 @@ Real MSAL and ``requests`` talk to it over HTTPS on 127.0.0.1; see :mod:`fake_en
 
 Modules: ``server`` (FakeEntra: lifecycle, TLS), ``state`` (apps, tenants, tokens, stats and the
 control methods), ``handler`` (Entra ID / Graph endpoints), ``protocol`` (Microsoft's JSON
-shapes), ``consent`` (admin-consent page), ``faults`` (fault injection), ``control_api`` /
-``control`` (the ``/_fake`` HTTP API and its client), ``certs``, ``generate``; demo tenants in
+shapes), ``assertion`` (certificate credentials: the client assertion checked as Entra does),
+``consent`` (admin-consent page), ``faults`` (fault injection), ``control_api`` / ``control``
+(the ``/_fake`` HTTP API and its client), ``certs``, ``generate``; demo tenants in
 ``tenants/*.json``.
 """
 

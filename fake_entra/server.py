@@ -1,11 +1,15 @@
 """``FakeEntra``: a local Microsoft Entra ID + Microsoft Graph over real HTTPS on 127.0.0.1.
 
 Serves what the addon needs (and what MSAL 1.39 calls): OpenID discovery, the client-credentials
-token endpoint, the v2.0 admin-consent page, ``GET /v1.0/users`` with paging, ``GET
+token endpoint (a client secret, or a client assertion signed with a certificate registered on
+the app: ``add_app(..., certificates=[pem])``, see :mod:`fake_entra.assertion`), the v2.0
+admin-consent page, ``GET /v1.0/users`` with paging, ``GET
 /v1.0/groups/{id}/transitiveMembers[/microsoft.graph.user]`` (groups from the tenant's
 ``groups`` list, nested groups expanded, paged; the cast only as an advanced query), ``GET
-/v1.0/groups?$search="displayName:…"`` (with ``ConsistencyLevel: eventual``) and ``GET
-/v1.0/domains``; plus ``/_fake/*`` JSON control endpoints (see :mod:`fake_entra.control`).
+/v1.0/groups?$search="displayName:…"`` (with ``ConsistencyLevel: eventual``), ``GET
+/v1.0/groups/{id}`` (a group with ``"visibility": "HiddenMembership"`` shows its members only to
+tokens with Member.Read.Hidden) and ``GET /v1.0/domains``; plus ``/_fake/*`` JSON control
+endpoints (see :mod:`fake_entra.control`).
 
 Access tokens are JWTs (unsigned) with the claims of real app-only tokens: ``tid``, ``appid``
 and ``roles``, the application permissions granted when the token was issued (``set_roles``):
@@ -147,8 +151,8 @@ class FakeEntra(EntraState):
     :param host: ``127.0.0.1`` or ``localhost`` (anything else raises ValueError)
     :param port: 0 picks a free port; read it back from ``base_url`` after ``start()``
     :param cert_dir: where :func:`~fake_entra.certs.ensure_certs` keeps the CA and server cert
-    :param apps: ``[{"client_id", "client_secret", "secret_expired"?, "name"?}]``; default: the
-        one app ``DEFAULT_CLIENT_ID`` / ``DEFAULT_CLIENT_SECRET``
+    :param apps: ``[{"client_id", "client_secret", "secret_expired"?, "name"?, "certificates"?}]``;
+        default: the one app ``DEFAULT_CLIENT_ID`` / ``DEFAULT_CLIENT_SECRET``
     :param tenants: tenant dicts or paths of tenant JSON files (``reset()`` returns to these)
     :param graph_latency_ms: each Graph request is answered after this long (± 10 %), as
         Microsoft Graph takes its time; ``set_graph_latency()`` changes it

@@ -569,7 +569,8 @@ class TestAccess(FakeTenantMixin, HttpCase):
                 iter(json.loads(self.integration.sudo().token_cache)["AccessToken"].values())
             )["secret"]
             self.integration.sudo().token_cache = False
-            self.fake.add_fault(kind="503", target="token")
+            # Not retried (a garbled answer), unlike a 503 that the next try gets past.
+            self.fake.add_fault(kind="malformed", target="token")
             self.assertIn("error", self.integration.sync_contacts()[0])
             azure_ad_microsoft_mixin._MSAL_HTTP_CACHE.clear()
             self.fake.add_fault(kind="malformed", target="delta")  # a changes-only round
