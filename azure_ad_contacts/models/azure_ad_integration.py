@@ -31,6 +31,8 @@ OWNED_FIELDS = (
     "delta_scope",
     "delta_rest",
     "last_full_sync_date",
+    "retry_date",
+    "failed_runs",
 )
 
 

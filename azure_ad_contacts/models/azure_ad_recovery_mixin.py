@@ -43,7 +43,7 @@ class AzureAdRecoveryMixin(models.AbstractModel):
         self.ensure_one()
         failed_runs = self.failed_runs + 1
         retry_date = fields.Datetime.now() + self._retry_delay(failed_runs, retry_after)
-        self.write({"failed_runs": failed_runs, "retry_date": retry_date})
+        self.sudo().write({"failed_runs": failed_runs, "retry_date": retry_date})  # owned by this code
         if failed_runs >= FAILURES_BEFORE_ACTIVITY:
             self._notify_failing(message)
 
@@ -74,7 +74,7 @@ class AzureAdRecoveryMixin(models.AbstractModel):
         if not (self.failed_runs or self.retry_date):
             return  # the common case costs nothing
         had_activity = self.failed_runs >= FAILURES_BEFORE_ACTIVITY
-        self.write({"failed_runs": 0, "retry_date": False})
+        self.sudo().write({"failed_runs": 0, "retry_date": False})
         if had_activity:
             self.activity_feedback(
                 [SYNC_FAILING_ACTIVITY], feedback=self.env._("Synced again successfully.")
@@ -82,7 +82,7 @@ class AzureAdRecoveryMixin(models.AbstractModel):
 
     def _stop_retries(self):
         """Disconnect: nothing is tried again, nobody needs to act."""
-        self.write({"failed_runs": 0, "retry_date": False})
+        self.sudo().write({"failed_runs": 0, "retry_date": False})
         self.activity_unlink([SYNC_FAILING_ACTIVITY])
 
     @api.model

@@ -185,7 +185,7 @@ class TestJobs(QueueCase):
         self.env["queue.job"].sudo().search([]).unlink()
         self.env["azure.ad.integration"]._cron_sync_due()
         self.assertFalse(self.jobs(), "not before its next try")
-        self.integration.retry_date = fields.Datetime.now() - timedelta(minutes=1)
+        self.integration.sudo().retry_date = fields.Datetime.now() - timedelta(minutes=1)
         self.fake.set_consent(CONTOSO_ID, True)
         self.env["azure.ad.integration"]._cron_sync_due()
         (job,) = self.jobs()
