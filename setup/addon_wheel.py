@@ -117,6 +117,5 @@ def build(addon, source_dir):
             "Framework :: Odoo",
             f"Framework :: Odoo :: {series}",
             "Programming Language :: Python :: 3",
-            "License :: OSI Approved :: GNU Lesser General Public License v3 (LGPLv3)",
         ],
     )
