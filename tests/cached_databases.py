@@ -1,7 +1,7 @@
 """Databases that are slow to make (Odoo's addons installed, an earlier release's data), made once
 and kept as PostgreSQL template databases: later runs, CI's fresh clones included, copy them in a
 second. A template's name carries a key of everything it was made from, so a change of any of
-those makes a new one; templates of the same kind not used for two weeks are dropped."""
+those makes a new one; the others of its kind are dropped two weeks after they were made."""
 
 import contextlib
 import hashlib
@@ -139,29 +139,37 @@ def cached(kind, key, make, max_age=None):
     seconds): `make(dbname)` builds it in a database of its own, which then becomes the template
     (frozen: no connections) and takes the dict `make` returns as its note."""
     name = f"{PREFIX}{kind}_{key}"
-    if exists(name) and (max_age is None or time.time() - note(name).get("made", 0) < max_age):
-        _drop_unused(kind, keep=name)
-        return name
-    building = f"{PREFIX}build_{os.getpid()}_{kind}"[:63]
-    drop(building)
-    try:
-        noted = {**(make(building) or {}), "made": time.time()}
-        comment = sql.SQL("COMMENT ON DATABASE {} IS {}")
-        execute(comment.format(sql.Identifier(building), sql.Literal(json.dumps(noted))))
-        drop(name)
-        execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(*map(sql.Identifier, (building, name))))
-        frozen = sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false")
-        execute(frozen.format(sql.Identifier(name)))
-    finally:
+
+    def fresh():
+        return exists(name) and (max_age is None or time.time() - note(name).get("built", 0) < max_age)
+
+    if not fresh():
+        building = f"{PREFIX}build_{os.getpid()}_{kind}"[:63]
         drop(building)
+        try:
+            noted = {**(make(building) or {}), "built": time.time()}
+            if not fresh():  # another run may have made it meanwhile: theirs is as good
+                _freeze(building, name, noted)
+        finally:
+            drop(building)
     _drop_unused(kind, keep=name)
     return name
 
 
+def _freeze(building, name, noted):
+    """The database `building` becomes the template `name`, with its note."""
+    building, template = sql.Identifier(building), sql.Identifier(name)
+    execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(building, sql.Literal(json.dumps(noted))))
+    drop(name)
+    execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(building, template))
+    execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(template))
+
+
 def _drop_unused(kind, keep):
+    """Templates of `kind` made from anything else more than two weeks ago."""
     for (name,) in execute("SELECT datname FROM pg_database WHERE datname LIKE %s AND datname != %s",
                            [f"{PREFIX}{kind}_%", keep]):
-        if time.time() - note(name).get("made", 0) > UNUSED_FOR:
+        if time.time() - note(name).get("built", 0) > UNUSED_FOR:
             with contextlib.suppress(psycopg2.Error):
                 drop(name)
 
@@ -186,4 +194,4 @@ def with_modules(modules):
         odoo_shell(dbname, ATTACHMENTS_IN_DATABASE, addons_path())
         return {"modules": modules}
 
-    return cached("odoo", key_of(odoo_source_key(), pinned, *modules), make)
+    return cached(f"odoo{key_of(*modules)[:4]}", key_of(odoo_source_key(), pinned, *modules), make)
