@@ -3,6 +3,7 @@ through the real Compose parser, every path the Dockerfile copies, its pip lines
 the project's pins for the image's Python, and the container's start script against a real
 PostgreSQL and Odoo's own option parser."""
 
+import ast
 import importlib.metadata
 import importlib.util
 import json
@@ -14,10 +15,10 @@ import sys
 from pathlib import Path, PurePosixPath
 
 import pytest
-from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+import odoo.release
 from odoo.tests import get_db_name
 from odoo.tools import config
 
@@ -26,8 +27,8 @@ from .cached_databases import ROOT
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
-# The Python of the image the Dockerfile starts FROM (Ubuntu 24.04's).
-IMAGE_PYTHON = {"odoo:18": "3.12"}
+# The image the Dockerfile starts FROM: its Odoo series and its Python (Ubuntu 24.04's).
+IMAGES = {"odoo:18": ("18.0", "3.12")}
 
 
 def compose(*args, env=None, compose_file=COMPOSE_FILE):
@@ -196,9 +197,20 @@ def pinned(requirements_file):
     return pins
 
 
+def image():
+    """(Odoo series, Python version) of the image the Dockerfile starts from."""
+    (base,) = [arguments for keyword, arguments in instructions() if keyword == "FROM"]
+    return IMAGES[base]
+
+
+def odoo_of_the_image():
+    """Checks that run Odoo's own code for the image: on the image's series only."""
+    if image()[0] != odoo.release.series:
+        pytest.skip(f"the image runs Odoo {image()[0]}, this is Odoo {odoo.release.series}")
+
+
 def test_the_image_pip_lines_resolve_against_the_pinned_requirements(tmp_path):
-    (image,) = [arguments for keyword, arguments in instructions() if keyword == "FROM"]
-    python = IMAGE_PYTHON[image]
+    series, python = image()
     pins = {**pinned(ROOT / "requirements" / "dev.txt"), **pinned(ROOT / "requirements" / "odoo-addons.txt")}
     lines = pip_lines()
     assert len(lines) == 3, lines
@@ -225,7 +237,11 @@ def test_the_image_pip_lines_resolve_against_the_pinned_requirements(tmp_path):
     for name in ("msal", "pyjwt", "odoo-addon-helpdesk-mgmt", "odoo-addon-queue-job"):
         assert would_install[name] == pins[name], name
     for addon in ("azure_ad_contacts", "azure_ad_contacts_helpdesk", "azure_ad_contacts_queue"):
-        assert would_install[canonicalize_name(f"odoo-addon-{addon}")].startswith("18.0.")
+        assert would_install[canonicalize_name(f"odoo-addon-{addon}")].startswith(f"{series}.")
+        # Every Python library an addon names is installed by the image.
+        manifest = ast.literal_eval((ROOT / addon / "__manifest__.py").read_text())
+        for library in manifest.get("external_dependencies", {}).get("python", []):
+            assert canonicalize_name(Requirement(library).name) in would_install, f"{addon} needs {library}"
 
 
 def odoo_requirements_for(python):
@@ -242,26 +258,46 @@ def odoo_requirements_for(python):
     return pins
 
 
-def test_what_msal_needs_beyond_the_image_pip_lines_is_odoo_s_own():
-    """msal and PyJWT go in without their dependencies: those must be Odoo's own packages, at
-    versions msal and PyJWT accept."""
+def libraries_of_the_pip_lines():
+    """The packages the Dockerfile's pip lines name (not files, folders or OCA's addons)."""
+    named = []
+    for words in pip_lines():
+        values_of = {"-c", "-r", "--constraint", "--requirement"}
+        for previous, word in zip(["", *words], words, strict=False):
+            if not word.startswith("-") and previous not in values_of and not word.startswith("/"):
+                named.append(Requirement(word))
+    return named
+
+
+def test_what_the_image_libraries_need_is_odoo_s_own():
+    """The libraries go in without their dependencies: each of those is another of them, or one
+    of Odoo's own packages at a version they accept."""
+    odoo_of_the_image()
+    python = image()[1]
     pins = pinned(ROOT / "requirements" / "dev.txt")
-    odoo_pins = odoo_requirements_for(IMAGE_PYTHON["odoo:18"])
-    environment = {"python_version": "3.12", "python_full_version": "3.12.0", "sys_platform": "linux"}
-    for package, extras in (("msal", set()), ("PyJWT", {"crypto"})):
-        assert importlib.metadata.version(package) == pins[canonicalize_name(package)]
-        for line in importlib.metadata.requires(package):
-            requirement = Requirement(line)
-            marker = str(requirement.marker or "")
+    odoo_pins = odoo_requirements_for(python)
+    libraries = {canonicalize_name(library.name): library for library in libraries_of_the_pip_lines()}
+    assert {"msal", "pyjwt"} <= set(libraries)
+    environment = {"python_version": python, "python_full_version": f"{python}.0", "sys_platform": "linux"}
+    wanted_extras = {name: set() for name in libraries}
+    for name in libraries:  # the extras one library asks of another (msal: PyJWT[crypto])
+        for requirement in map(Requirement, importlib.metadata.requires(name) or []):
+            if canonicalize_name(requirement.name) in libraries and not requirement.marker:
+                wanted_extras[canonicalize_name(requirement.name)] |= requirement.extras
+    for name in libraries:
+        assert importlib.metadata.version(name) == pins[name], f"the suite's {name} is not the pinned one"
+        for requirement in map(Requirement, importlib.metadata.requires(name) or []):
+            extras = wanted_extras[name] | {""}
             if requirement.marker and not any(
-                Marker(marker).evaluate({**environment, "extra": extra}) for extra in (extras or {""})
+                requirement.marker.evaluate({**environment, "extra": extra}) for extra in extras
             ):
                 continue
-            name = canonicalize_name(requirement.name)
-            if name in pins:  # installed by the image's own pip line
+            needed = canonicalize_name(requirement.name)
+            if needed in libraries:
+                assert requirement.specifier.contains(pins[needed]), requirement
                 continue
-            assert name in odoo_pins, f"{package} needs {requirement}, which Odoo does not bring"
-            assert requirement.specifier.contains(odoo_pins[name]), (requirement, odoo_pins[name])
+            assert needed in odoo_pins, f"{name} needs {requirement}, which Odoo does not bring"
+            assert requirement.specifier.contains(odoo_pins[needed]), (requirement, odoo_pins[needed])
 
 
 START = ROOT / "docker" / "start.py"
@@ -351,6 +387,7 @@ print(json.dumps({
 
 
 def test_odoo_reads_the_command_line_the_container_gives_it(tmp_path):
+    odoo_of_the_image()
     arguments = start(tmp_path, f"{get_db_name()}_docker_new", "queue")[1:]
     result = subprocess.run(
         [sys.executable, "-c", PARSED, *arguments], capture_output=True, text=True, check=False, cwd=tmp_path
