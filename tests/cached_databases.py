@@ -64,10 +64,22 @@ def key_of(*parts):
     return digest.hexdigest()[:12]
 
 
+def pip_environment(**extra):
+    """The environment for pip: without the fake Microsoft's CA bundle, which the suite puts in
+    REQUESTS_CA_BUNDLE for Odoo, and which pip would trust instead of the package index's CA."""
+    left_out = ("REQUESTS_CA_BUNDLE", "ODOO_SERIES")
+    return {**{key: value for key, value in os.environ.items() if key not in left_out}, **extra}
+
+
+def config_file():
+    """The suite's Odoo configuration file (Odoo 19 names it config["config"])."""
+    return config.get("config") or config.rcfile
+
+
 def odoo_bin(*args, python=sys.executable, env=None, timeout=900, cwd=None):
     """odoo-bin with the suite's configuration (database server, data folder), `args` after it;
     its output is returned, and shown in the failure when it fails."""
-    command = [str(python), str(ODOO_SRC / "odoo-bin"), "-c", config.rcfile, *map(str, args)]
+    command = [str(python), str(ODOO_SRC / "odoo-bin"), "-c", config_file(), *map(str, args)]
     result = subprocess.run(
         command, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout,
         cwd=cwd or ROOT, check=False, stdin=subprocess.DEVNULL,
@@ -81,7 +93,7 @@ def odoo_shell(database, script, addons_path, python=sys.executable, env=None):
     """Runs the Python `script` in `odoo-bin shell` on `database` (`env` is Odoo's environment
     there); returns the JSON the script prints on its last line."""
     command = [
-        str(python), str(ODOO_SRC / "odoo-bin"), "shell", "-c", config.rcfile, "-d", database,
+        str(python), str(ODOO_SRC / "odoo-bin"), "shell", "-c", config_file(), "-d", database,
         f"--addons-path={addons_path}", "--log-level=warn", "--no-http",
     ]
     result = subprocess.run(

@@ -223,7 +223,10 @@ def test_the_image_pip_lines_resolve_against_the_pinned_requirements(tmp_path):
         target = ["--target", str(tmp_path / f"target-{len(checks)}"), "--python-version", python]
         command = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", *target]
         command += [*binary_only, *words]
-        started = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        started = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=cached_databases.pip_environment(),
+        )
         checks.append((command, started))
     would_install = {}
     for command, check in checks:
