@@ -36,9 +36,31 @@ RELEASES = {
         "1.0.0 as main had it when 1.1.0's work began: delta sync, the helpdesk and queue bridges",
     ),
 }
-# What an upgrade step changes on purpose, "table.column": why. Those values may differ after
-# the upgrade (or the column be gone); the step's own test says what they become.
-CHANGED_ON_PURPOSE = {}
+
+
+def customer_company(contact, after):
+    """1.1.0: synced contacts are in their customer's company (migrations/1.1.0/post-10)."""
+    if contact["azure_ad_integration_id"] and contact["company_id"] is None and contact["parent_id"]:
+        return after["res_partner"][contact["parent_id"]]["company_id"]
+    return contact["company_id"]
+
+
+def without_integration_nothing(column):
+    """1.1.0: a contact without an integration has no Azure AD mark or link (post-20)."""
+    return lambda contact, after: None if contact["azure_ad_integration_id"] is None else contact[column]
+
+
+# What an upgrade step changes on purpose: {"table.column": what the row's value becomes,
+# given the row before the upgrade and the tables after it}. A column named here may also be
+# gone (an upgrade step that moves its data elsewhere checks it there).
+CHANGED_ON_PURPOSE = {
+    "res_partner.company_id": customer_company,
+    **{
+        f"res_partner.{column}": without_integration_nothing(column)
+        for column in ("azure_ad_synced", "azure_ad_object_id", "azure_ad_guest", "azure_ad_archived",
+                       "azure_ad_synced_email")
+    },
+}
 # A template's delta links stay valid for Microsoft's seven days: rebuilt before.
 TEMPLATE_MAX_AGE = 6 * 24 * 3600
 SEED, NEXT_SYNC = ROOT / "tests" / "upgrade" / "seed.py", ROOT / "tests" / "upgrade" / "next_sync.py"
@@ -159,9 +181,15 @@ def snapshot(database):
     return result
 
 
-def differences(before, after, allowed=(), stamps=True):
-    """What `after` lost or changed of `before`, but for the "table.column"s `allowed` (and,
-    with `stamps` False, the write stamps)."""
+def same(value, other):
+    """Equal as Odoo reads them (an empty boolean or number is False or 0)."""
+    return value == other or {value, other} <= {None, False}
+
+
+def differences(before, after, changed_on_purpose=None, stamps=True):
+    """What `after` lost or changed of `before`: a value that differs, but where
+    `changed_on_purpose` says what it becomes (and, with `stamps` False, the write stamps)."""
+    changed_on_purpose = changed_on_purpose or {}
     found = []
     for table, rows in before.items():
         if table not in after:
@@ -173,12 +201,16 @@ def differences(before, after, allowed=(), stamps=True):
                 found.append(f"{table} {key} is gone")
                 continue
             for column, value in row.items():
-                if f"{table}.{column}" in allowed or (not stamps and column in ("write_date", "write_uid")):
-                    continue  # changed on purpose, or Odoo's stamp of a write
+                expected = changed_on_purpose.get(f"{table}.{column}")
+                if expected is None and column in ("write_date", "write_uid") and not stamps:
+                    continue  # Odoo's stamp of a write
+                if expected is not None:
+                    value = expected(row, after)
                 if column not in now:
-                    found.append(f"{table}.{column} is gone")
-                elif now[column] != value:
-                    found.append(f"{table} {key} {column}: {value!r} became {now[column]!r}")
+                    if expected is None:
+                        found.append(f"{table}.{column} is gone")
+                elif not same(now[column], value):
+                    found.append(f"{table} {key} {column}: {value!r} expected, {now[column]!r} found")
     return found
 
 

@@ -44,9 +44,11 @@ params.set_param("azure_ad_contacts.client_secret", os.environ["AZURE_CLIENT_SEC
 params.set_param("azure_ad_contacts.login_endpoint", FAKE)
 params.set_param("azure_ad_contacts.graph_endpoint", FAKE)
 
-contoso = Partner.create({"name": "Contoso Ltd", "is_company": True})
+# Customers of the MSP's company (Fabrikam of none, as Odoo creates partners by default).
+company = admin.company.id
+contoso = Partner.create({"name": "Contoso Ltd", "is_company": True, "company_id": company})
 fabrikam = Partner.create({"name": "Fabrikam Inc", "is_company": True})
-litware = Partner.create({"name": "Litware Inc", "is_company": True})
+litware = Partner.create({"name": "Litware Inc", "is_company": True, "company_id": company})
 # Before the connection: a contact Entra matches by its email (its phone is Odoo's own), and one
 # only Odoo knows.
 Partner.create({"name": "Adele V.", "email": " Adele.Vance@Contoso.example", "phone": "+1 555 0100",
