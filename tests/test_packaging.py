@@ -149,7 +149,7 @@ def test_the_odoo_series_is_a_parameter_of_the_build(tmp_path):
     root = copy_of_the_project(tmp_path / "project", "1.1.0")  # Odoo prefixes it with its series
     # A migration script is a Python file outside any package: it ships all the same.
     migration = root / "azure_ad_contacts" / "migrations" / "1.1.0" / "post-10-example.py"
-    migration.parent.mkdir(parents=True)
+    migration.parent.mkdir(parents=True, exist_ok=True)
     migration.write_text("def migrate(cr, version):\n    pass\n")
     # Every wheel for 19.0; without ODOO_SERIES, the default series (the core addon's is enough).
     for series, addons in (("19.0", ADDONS), (None, ["azure_ad_contacts"])):
