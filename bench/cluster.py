@@ -59,8 +59,9 @@ def run_odoo(conf, db, *args, command=(), stdin=None, env=None, timeout=900):
     return process.stdout
 
 
-def drop_database(base_conf, db):
-    """Drops `db` (and its filestore stays: these databases store no attachments)."""
+def _postgres(base_conf):
+    """An autocommit connection to the server's `postgres` database (CREATE/DROP DATABASE run
+    outside a transaction)."""
     options = configparser.ConfigParser()
     options.read(base_conf)
     options = options["options"]
@@ -72,10 +73,28 @@ def drop_database(base_conf, db):
         user=options.get("db_user"),
         password=None if password in (None, "False") else password,
     )
-    connection.autocommit = True  # DROP DATABASE runs outside a transaction
+    connection.autocommit = True
+    return connection
+
+
+def drop_database(base_conf, db):
+    """Drops `db` (and its filestore stays: these databases store no attachments)."""
+    connection = _postgres(base_conf)
     try:
         with connection.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    finally:
+        connection.close()
+
+
+def copy_database(base_conf, template, db):
+    """`db` as a copy of `template` (which nobody may be connected to): seconds, where
+    installing the modules takes minutes on a busy machine. The filestore is not copied."""
+    drop_database(base_conf, db)
+    connection = _postgres(base_conf)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{db}" TEMPLATE "{template}"')
     finally:
         connection.close()
 

@@ -75,6 +75,12 @@ class FakeEntraControl:
     def set_graph_latency(self, milliseconds, jitter=0.1):
         return self._call("POST", "graph_latency", {"milliseconds": milliseconds, "jitter": jitter})
 
+    def set_opaque_tokens(self, opaque=True):
+        return self._call("POST", "opaque_tokens", {"opaque": bool(opaque)})
+
+    def set_index_lag(self, seconds):
+        return self._call("POST", "index_lag", {"seconds": seconds})
+
     def expire_delta_tokens(self, tenant_id):
         return self._call("POST", f"tenants/{tenant_id}/delta_tokens/expire")
 

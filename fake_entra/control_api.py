@@ -73,6 +73,18 @@ def _set_graph_latency(fake, body):
     return 200, {"milliseconds": body["milliseconds"]}
 
 
+def _set_opaque_tokens(fake, body):
+    opaque = bool(_as_dict(body)["opaque"])
+    fake.set_opaque_tokens(opaque)
+    return 200, {"opaque": opaque}
+
+
+def _set_index_lag(fake, body):
+    seconds = _as_dict(body)["seconds"]
+    fake.set_index_lag(seconds)
+    return 200, {"seconds": seconds}
+
+
 def _expire_delta_tokens(fake, body, tenant_id):
     fake.expire_delta_tokens(tenant_id)
     return 200, {"tenant_id": tenant_id, "expired": True}
@@ -114,6 +126,8 @@ CONTROL_ROUTES = [(m, re.compile(p + "$"), a) for m, p, a in [
     ("PUT", _TENANT + "/roles", _set_roles),
     ("POST", "consent_delay", _set_consent_delay),
     ("POST", "graph_latency", _set_graph_latency),
+    ("POST", "opaque_tokens", _set_opaque_tokens),
+    ("POST", "index_lag", _set_index_lag),
     ("POST", _TENANT + "/delta_tokens/expire", _expire_delta_tokens),
     ("POST", "apps", _add_app),
     ("POST", "faults", lambda fake, body: (201, {

@@ -3,7 +3,8 @@
 Serves what the addon needs (and what MSAL 1.39 calls): OpenID discovery, the client-credentials
 token endpoint (a client secret, or a client assertion signed with a certificate registered on
 the app: ``add_app(..., certificates=[pem])``, see :mod:`fake_entra.assertion`), the v2.0
-admin-consent page, ``GET /v1.0/users`` with paging, ``GET
+admin-consent page, ``GET /v1.0/users`` with paging (and its count, ``GET /v1.0/users/$count``,
+an advanced query from an eventually consistent index), ``GET
 /v1.0/groups/{id}/transitiveMembers[/microsoft.graph.user]`` (groups from the tenant's
 ``groups`` list, nested groups expanded, paged; the cast only as an advanced query), ``GET
 /v1.0/groups?$search="displayName:…"`` (with ``ConsistencyLevel: eventual``), ``GET
@@ -13,7 +14,8 @@ endpoints (see :mod:`fake_entra.control`).
 
 Access tokens are JWTs (unsigned) with the claims of real app-only tokens: ``tid``, ``appid``
 and ``roles``, the application permissions granted when the token was issued (``set_roles``):
-a token keeps them until it expires, as real ones do. ``set_consent_delay`` makes a consent
+a token keeps them until it expires, as real ones do; ``set_opaque_tokens`` makes them opaque
+strings instead, as Microsoft may at any time. ``set_consent_delay`` makes a consent
 take time to spread, with one of the symptoms Microsoft shows meanwhile.
 
 Usage::

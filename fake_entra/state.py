@@ -24,7 +24,7 @@ DEFAULT_CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 DEFAULT_CLIENT_SECRET = "fake-entra-secret"
 DEFAULT_APP_NAME = "Odoo Azure AD Contacts"
 TOKEN_LIFETIME = 3599
-STAT_KINDS = ("openid", "token", "users", "domains", "groups", "consent", "delta")
+STAT_KINDS = ("openid", "token", "users", "count", "domains", "groups", "consent", "delta")
 # Microsoft's delta tokens for directory objects are valid for seven days.
 DELTA_TOKEN_LIFETIME = 7 * 24 * 3600
 # Users per /users/delta page: Microsoft documents no size and does not take $top there.
@@ -80,6 +80,9 @@ class Tenant:
         self._log = []  # (version, user id), versions ascending
         self._property_versions = {}
         self._removed = {}  # user id -> (version, "changed" | "deleted")
+        # (time, +1 or -1) of each user added or removed: what the index behind advanced
+        # queries ($count) has not seen yet while it lags (see EntraState.set_index_lag).
+        self._index_log = []
         self.add_users(data.get("users", []))
         self.set_groups(data.get("groups", []))
 
@@ -88,6 +91,8 @@ class Tenant:
         for user in users:
             user = dict(user)
             user.setdefault("id", str(uuid.uuid4()))
+            if str(user["id"]) not in self.users:
+                self._index_log.append((time.time(), 1))
             self.users[str(user["id"])] = user
             self.track(user["id"], user, created=True)
             added.append(user)
@@ -101,6 +106,8 @@ class Tenant:
         self.version += 1
         self._log.append((self.version, user_id))
         if removed:
+            if user_id not in self._removed:
+                self._index_log.append((time.time(), -1))
             self._removed[user_id] = (self.version, removed)
             self._property_versions.pop(user_id, None)
             return
@@ -130,6 +137,12 @@ class Tenant:
     def changed(self):
         self._sorted = None
         self._members = {}
+
+    def indexed_count(self, lag):
+        """How many users the eventually consistent index counts: the users as they were
+        ``lag`` seconds ago (additions and removals since then not seen yet)."""
+        since = time.time() - lag
+        return len(self.users) - sum(step for moment, step in self._index_log if moment > since)
 
     @property
     def groups_readable(self):
@@ -223,6 +236,8 @@ class EntraState:
             self._faults = faults_module.FaultQueue()
             self.set_consent_delay(*self._initial_consent_delay)
             self.set_graph_latency(*self._initial_latency)
+            self.set_opaque_tokens(False)
+            self.set_index_lag(0)
             self.reset_stats()
 
     def add_app(self, client_id, client_secret=None, secret_expired=False, name=DEFAULT_APP_NAME,
@@ -351,6 +366,23 @@ class EntraState:
             seconds, jitter = self._graph_latency
         return seconds * (1 + random.uniform(-jitter, jitter)) if seconds else 0.0
 
+    def set_opaque_tokens(self, opaque=True):
+        """Issue opaque access tokens (not JWTs) from now on: Microsoft documents access
+        tokens as opaque to clients, in a format that may change at any time."""
+        with self._lock:
+            self._opaque_tokens = bool(opaque)
+
+    def set_index_lag(self, seconds):
+        """Advanced queries (``/users/$count``, ``$count=true``) are answered from an index
+        that is only eventually consistent: from now on it sees users added or removed in the
+        last ``seconds`` only once that time has passed (0: at once). Microsoft documents
+        replication delays without an upper bound."""
+        seconds = float(seconds)
+        if seconds < 0:
+            raise ValueError("the index lag must be >= 0")
+        with self._lock:
+            self._index_lag = seconds
+
     def set_consent_delay(self, seconds, symptom="token"):
         """Consents granted from now on take ``seconds`` to spread; meanwhile Microsoft
         answers with ``symptom`` (one of CONSENT_DELAY_SYMPTOMS)."""
@@ -452,7 +484,8 @@ class EntraState:
         The app proves itself with ``client_secret`` or with ``assertion`` (client assertion
         type, the signed JWT, the token endpoint URLs its ``aud`` may name).
         The access token is a JWT (unsigned here) with the claims of a real app-only token:
-        ``tid``, ``appid``, ``roles`` (the permissions granted at this moment), ``exp``…"""
+        ``tid``, ``appid``, ``roles`` (the permissions granted at this moment), ``exp``…; or,
+        after ``set_opaque_tokens()``, an opaque string that carries the same rights."""
         with self._lock:
             if tenant_segment.lower() in ("organizations", "common", "consumers"):
                 return 400, aad_error("invalid_request", 900023, tenant=tenant_segment)
@@ -480,7 +513,8 @@ class EntraState:
                 "sub": tenant.service_principal_id, "tid": tenant_id,
                 "uti": secrets.token_urlsafe(16), "ver": "1.0",
             }
-            token = encode_access_token(claims)
+            token = (f"Ew{secrets.token_urlsafe(96)}" if self._opaque_tokens
+                     else encode_access_token(claims))
             self._tokens[token] = {
                 "tenant_id": tenant_id, "client_id": app["client_id"],
                 "expires_at": time.time() + TOKEN_LIFETIME, "roles": frozenset(roles),
@@ -553,8 +587,10 @@ class EntraState:
             return None
 
     def user_count(self, tenant_id):
+        """The tenant's users as the index behind advanced queries counts them (see
+        set_index_lag)."""
         with self._lock:
-            return len(self._tenants[tenant_id].users)
+            return self._tenants[tenant_id].indexed_count(self._index_lag)
 
     def users_page(self, tenant_id, after_id, top, project):
         """Up to ``top`` projected users after ``after_id``, and whether more follow."""

@@ -4,24 +4,26 @@ on the customer."""
 
 import json
 import re
+import time
 from datetime import datetime, timedelta
 from unittest.mock import patch
 from urllib.parse import parse_qs, urlsplit
 
 import requests
 
+from odoo import fields
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tests.common import JsonRpcException
 from odoo.tools.misc import hash_sign
 
-from odoo.addons.azure_ad_contacts.controllers.main import STATE_SCOPE
+from odoo.addons.azure_ad_contacts.controllers.main import PENDING_SCOPE, STATE_SCOPE
+from odoo.addons.azure_ad_contacts.models import azure_ad_consent_mixin
 from odoo.addons.azure_ad_contacts.utils import graph_client
 
 from .common import CONTOSO_ID, FABRIKAM_ID, FakeTenantMixin
 
-# How long the proof waits for a consent to spread, in these tests (about a minute in use).
-SHORT_PROPAGATION = 7
+PROVE = "/azure_ad_contacts/consent/prove"
 
 
 @tagged("post_install", "-at_install")
@@ -84,13 +86,49 @@ class TestConsentFlow(FakeTenantMixin, HttpCase):
             {"integration_id": self.integration.id, **values}
         )
 
-    def prove_pending(self, waiting_page):
-        """What the waiting page's script does: ask Odoo to prove the consent, once."""
+    def check(self, pending):
+        """One check of the waiting page's script: (HTTP status, what the page reads)."""
+        response = self.url_open(
+            PROVE,
+            data=json.dumps({"jsonrpc": "2.0", "method": "call", "params": {"pending": pending}}),
+            headers={"Content-Type": "application/json"},
+        )
+        body = response.json()
+        return response.status_code, body.get("result", body)
+
+    def pending_of(self, waiting_page):
         self.assertEqual(waiting_page.status_code, 200, waiting_page.text[:500])
         self.assertIn("Waiting for Microsoft", waiting_page.text)
-        pending = re.search(r'data-pending="([^"]+)"', waiting_page.text).group(1)
-        with patch.object(graph_client, "CONSENT_PROPAGATION_TIMEOUT", SHORT_PROPAGATION):
-            return self.make_jsonrpc_request("/azure_ad_contacts/consent/prove", {"pending": pending})
+        self.assertIn('id="azure_ad_consent_check_again"', waiting_page.text)
+        return re.search(r'data-pending="([^"]+)"', waiting_page.text).group(1)
+
+    def prove_pending(self, waiting_page, max_checks=40):
+        """What the waiting page's script does: check again (here every half second instead of
+        every few) until Microsoft confirms the consent or the check fails; the last answer."""
+        pending = self.pending_of(waiting_page)
+        for _check in range(max_checks):
+            status, answer = self.check(pending)
+            self.assertEqual(status, 200, answer)
+            if not answer.get("waiting"):
+                return answer
+            self.assertLess(answer["waited"], 60)
+            pending = answer["pending"]
+            time.sleep(0.5)
+        self.fail(f"still waiting after {max_checks} checks")
+
+    def pending_token(self, **changes):
+        """A waiting page's token, signed as Odoo signs them, for the consent under way."""
+        values = {
+            "integration": self.integration.id,
+            "user": self.env.ref("base.user_admin").id,
+            "db": self.env.cr.dbname,
+            "nonce": self.integration._new_consent_nonce(),
+            "tenant": CONTOSO_ID,
+            "hint": None,
+            "since": fields.Datetime.to_string(fields.Datetime.now()),
+            **changes,
+        }
+        return hash_sign(self.env(su=True), PENDING_SCOPE, values, expiration_hours=1)
 
     # -- tests ---------------------------------------------------------------------------------
 
@@ -137,11 +175,13 @@ class TestConsentFlow(FakeTenantMixin, HttpCase):
         gives up with Microsoft's reason."""
         state = parse_qs(urlsplit(self.start_connect()).query)["state"][0]
         waiting = self.callback(admin_consent="True", tenant=FABRIKAM_ID, state=state)
-        answer = self.prove_pending(waiting)
+        with patch.object(azure_ad_consent_mixin, "CONSENT_WAIT", timedelta(seconds=2)):
+            answer = self.prove_pending(waiting)
         self.assertNotIn("redirect", answer)
         self.assertIn("AADSTS700016", answer["error"])
         self.assertIn("AADSTS700016", self.integration.last_error)
         self.assertEqual(self.integration.state, "error")
+        self.assertFalse(self.integration.consent_waiting_since)
         self.assertFalse(self.integration.tenant_id)  # written only once proven
         self.assertFalse(self.integration.sudo().token_cache)
         self.assertFalse(self.customer.child_ids)
@@ -154,18 +194,107 @@ class TestConsentFlow(FakeTenantMixin, HttpCase):
                 # Right after consent, Microsoft answers as if there were none for a few seconds.
                 self.fake.set_consent_delay(3, symptom=symptom)
                 callback_url = self.consent_at_microsoft(self.start_connect())
-                answer = self.prove_pending(self.back_to_odoo(callback_url))
+                waiting = self.back_to_odoo(callback_url)
+                self.assertTrue(self.integration.consent_waiting_since)
+                self.assertEqual(self.integration.state, "draft")  # waiting is not failing
+                answer = self.prove_pending(waiting)
                 self.assertEqual(
                     urlsplit(answer["redirect"]).path, f"/odoo/contacts/{self.customer.id}", answer
                 )
                 self.assertEqual(
                     (self.integration.state, self.integration.tenant_id), ("connected", CONTOSO_ID)
                 )
+                self.assertFalse(self.integration.consent_waiting_since)
                 self.assertTrue(self.customer.child_ids)
                 # The token kept is one issued after the consent spread: it has the permission.
                 cache = json.loads(self.integration.sudo().token_cache)
                 (token,) = [entry["secret"] for entry in cache["AccessToken"].values()]
                 self.assertIn("User.Read.All", graph_client.token_claims(token)["roles"])
+
+    def test_a_consent_is_waited_for_minutes_visibly_then_given_up(self):
+        """Microsoft documents no upper bound for a consent to spread: five minutes in, the
+        integration still shows that it waits for Microsoft (not an error) and each check
+        answers at once with the time waited; only past ten minutes does the check fail, with
+        what to do."""
+        self.start_connect()
+        self.fake.set_consent_delay(3600)  # the admin accepted; Microsoft is slow to confirm it
+        self.fake.set_consent(CONTOSO_ID, True)
+        started = time.monotonic()
+        five_minutes_ago = fields.Datetime.now() - timedelta(minutes=5)
+        status, answer = self.check(self.pending_token(since=fields.Datetime.to_string(five_minutes_ago)))
+        self.assertLess(time.monotonic() - started, 10)  # one try, no worker held for minutes
+        self.assertEqual(status, 200, answer)
+        self.assertTrue(answer["waiting"], answer)
+        self.assertGreaterEqual(answer["waited"], 300)
+        self.assertEqual(answer["next_check"], 30)
+        self.assertTrue(answer["pending"])
+        self.assertEqual(self.integration.state, "draft")
+        self.assertFalse(self.integration.last_error)
+        self.assertEqual(self.integration.consent_waiting_since, five_minutes_ago)
+        self.assertTrue(self.customer.azure_ad_consent_waiting)
+        # The next check, past ten minutes: given up, and the integration says what to do.
+        too_long = fields.Datetime.now() - timedelta(minutes=11)
+        status, answer = self.check(self.pending_token(since=fields.Datetime.to_string(too_long)))
+        self.assertEqual(status, 200, answer)
+        self.assertIn("within 10 minutes", answer["error"])
+        self.assertIn("AADSTS700016", answer["error"])
+        self.assertEqual((self.integration.state, self.integration.last_error_kind), ("error", "consent"))
+        self.assertFalse(self.integration.consent_waiting_since)
+        self.assertFalse(self.customer.azure_ad_consent_waiting)
+
+    def test_the_waiting_pages_token_is_used_once_and_only_for_its_consent(self):
+        """Each check uses up the token it was given (the answer brings the next one); a token
+        is refused once the consent is complete, after Disconnect, after a new Connect, and
+        for another user. Bad input gets a 400, for any logged-in user."""
+        self.fake.set_consent_delay(3600)
+        waiting = self.back_to_odoo(self.consent_at_microsoft(self.start_connect()))
+        first = self.pending_of(waiting)
+        status, answer = self.check(first)
+        self.assertTrue(answer["waiting"], answer)
+        self.assertEqual(self.check(first)[0], 403)  # replayed
+        second = answer["pending"]
+        self.integration.action_disconnect()
+        status, answer = self.check(second)
+        self.assertEqual(status, 403)
+        self.assertIn("start the connection again", answer["error"])
+        # A new Connect invalidates the token of the consent before it.
+        stale = self.pending_token()
+        self.start_connect()
+        self.assertEqual(self.check(stale)[0], 403)
+        # Once the consent is proven and connected, the token that did it is spent.
+        self.fake.set_consent_delay(0)
+        self.fake.reset()
+        self.fake.set_consent(CONTOSO_ID, True)
+        done = self.pending_token()
+        status, answer = self.check(done)
+        self.assertIn("redirect", answer)
+        self.assertEqual(self.integration.state, "connected")
+        self.integration.action_disconnect()
+        self.assertEqual(self.check(done)[0], 403)
+        self.assertEqual(self.integration.state, "disconnected")
+        # Another administrator may not use it.
+        other_admin = new_test_user(self.env, login="other_admin", password="other_admin_pw",
+                                    groups="base.group_user,base.group_system")
+        foreign = self.pending_token(user=other_admin.id)
+        self.assertEqual(self.check(foreign)[0], 403)
+        for bad in ({"nonce": "x"}, ["a"], 7, None, True):
+            refused = (400, {"error": "Invalid request: the consent to check is missing."})
+            self.assertEqual(self.check(bad), refused)
+        self.authenticate("plain_consent", "plain_consent_pw")
+        self.assertEqual(self.check({"a": 1})[0], 400)
+        self.assertEqual(self.check("garbage")[0], 403)
+
+    def test_connect_with_opaque_access_tokens(self):
+        """Microsoft's access tokens are opaque to clients and may be no JWT: the proof decodes
+        nothing, and connects."""
+        self.fake.set_opaque_tokens(True)
+        response = self.back_to_odoo(self.consent_at_microsoft(self.start_connect()))
+        self.assertIn(response.status_code, (302, 303), response.text[:500])
+        self.assertEqual((self.integration.state, self.integration.tenant_id), ("connected", CONTOSO_ID))
+        self.assertEqual(len(self.customer.child_ids), 15)
+        cache = json.loads(self.integration.sudo().token_cache)
+        (token,) = [entry["secret"] for entry in cache["AccessToken"].values()]
+        self.assertEqual(graph_client.token_claims(token), {})
 
     def test_the_tenant_must_be_a_guid_and_the_one_named_when_connecting(self):
         self.fake.set_consent(CONTOSO_ID, True)

@@ -643,6 +643,52 @@ def test_permissions_are_frozen_into_each_token(fake):
         fake.set_roles(BIG, "User.Read.All")
 
 
+def test_opaque_tokens_work_like_jwts_but_say_nothing(fake):
+    """Microsoft documents access tokens as opaque to clients: the fake can issue tokens that
+    are no JWT at all, with the same rights and the same tenant binding."""
+    control = FakeEntraControl(fake.base_url, ca_file=fake.certs.bundle_file)
+    assert control.set_opaque_tokens(True) == {"opaque": True}
+    fake.set_consent(CONTOSO, True)
+    for tenant in (BIG, CONTOSO):
+        session = graph(fake, tenant)
+        opaque = session.headers["Authorization"].removeprefix("Bearer ")
+        assert "." not in opaque and not opaque.startswith("ey")
+        [first] = session.get(users_url(fake, top=1)).json()["value"]
+        assert first["id"] == min(u["id"] for u in fake.tenant(tenant)["users"])
+    fake.reset()
+    assert claims(token(fake, BIG))["tid"] == BIG
+
+
+def test_user_count_is_an_advanced_query_with_a_lagging_index(fake):
+    """``GET /users/$count`` as Microsoft documents it: only with ``ConsistencyLevel:
+    eventual`` (else 400 ``Request_BadRequest``), answered as text/plain (here with the
+    byte-order mark OData services may send), from an eventually consistent index that may
+    not count the newest users yet."""
+    session = graph(fake)
+    url = f"{fake.base_url}/v1.0/users/$count"
+    refused = session.get(url)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == {**refused.json()["error"], "code": "Request_BadRequest",
+                                       "message": "$count is not currently supported."}
+    counted = session.get(url, headers={"ConsistencyLevel": "eventual"})
+    assert counted.status_code == 200 and counted.headers["Content-Type"].startswith("text/plain")
+    assert counted.content.decode("utf-8-sig") == "2500"
+    assert session.get(f"{fake.base_url}/v1.0/users/%24count",
+                       headers={"ConsistencyLevel": "eventual"}).content.decode("utf-8-sig") == "2500"
+    assert fake.stats()["counts"]["count"] == 3
+    FakeEntraControl(fake.base_url, ca_file=fake.certs.bundle_file).set_index_lag(0.5)
+    assert fake.user_count(BIG) == 0  # a tenant loaded just now: not indexed yet
+    time.sleep(0.6)
+    assert fake.user_count(BIG) == 2500
+    fake.add_user(BIG, [{"id": f"new-{n}"} for n in range(3)])
+    fake.delete_user(BIG, fake.tenant(BIG)["users"][0]["id"])
+    assert fake.user_count(BIG) == 2500  # the index has seen neither change yet
+    time.sleep(0.6)
+    assert fake.user_count(BIG) == 2502
+    with pytest.raises(ValueError):
+        fake.set_index_lag(-1)
+
+
 def token_response(fake, tenant):
     return requests.post(
         f"{fake.base_url}/{tenant}/oauth2/v2.0/token", verify=fake.certs.bundle_file,

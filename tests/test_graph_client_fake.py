@@ -2,6 +2,7 @@
 after a consent, with permissions, groups, other clouds and redirects."""
 
 import threading
+import time
 
 import msal
 import pytest
@@ -249,6 +250,46 @@ def test_prove_consent_refuses_a_token_of_another_tenant(fake):
     fake.set_consent(other, True)
     with pytest.raises(gc.TenantMismatchError):
         prove(fake, Factory(fake, tenant=other))
+    fake.set_opaque_tokens(True)  # the authority decides, not what a token says
+    with pytest.raises(gc.TenantMismatchError):
+        prove(fake, Factory(fake, tenant=other))
+
+
+def test_prove_consent_with_opaque_tokens(fake):
+    """Access tokens are opaque to clients and may be no JWT at all: the proof rests on the
+    tenant's own authority and a Graph read, and decodes nothing."""
+    fake.set_opaque_tokens(True)
+    proof, _waits = prove(fake)
+    assert proof.tenant_id == CONTOSO_ID and proof.client.token_tenant_id is None
+    assert "." not in proof.client._token
+
+
+def test_prove_consent_refuses_a_readable_token_that_names_another_tenant(fake):
+    """The Contoso authority hands out a JWT whose `tid` is another tenant's: refused, and
+    the token is not kept."""
+    other = fake.tenants()[1]["tenant_id"]
+    fake.set_consent(other, True)
+    foreign = new_app(fake, tenant=other)
+
+    def factory(http_cache):
+        app = new_app(fake, http_cache=http_cache)
+        app.acquire_token_for_client = foreign.acquire_token_for_client
+        return app
+
+    with pytest.raises(gc.TenantMismatchError, match="is for tenant"):
+        gc.prove_consent(factory, fake.base_url, CONTOSO_ID, timeout=0)
+
+
+def test_user_count(fake):
+    """`GET /users/$count` as an advanced query; the count Microsoft's index has."""
+    fake.set_users(CONTOSO_ID, generate_users(1234, seed=3, domain="contoso.example", plain=True))
+    client = new_client(fake)
+    assert client.user_count() == 1234
+    assert client.request_count == 1 and fake.stats()["counts"]["count"] == 1
+    time.sleep(0.3)
+    fake.set_index_lag(0.25)
+    fake.set_users(CONTOSO_ID, generate_users(40, seed=4, domain="contoso.example", plain=True))
+    assert client.user_count() == 1234  # the index has not seen the change yet
 
 
 # ---------------------------------------------------------------------- delta query

@@ -7,6 +7,7 @@ from unittest.mock import patch
 from lxml import etree
 
 from odoo.tests import HttpCase, common, new_test_user, tagged
+from odoo.tools import config
 
 from fake_entra.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 
@@ -102,17 +103,31 @@ class TestCustomerFormTours(FakeTenantMixin, HttpCase):
         self.assertEqual(consent_requests, [("GET", 200), ("POST", 302)])
 
     def test_connect_while_microsoft_still_spreads_the_consent(self):
-        """The same clicks, but Microsoft refuses the app a token for a few seconds after the
-        Accept: the browser shows the waiting page, whose script proves the consent and goes on
-        to the customer, where the tour finds the same confirmation."""
-        self.fake.set_consent_delay(4, symptom="token")
-        self.start_tour(self.customer_url(), "azure_ad_contacts_connect", login="admin")
+        """The same clicks, but Microsoft refuses the app a token for seconds after the Accept:
+        the browser shows the waiting page (time waited, Check again), whose checks go on until
+        Microsoft confirms the consent, and then on to the customer, where the tour finds the
+        same confirmation."""
+        self.fake.set_consent_delay(8, symptom="token")
+        self.start_tour(self.customer_url(), "azure_ad_contacts_connect_waiting", login="admin")
         self.env.invalidate_all()
         self.assertEqual((self.integration.state, self.integration.tenant_id), ("connected", CONTOSO_ID))
+        self.assertFalse(self.integration.consent_waiting_since)
         self.assertEqual(len(self.customer.child_ids.filtered("azure_ad_synced")), 15)
         requests = self.fake.stats()["requests"]
         refused = [r for r in requests if r["path"].endswith("/token") and r["status"] == 400]
-        self.assertTrue(refused, "Microsoft refused no token: the waiting page was not needed")
+        self.assertGreaterEqual(len(refused), 2, "the callback's try and at least the Check again click")
+
+    def test_connect_a_tenant_too_slow_for_a_request(self):
+        """Microsoft answers slowly and a worker may run a second: the first sync goes to the
+        background. The customer shows it running, then (once the scheduled job ran it) its
+        counts and the contacts, without a reload."""
+        self.fake.set_graph_latency(400, jitter=0)
+        with patch.dict(config.options, {"limit_time_real": 4}):
+            self.start_tour(self.customer_url(), "azure_ad_contacts_connect_background", login="admin")
+        self.env.invalidate_all()
+        log = self.integration.sync_log_ids
+        self.assertEqual((log.trigger, log.state, log.created), ("connect", "done", 15))
+        self.assertFalse(self.integration.first_sync_pending_since)
 
     def test_sync_now_and_disconnect(self):
         self.connect()

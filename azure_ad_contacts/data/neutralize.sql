@@ -5,6 +5,8 @@
 UPDATE azure_ad_integration
    SET token_cache = NULL,
        consent_nonce = NULL,
+       consent_waiting_since = NULL,
+       first_sync_pending_since = NULL,
        state = CASE WHEN state = 'draft' THEN 'draft' ELSE 'disconnected' END,
        auto_sync = FALSE,
        sync_requested_by = NULL,

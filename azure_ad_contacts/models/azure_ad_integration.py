@@ -27,6 +27,8 @@ OWNED_FIELDS = (
     "group_names",
     "token_cache",
     "consent_nonce",
+    "consent_waiting_since",
+    "first_sync_pending_since",
     "delta_link",
     "delta_scope",
     "delta_rest",
@@ -441,6 +443,8 @@ class AzureAdIntegration(models.Model):
                 "consent_nonce": False,
                 "last_error": False,
                 "last_error_kind": False,
+                "consent_waiting_since": False,
+                "first_sync_pending_since": False,
             }
         )
         for integration in self:

@@ -19,7 +19,8 @@ from .azure_ad_microsoft_mixin import CRON_MAX_WAIT, INTERACTIVE_MAX_WAIT
 
 _logger = logging.getLogger(__name__)
 
-# "Sync now" of a tenant whose last run saw more users than this runs in the background.
+# "Sync now" of a tenant whose last run saw more users than this runs in the background, and
+# so does the first sync of a tenant that Microsoft counts more users in.
 BACKGROUND_SYNC_THRESHOLD = 5000
 # The scheduled job syncs integrations one after another for about this long per batch,
 # commits, and continues in a new batch: far below Odoo's cron time limits.
@@ -78,7 +79,8 @@ class AzureAdSyncMixin(models.AbstractModel):
         return self.env["azure.ad.sync.log"]
 
     def _sync_in_background(self):
-        """Hands "Sync now" to the scheduled job, which syncs and notifies this user."""
+        """Hands "Sync now" (or a first sync) to the scheduled job, which syncs and notifies
+        this user."""
         self.sudo().sync_requested_by = self.env.uid
         self.env.ref("azure_ad_contacts.azure_ad_integration_cron_sync")._trigger()
 
@@ -97,6 +99,11 @@ class AzureAdSyncMixin(models.AbstractModel):
             ),
         )
 
+    def _requested_trigger(self):
+        """The trigger of a run someone asked for in the background: the first sync of a
+        connection, or "Sync now"."""
+        return "connect" if self.first_sync_pending_since else "manual"
+
     def _last_users_total(self):
         return self.sync_log_ids.filtered(lambda log: log.state == "done")[:1].users_total
 
@@ -105,7 +112,10 @@ class AzureAdSyncMixin(models.AbstractModel):
         self._check_syncable()
         logs = self.env["azure.ad.sync.log"]
         for integration in self:
-            logs += integration._sync_one(trigger)
+            log = integration._sync_one(trigger)
+            if trigger == "connect":
+                integration._announce_first_sync(log)
+            logs += log
         return logs
 
     def _check_syncable(self):
@@ -151,6 +161,9 @@ class AzureAdSyncMixin(models.AbstractModel):
         confirmation)."""
         self.ensure_one()
         self._lock_for_sync()
+        if self.first_sync_pending_since:
+            # Done with whatever this run ends with; a run that dies leaves it due.
+            self.sudo().first_sync_pending_since = False
         # Logs are written by the sync only (sudo): administrators can read them, not forge them.
         log = self.env["azure.ad.sync.log"].sudo().create({"integration_id": self.id, "trigger": trigger})
         started = time.monotonic()
@@ -217,7 +230,11 @@ class AzureAdSyncMixin(models.AbstractModel):
                 "graph_requests": client.request_count if client else 0,
             }
         )
-        values = {"last_error": message, "last_error_kind": self._graph_error_kind(error)}
+        values = {
+            "last_error": message,
+            "last_error_kind": self._graph_error_kind(error),
+            "first_sync_pending_since": False,  # a queue job's failure is kept in a transaction of its own
+        }
         if isinstance(error, graph_client.AuthenticationError | graph_client.PermissionDeniedError):
             values["state"] = "error"
         self.sudo().write(values)
@@ -404,12 +421,20 @@ class AzureAdSyncMixin(models.AbstractModel):
 
     @api.model
     def _cron_due_integrations(self):
-        """What the scheduled job syncs now: "Sync now" requests first, then the failed syncs
-        whose next try has come (scheduled or not), then the integrations whose interval has
-        passed, the longest due first."""
+        """What the scheduled job syncs now: "Sync now" requests and first syncs first, then
+        the failed syncs whose next try has come (scheduled or not), then the integrations
+        whose interval has passed, the longest due first."""
         now = fields.Datetime.now()
         return self.search(
-            [("sync_requested_by", "!=", False), ("excluded", "=", False)], order="write_date"
+            [
+                ("excluded", "=", False),
+                "|",
+                ("sync_requested_by", "!=", False),
+                "&",
+                ("first_sync_pending_since", "!=", False),
+                ("state", "=", "connected"),
+            ],
+            order="write_date",
         ) | self.search(
             [
                 ("excluded", "=", False),
@@ -433,7 +458,7 @@ class AzureAdSyncMixin(models.AbstractModel):
         Returns the run log (an unsaved one when the run could not start or crashed)."""
         self.ensure_one()
         requester = self.sync_requested_by
-        trigger = "manual" if requester else "cron"
+        trigger = self._requested_trigger() if requester or self.first_sync_pending_since else "cron"
         try:
             with self.env.cr.savepoint():
                 log = self.with_user(requester or self.env.user)._sync(trigger)

@@ -130,6 +130,14 @@ class ResPartner(models.Model):
     azure_ad_last_error_kind = fields.Selection(
         related="azure_ad_integration_ids.last_error_kind", groups="base.group_system"
     )
+    azure_ad_consent_waiting = fields.Boolean(
+        string="Waiting for Microsoft", compute="_compute_azure_ad_state", groups="base.group_system"
+    )
+    azure_ad_first_sync_since = fields.Datetime(
+        string="First Azure AD sync running since",
+        compute="_compute_azure_ad_state",
+        groups="base.group_system",
+    )
 
     _sql_constraints = [
         (
@@ -170,6 +178,8 @@ class ResPartner(models.Model):
         "azure_ad_integration_ids.last_error",
         "azure_ad_integration_ids.last_run_state",
         "azure_ad_integration_ids.last_run_summary",
+        "azure_ad_integration_ids.consent_waiting_since",
+        "azure_ad_integration_ids.first_sync_pending_since",
     )
     def _compute_azure_ad_state(self):
         for partner in self:
@@ -181,6 +191,8 @@ class ResPartner(models.Model):
             partner.azure_ad_last_run_summary = (
                 integration.last_run_state == "done" and integration.last_run_summary
             )
+            partner.azure_ad_consent_waiting = bool(integration.consent_waiting_since)
+            partner.azure_ad_first_sync_since = integration.first_sync_pending_since
 
     def unlink(self):
         # A customer's integration goes with it (ondelete cascade): through the ORM, so that

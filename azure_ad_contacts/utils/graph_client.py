@@ -156,7 +156,8 @@ class GraphClient:
 
     @property
     def token_tenant_id(self):
-        """The `tid` claim of the token used for the last request (None before any)."""
+        """The `tid` claim of the token used for the last request: None before any request,
+        or when the token is not a readable JWT (access tokens are opaque to clients)."""
         return token_claims(self._token).get("tid") if self._token else None
 
     def group_member_ids(self, group_id):
@@ -227,6 +228,13 @@ class GraphClient:
         """Read one user id: proves the token and the permission work."""
         next(self._pages(f"{self.graph_endpoint}/v1.0/users?$top=1&$select=id"))
 
+    def user_count(self):
+        """How many users the tenant has, without reading them (`GET /users/$count`). An
+        advanced query: served from an eventually consistent index, so the newest changes may
+        not be counted yet; an estimate, never a promise."""
+        return self._get(f"{self.graph_endpoint}/v1.0/users/$count",
+                         {"ConsistencyLevel": "eventual", "Accept": "text/plain"}, parse=_count)
+
     def verified_domains(self, limit=MAX_VERIFIED_DOMAINS):
         """Names of the tenant's verified domains, lower-case, sorted (needs Domain.Read.All or
         Directory.Read.All). A domain's `id` is its name; anything that is not a host name is
@@ -272,10 +280,11 @@ class GraphClient:
                 on_body(body)
             yield body["value"]
 
-    def _get(self, url, extra_headers=None):
+    def _get(self, url, extra_headers=None, parse=None):
         """GET a Graph URL: the one place for headers, timeouts, retries and error mapping.
         The app token is acquired (or renewed) within the same retries and waiting budget:
-        Microsoft's login service fails as Graph does (5xx, timeouts, AADSTS90033)."""
+        Microsoft's login service fails as Graph does (5xx, timeouts, AADSTS90033). Returns
+        the JSON object Graph answered, or what `parse(response)` makes of it."""
         if self._origin is None or _origin(url) != self._origin:
             raise UntrustedHostError(f"Refusing to call {url[:200]}: not {self.graph_endpoint}")
         request_id = str(uuid.uuid4())  # one id for all retries, so they read as one call in logs
@@ -296,7 +305,7 @@ class GraphClient:
                 asked = None
                 if response is not None:
                     if response.status_code == 200:
-                        return self._json(response)
+                        return (parse or self._json)(response)
                     if response.status_code == 401 and not refreshed:
                         refreshed = renew = True
                         continue
@@ -372,6 +381,15 @@ class GraphClient:
     _error = staticmethod(graph_error)
 
 
+def _count(response):
+    """A count Graph answered as text/plain (OData services may start it with a byte-order mark)."""
+    text = response.content.decode("utf-8-sig", "replace").strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 9):
+        raise MalformedResponseError(f"Graph answered a count that is not one: {text[:50]!r}",
+                                     status=response.status_code)
+    return int(text)
+
+
 def removal_reason(item):
     """For an item of a delta page: "changed" (the user was deleted and can be restored for
     30 days), "deleted" (deleted for good), or None (the user exists)."""
@@ -423,8 +441,8 @@ class UserDeltaRound:
 
 @dataclass
 class ConsentProof:
-    """What a successful consent proof leaves: the tenant the token was issued for (its `tid`
-    claim), the MSAL app whose token cache holds that token, and the client that read Graph."""
+    """What a successful consent proof leaves: the tenant whose own authority issued the token,
+    the MSAL app whose token cache holds that token, and the client that read Graph."""
 
     tenant_id: str
     app: object
@@ -444,21 +462,29 @@ def consent_not_spread(error):
 def prove_consent(app_factory, graph_endpoint, expected_tenant=None, *,
                   timeout=CONSENT_PROPAGATION_TIMEOUT, interval=CONSENT_RETRY_INTERVAL,
                   on_wait=None, sleep=time.sleep, clock=time.monotonic, client_options=None):
-    """Prove an admin consent: an app token and one Graph read, retried for up to `timeout`
-    seconds while Microsoft spreads the consent.
+    """Prove an admin consent: an app token from the tenant's own authority and one Graph read
+    with it, retried for up to `timeout` seconds while Microsoft spreads the consent.
 
     `app_factory(http_cache)` must build a new MSAL app over an empty token cache and the
     given (new, empty) MSAL HTTP cache: MSAL replays a failed token answer from its HTTP cache
     for 60 s, and a token from a failed try must never be kept. Only the returned
     ConsentProof's `app` holds a token. `on_wait(error, attempt, remaining_seconds)` is called
     before each wait (e.g. to tell the administrator that Microsoft is still busy).
-    `expected_tenant`: the tenant the consent named; a token of another one raises
-    TenantMismatchError. Other errors, and the last one when time is up, are raised."""
+    `expected_tenant`: the tenant the consent named. Access tokens are opaque to clients, so
+    the proof rests on who issued the token: an app whose authority (the token endpoint its
+    OpenID configuration names) is another tenant raises TenantMismatchError, and so does a
+    token that happens to be a readable JWT naming another tenant (`tid`). Other errors, and
+    the last one when time is up, are raised."""
     started = clock()
     attempt = 0
     while True:
         attempt += 1
         app = app_factory({})
+        issuer = _authority_tenant(app)
+        if expected_tenant is not None and issuer != expected_tenant.lower():
+            raise TenantMismatchError(
+                f"The login service of tenant {expected_tenant!r} names the tenant {issuer!r} "
+                "for its tokens.", code="tenant_mismatch")
         client = GraphClient(
             graph_endpoint,
             lambda force_refresh, app=app: acquire_app_token(app, graph_endpoint, force_refresh),
@@ -475,9 +501,15 @@ def prove_consent(app_factory, graph_endpoint, expected_tenant=None, *,
                 on_wait(error, attempt, remaining)
             sleep(interval)
             continue
-        tenant_id = client.token_tenant_id
-        if expected_tenant is not None and (tenant_id or "").lower() != expected_tenant.lower():
+        claimed = client.token_tenant_id  # None for an opaque token: nothing to compare
+        if claimed is not None and str(claimed).lower() != issuer:
+            app.remove_tokens_for_client()
             raise TenantMismatchError(
-                f"The token proving the consent is for tenant {tenant_id!r}, "
-                f"not {expected_tenant!r}.", code="tenant_mismatch")
-        return ConsentProof(tenant_id=tenant_id, app=app, client=client, attempts=attempt)
+                f"The token proving the consent is for tenant {claimed!r}, not {issuer!r}.",
+                code="tenant_mismatch")
+        return ConsentProof(tenant_id=issuer, app=app, client=client, attempts=attempt)
+
+
+def _authority_tenant(app):
+    """The tenant whose token endpoint issues `app`'s tokens (from its OpenID configuration)."""
+    return str(getattr(getattr(app, "authority", None), "tenant", "") or "").lower()

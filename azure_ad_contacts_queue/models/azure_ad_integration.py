@@ -45,8 +45,9 @@ class AzureAdIntegration(models.Model):
         return self._enqueue_sync("api").mapped("uuid")
 
     def _sync_in_background(self):
-        """ "Sync now" of a large tenant: a job, not the scheduled job."""
-        self._enqueue_sync("manual")
+        """ "Sync now" of a large tenant, or the first sync of one just connected: a job, not
+        the scheduled job."""
+        self._enqueue_sync(self._requested_trigger())
 
     def _cron_sync_due(self, batch_seconds=None):
         """The scheduled job only queues: one job per due integration, run by the job runner
@@ -55,9 +56,12 @@ class AzureAdIntegration(models.Model):
         # A "Sync now" request is handed over to its job; the job notifies the requester.
         requested = due.filtered("sync_requested_by")
         for integration in requested:
-            integration.with_user(integration.sync_requested_by)._enqueue_sync("manual")
+            integration.with_user(integration.sync_requested_by)._enqueue_sync(integration._requested_trigger())
         requested.sudo().sync_requested_by = False
-        (due - requested)._enqueue_sync("cron")
+        # A first sync whose request ended before it did (e.g. its worker was stopped).
+        first = (due - requested).filtered("first_sync_pending_since")
+        first._enqueue_sync("connect")
+        (due - requested - first)._enqueue_sync("cron")
         _logger.info("Azure AD scheduled sync: %s job(s) queued", len(due))
 
     # ------------------------------------------------------------------ the job
@@ -67,6 +71,8 @@ class AzureAdIntegration(models.Model):
         Throttling and a sync of this customer running elsewhere become retries of the job;
         any other failure fails the job (Job Queue › Jobs lists it) and keeps its run log."""
         self.ensure_one()
+        if trigger == "connect" and not self.first_sync_pending_since:
+            return self.env._("The first sync of %(customer)s ran already.", customer=self.name)
         try:
             # Whatever the run wrote is rolled back with this savepoint when it fails,
             # and so is the lock on this customer.
@@ -117,6 +123,8 @@ class AzureAdIntegration(models.Model):
                 )
             )
             integration._fail_run(log, error, None)
+            if trigger == "connect":
+                integration._announce_first_sync(log)
             integration._notify_job_user(log, trigger)
             return log.error
 
@@ -129,8 +137,9 @@ class AzureAdIntegration(models.Model):
         return self.env["queue.job"].sudo().search([("uuid", "=", self.env.context.get("job_uuid"))], limit=1)
 
     def _notify_job_user(self, log, trigger):
-        """Whoever pressed "Sync now" or the Action menu is told how their job ended."""
-        if trigger == "manual" and not self.env.user._is_superuser():
+        """Whoever pressed "Sync now" or the Action menu, or connected the customer, is told
+        how their job ended."""
+        if trigger in ("manual", "connect") and not self.env.user._is_superuser():
             log._notify_user(self.env.user)
 
     def _sync_job_related_action(self):

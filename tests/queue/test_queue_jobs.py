@@ -4,11 +4,13 @@ and how a job ends. Runs on a database that has the bridge installed (bin/test m
 import io
 from datetime import timedelta
 from pathlib import Path
+from unittest.mock import patch
 
 import polib
 
 from odoo import fields
 from odoo.tests import HttpCase, TransactionCase
+from odoo.tools import config
 from odoo.tools.translate import trans_export
 
 from odoo.addons.azure_ad_contacts_queue.models.azure_ad_integration import ALREADY_RUNNING_RETRY
@@ -98,6 +100,30 @@ class TestQueueing(QueueCase):
         (job,) = self.jobs(self.integration)
         self.assertEqual((job.args, job.user_id), (["manual"], self.env.user))
         self.assertFalse(self.integration.sync_requested_by)
+
+    def test_a_first_sync_too_long_for_a_request_is_a_job(self):
+        """Connecting a tenant whose first sync may outlast the request queues it as a job of
+        the administrator who connected; the scheduled job queues no second one, and a job for
+        a first sync that ran already does nothing."""
+        self.integration.action_disconnect()
+        self.fake.set_graph_latency(400, jitter=0)
+        with patch.dict(config.options, {"limit_time_real": 4}):  # a second may run in a request
+            self.assertFalse(self.integration._complete_consent(CONTOSO_ID))
+        self.fake.set_graph_latency(0)
+        (job,) = self.jobs(self.integration)
+        self.assertEqual((job.args, job.user_id), (["connect"], self.env.user))
+        self.assertTrue(self.integration.first_sync_pending_since)
+        self.env["azure.ad.integration"]._cron_sync_due()
+        self.assertEqual(self.jobs(self.integration), job)
+        self.perform(job)
+        log = self.integration.sync_log_ids.filtered("job_id")  # one transaction: one date for all runs
+        self.assertEqual((log.trigger, log.state, log.unchanged, log.job_id), ("connect", "done", 15, job))
+        self.assertFalse(self.integration.first_sync_pending_since)
+        self.assertIn("15 unchanged", self.customer.message_ids[0].body)
+        logs = self.integration.sync_log_ids
+        again = self.integration._enqueue_sync("connect")
+        self.assertIn("ran already", self.perform(again))
+        self.assertEqual(self.integration.sync_log_ids, logs)
 
     def test_action_menu_queues_one_job_per_selected_customer(self):
         action = (self.customer | self.fabrikam).action_azure_ad_sync()

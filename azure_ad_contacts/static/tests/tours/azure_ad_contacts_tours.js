@@ -4,6 +4,7 @@
  * Microsoft's consent page is not an Odoo page: the test's browser plays the customer's
  * administrator there and clicks Accept; the tour resumes when Odoo is back.
  */
+import { rpc } from "@web/core/network/rpc";
 import { registry } from "@web/core/registry";
 
 const tours = registry.category("web_tour.tours");
@@ -25,46 +26,55 @@ const openSyncRuns = {
     run: "click",
 };
 
+/** From the customer form to Microsoft's consent page, where the customer's admin accepts. */
+const connectSteps = () => [
+    openContactsTab,
+    {
+        content: "Not connected yet: no status",
+        trigger: ".o_azure_ad_sync_contacts_menu:not(:has(.o_azure_ad_error))",
+    },
+    openSyncContactsMenu,
+    {
+        content: "Not connected: the menu offers Sync with Azure AD, not Manage",
+        trigger: ".o_azure_ad_sync_contacts_dropdown:not(:has(.o_azure_ad_manage)) .o_azure_ad_connect:contains(Sync with Azure AD)",
+        run: "click",
+    },
+    {
+        content: "The wizard says what will happen",
+        trigger: ".modal .o_azure_ad_connect_wizard:contains(administrator of the customer):contains(take a few minutes):contains(Credentials are never stored)",
+    },
+    {
+        content: "Connect: off to Microsoft's consent page (the customer's admin accepts there)",
+        trigger: ".modal .o_azure_ad_wizard_connect:contains(Connect)",
+        run: "click",
+    },
+];
+
+const connectedSteps = [
+    {
+        content: "Back on the customer: the confirmation with the counts",
+        trigger: ".o_notification:contains(Connected to Azure AD):contains(15 created, 0 updated, 0 unchanged, 6 skipped)",
+        timeout: 30000,
+    },
+    {
+        content: "The confirmation shows once: the URL no longer asks for it",
+        trigger: ".o_form_view",
+        run() {
+            if (window.location.search.includes("azure_ad_connected")) {
+                throw new Error(`still in the URL: ${window.location.href}`);
+            }
+        },
+    },
+    {
+        content: "The status says connected, with the last sync",
+        trigger: ".o_azure_ad_status:contains(Connected to Azure AD):contains(Last sync)",
+    },
+];
+
 tours.add("azure_ad_contacts_connect", {
     steps: () => [
-        openContactsTab,
-        {
-            content: "Not connected yet: no status",
-            trigger: ".o_azure_ad_sync_contacts_menu:not(:has(.o_azure_ad_error))",
-        },
-        openSyncContactsMenu,
-        {
-            content: "Not connected: the menu offers Sync with Azure AD, not Manage",
-            trigger: ".o_azure_ad_sync_contacts_dropdown:not(:has(.o_azure_ad_manage)) .o_azure_ad_connect:contains(Sync with Azure AD)",
-            run: "click",
-        },
-        {
-            content: "The wizard says what will happen",
-            trigger: ".modal .o_azure_ad_connect_wizard:contains(administrator of the customer):contains(take a few minutes):contains(Credentials are never stored)",
-        },
-        {
-            content: "Connect: off to Microsoft's consent page (the customer's admin accepts there)",
-            trigger: ".modal .o_azure_ad_wizard_connect:contains(Connect)",
-            run: "click",
-        },
-        {
-            content: "Back on the customer: the confirmation with the counts",
-            trigger: ".o_notification:contains(Connected to Azure AD):contains(15 created, 0 updated, 0 unchanged, 6 skipped)",
-            timeout: 30000,
-        },
-        {
-            content: "The confirmation shows once: the URL no longer asks for it",
-            trigger: ".o_form_view",
-            run() {
-                if (window.location.search.includes("azure_ad_connected")) {
-                    throw new Error(`still in the URL: ${window.location.href}`);
-                }
-            },
-        },
-        {
-            content: "The status says connected, with the last sync",
-            trigger: ".o_azure_ad_status:contains(Connected to Azure AD):contains(Last sync)",
-        },
+        ...connectSteps(),
+        ...connectedSteps,
         {
             content: "The imported contacts, with the Azure AD icon",
             trigger: ".o_field_x2many_kanban .o_kanban_record:contains(Adele Vance) .o_azure_ad_icon img",
@@ -77,6 +87,73 @@ tours.add("azure_ad_contacts_connect", {
         {
             content: "Connected: the menu offers Manage Azure AD integration",
             trigger: ".o_azure_ad_sync_contacts_dropdown:not(:has(.o_azure_ad_connect)) .o_azure_ad_manage:contains(Manage Azure AD integration)",
+        },
+    ],
+});
+
+tours.add("azure_ad_contacts_connect_waiting", {
+    steps: () => [
+        ...connectSteps(),
+        {
+            content: "Microsoft does not confirm the consent yet: the waiting page, not an error",
+            trigger: "#azure_ad_consent_waiting:contains(Waiting for Microsoft):contains(nothing has failed) #azure_ad_consent_check_again",
+            timeout: 20000,
+        },
+        {
+            content: "It shows the time waited",
+            trigger: "#azure_ad_consent_waiting .o_azure_ad_waited:not(:contains(0:00))",
+        },
+        {
+            content: "Check again, at once",
+            trigger: "#azure_ad_consent_check_again:enabled",
+            run: "click",
+        },
+        {
+            content: "Microsoft still spreads it: a second check, still waiting",
+            trigger: "#azure_ad_consent_waiting:not(.d-none) .o_azure_ad_checks:contains(2)",
+        },
+        ...connectedSteps,
+    ],
+});
+
+tours.add("azure_ad_contacts_connect_background", {
+    steps: () => [
+        ...connectSteps(),
+        {
+            content: "Back on the customer: connected, the first sync running in the background",
+            trigger: ".o_azure_ad_status:contains(Connected to Azure AD) .o_azure_ad_first_sync:contains(First sync running in the background)",
+            timeout: 30000,
+        },
+        {
+            content: "No contacts yet",
+            trigger: ".o_form_view:not(:has(.o_field_x2many_kanban .o_kanban_record:contains(Adele Vance)))",
+        },
+        {
+            content: "The scheduled job runs (here started by hand, as Settings › Scheduled Actions › Run Manually does)",
+            trigger: ".o_azure_ad_first_sync",
+            async run() {
+                const [cron] = await rpc("/web/dataset/call_kw/ir.model.data/search_read", {
+                    model: "ir.model.data",
+                    method: "search_read",
+                    args: [[["module", "=", "azure_ad_contacts"], ["name", "=", "azure_ad_integration_cron_sync"]], ["res_id"]],
+                    kwargs: {},
+                });
+                await rpc("/web/dataset/call_kw/ir.cron/method_direct_trigger", {
+                    model: "ir.cron",
+                    method: "method_direct_trigger",
+                    args: [[cron.res_id]],
+                    kwargs: {},
+                });
+            },
+        },
+        {
+            content: "The form notices by itself: the counts of the first sync",
+            trigger: ".o_azure_ad_status:not(:has(.o_azure_ad_first_sync)) .o_azure_ad_last_run:contains(15 created, 0 updated, 0 unchanged, 6 skipped)",
+            timeout: 20000,
+        },
+        {
+            content: "and the imported contacts",
+            trigger: ".o_field_x2many_kanban .o_kanban_record:contains(Adele Vance) .o_azure_ad_icon img",
         },
     ],
 });

@@ -1,4 +1,4 @@
-import { Component, onMounted } from "@odoo/owl";
+import { Component, onMounted, onWillUnmount } from "@odoo/owl";
 import { browser } from "@web/core/browser/browser";
 import { router } from "@web/core/browser/router";
 import { Dropdown } from "@web/core/dropdown/dropdown";
@@ -15,6 +15,8 @@ import { ErrorRemedy } from "../error_remedy/error_remedy";
 let connectedOnLoad = new URLSearchParams(browser.location.search).has("azure_ad_connected");
 
 const NOT_CONNECTED = ["none", "draft", "disconnected"];
+// While the first sync runs in the background, how often the form asks whether it is done (ms).
+const FIRST_SYNC_POLL_INTERVAL = 3000;
 
 /**
  * "Sync contacts" on a customer company's Contacts & Addresses tab: connect the customer's
@@ -29,8 +31,13 @@ export class SyncContactsMenu extends Component {
     setup() {
         this.action = useService("action");
         this.notification = useService("notification");
+        this.orm = useService("orm");
         this.iconUrl = AZURE_AD_ICON_URL;
-        onMounted(() => this.confirmConnection());
+        onMounted(() => {
+            this.confirmConnection();
+            this.watchFirstSync();
+        });
+        onWillUnmount(() => browser.clearTimeout(this.pollTimer));
     }
 
     get data() {
@@ -50,7 +57,13 @@ export class SyncContactsMenu extends Component {
     }
 
     get error() {
-        return this.data.azure_ad_last_error || "";
+        // While Microsoft spreads a new consent, an earlier error is not what matters.
+        return (!this.data.azure_ad_consent_waiting && this.data.azure_ad_last_error) || "";
+    }
+
+    get firstSyncStarted() {
+        const date = this.data.azure_ad_first_sync_since;
+        return date ? date.toRelative() : "";
     }
 
     get lastSync() {
@@ -59,15 +72,36 @@ export class SyncContactsMenu extends Component {
     }
 
     confirmConnection() {
-        if (connectedOnLoad && this.integrationState === "connected") {
-            connectedOnLoad = false;
-            // Once: a reload of the page must not confirm again.
-            router.replaceState({ azure_ad_connected: undefined });
+        if (!connectedOnLoad || this.integrationState !== "connected") {
+            return;
+        }
+        connectedOnLoad = false;
+        // Once: a reload of the page must not confirm again.
+        router.replaceState({ azure_ad_connected: undefined });
+        // A first sync in the background tells its outcome with a notification of its own.
+        if (!this.data.azure_ad_first_sync_since) {
             this.notification.add(this.data.azure_ad_last_run_summary || "", {
                 title: _t("Connected to Azure AD"),
                 type: "success",
             });
         }
+    }
+
+    /** While the first sync runs in the background, asks now and then whether it is done, and
+     * then shows the customer as it is now (the status line with the counts). */
+    watchFirstSync() {
+        browser.clearTimeout(this.pollTimer);
+        if (!this.data.azure_ad_first_sync_since) {
+            return;
+        }
+        this.pollTimer = browser.setTimeout(async () => {
+            const record = this.props.record;
+            const [partner] = await this.orm.read(record.resModel, [record.resId], ["azure_ad_first_sync_since"]);
+            if (partner && !partner.azure_ad_first_sync_since && !record.dirty) {
+                await record.load();
+            }
+            this.watchFirstSync();
+        }, FIRST_SYNC_POLL_INTERVAL);
     }
 
     async callPartner(method) {
@@ -109,5 +143,7 @@ registry.category("view_widgets").add("azure_ad_sync_contacts", {
         { name: "azure_ad_last_run_summary", type: "char" },
         { name: "azure_ad_last_error", type: "text" },
         { name: "azure_ad_last_error_kind", type: "selection" },
+        { name: "azure_ad_consent_waiting", type: "boolean" },
+        { name: "azure_ad_first_sync_since", type: "datetime" },
     ],
 });
