@@ -59,9 +59,9 @@ def run_odoo(conf, db, *args, command=(), stdin=None, env=None, timeout=900):
     return process.stdout
 
 
-def _postgres(base_conf):
-    """An autocommit connection to the server's `postgres` database (CREATE/DROP DATABASE run
-    outside a transaction)."""
+def _run_on_server(base_conf, statement):
+    """Runs `statement` on the server's `postgres` database, outside a transaction (as CREATE
+    and DROP DATABASE must)."""
     options = configparser.ConfigParser()
     options.read(base_conf)
     options = options["options"]
@@ -74,29 +74,23 @@ def _postgres(base_conf):
         password=None if password in (None, "False") else password,
     )
     connection.autocommit = True
-    return connection
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+    finally:
+        connection.close()
 
 
 def drop_database(base_conf, db):
     """Drops `db` (and its filestore stays: these databases store no attachments)."""
-    connection = _postgres(base_conf)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-    finally:
-        connection.close()
+    _run_on_server(base_conf, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
 def copy_database(base_conf, template, db):
     """`db` as a copy of `template` (which nobody may be connected to): seconds, where
     installing the modules takes minutes on a busy machine. The filestore is not copied."""
     drop_database(base_conf, db)
-    connection = _postgres(base_conf)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{db}" TEMPLATE "{template}"')
-    finally:
-        connection.close()
+    _run_on_server(base_conf, f'CREATE DATABASE "{db}" TEMPLATE "{template}"')
 
 
 def create_database(base_conf, db, modules="azure_ad_contacts_queue"):

@@ -231,6 +231,7 @@ class TestConsentFlow(FakeTenantMixin, HttpCase):
         self.assertEqual(self.integration.state, "draft")
         self.assertFalse(self.integration.last_error)
         self.assertEqual(self.integration.consent_waiting_since, five_minutes_ago)
+        self.assertTrue(self.integration.consent_waiting)
         self.assertTrue(self.customer.azure_ad_consent_waiting)
         # The next check, past ten minutes: given up, and the integration says what to do.
         too_long = fields.Datetime.now() - timedelta(minutes=11)
@@ -241,6 +242,9 @@ class TestConsentFlow(FakeTenantMixin, HttpCase):
         self.assertEqual((self.integration.state, self.integration.last_error_kind), ("error", "consent"))
         self.assertFalse(self.integration.consent_waiting_since)
         self.assertFalse(self.customer.azure_ad_consent_waiting)
+        # A waiting page left behind checks no more: past the wait, nothing says it waits.
+        self.integration.consent_waiting_since = too_long
+        self.assertFalse(self.integration.consent_waiting)
 
     def test_the_waiting_pages_token_is_used_once_and_only_for_its_consent(self):
         """Each check uses up the token it was given (the answer brings the next one); a token

@@ -103,6 +103,10 @@ class TestFirstSyncAfterConsent(FakeTenantMixin, HttpCase):
         self.assertEqual(self.integration.sync_requested_by, self.env.ref("base.user_admin"))
         self.assertIn("runs in the background", self.integration.message_ids[0].body)
         self.assertTrue(self.env["ir.cron.trigger"].search([("cron_id", "=", self.cron.id)]))
+        # "Sync now" meanwhile does not run it in the request after all.
+        action = self.integration.with_user(self.env.ref("base.user_admin")).action_sync_now()
+        self.assertIn("first sync of Contoso Ltd runs in the background", action["params"]["message"])
+        self.assertFalse(self.integration.sync_log_ids)
         self.fake.set_graph_latency(0)
         self.env["bus.bus"].search([]).unlink()
         self.run_scheduled_job()

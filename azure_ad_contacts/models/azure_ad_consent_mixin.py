@@ -8,7 +8,7 @@ import secrets
 import time
 from datetime import timedelta
 
-from odoo import fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL, config, consteq
 from odoo.tools.misc import hash_sign
@@ -56,8 +56,17 @@ class AzureAdConsentMixin(models.AbstractModel):
         "yet: it is still spreading through Microsoft's services. The page that opened after the "
         "consent checks again.",
     )
+    # Within the time a consent is waited for (a page left open longer checks no more).
+    consent_waiting = fields.Boolean(string="Waiting for Microsoft", compute="_compute_consent_waiting")
     # Connected, and the first sync has not run yet (it may run in the background).
     first_sync_pending_since = fields.Datetime(string="First sync due since", readonly=True, copy=False)
+
+    @api.depends("consent_waiting_since")
+    def _compute_consent_waiting(self):
+        now = fields.Datetime.now()
+        for integration in self:
+            since = integration.consent_waiting_since
+            integration.consent_waiting = bool(since) and now < since + CONSENT_WAIT
 
     def action_connect(self):
         """Microsoft's admin-consent page for this customer, with a fresh signed state. Only
@@ -236,7 +245,7 @@ class AzureAdConsentMixin(models.AbstractModel):
         self._sync_in_background()
         self.message_post(
             body=self.env._(
-                "The first sync runs in the background: the tenant is too large to sync while you wait."
+                "The first sync runs in the background: it may take longer than Odoo waits for a request."
             )
         )
         return self.env["azure.ad.sync.log"]

@@ -72,7 +72,8 @@ class AzureAdSyncMixin(models.AbstractModel):
         """"Sync now": the run log of a sync run at once, or no log when the sync was handed
         to the scheduled job (a tenant whose last run was large)."""
         self.ensure_one()
-        if self._last_users_total() <= BACKGROUND_SYNC_THRESHOLD:
+        # A first sync due in the background is not run in the request after all.
+        if self._last_users_total() <= BACKGROUND_SYNC_THRESHOLD and not self.first_sync_pending_since:
             return self._sync("manual")
         self._check_syncable()
         self._sync_in_background()
@@ -88,6 +89,16 @@ class AzureAdSyncMixin(models.AbstractModel):
         """What the user sees after "Sync now": the outcome, or that the sync runs in the background."""
         if logs:
             return logs._notification_action()
+        if self.first_sync_pending_since:
+            return display_notification(
+                "info",
+                self.env._("Azure AD sync started"),
+                self.env._(
+                    "The first sync of %(customer)s runs in the background. You will be notified "
+                    "when it is done.",
+                    customer=self.name,
+                ),
+            )
         return display_notification(
             "info",
             self.env._("Azure AD sync started"),

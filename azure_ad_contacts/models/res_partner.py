@@ -191,7 +191,7 @@ class ResPartner(models.Model):
             partner.azure_ad_last_run_summary = (
                 integration.last_run_state == "done" and integration.last_run_summary
             )
-            partner.azure_ad_consent_waiting = bool(integration.consent_waiting_since)
+            partner.azure_ad_consent_waiting = integration.consent_waiting
             partner.azure_ad_first_sync_since = integration.first_sync_pending_since
 
     def unlink(self):
