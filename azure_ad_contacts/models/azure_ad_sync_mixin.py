@@ -90,25 +90,19 @@ class AzureAdSyncMixin(models.AbstractModel):
         if logs:
             return logs._notification_action()
         if self.first_sync_pending_since:
-            return display_notification(
-                "info",
-                self.env._("Azure AD sync started"),
-                self.env._(
-                    "The first sync of %(customer)s runs in the background. You will be notified "
-                    "when it is done.",
-                    customer=self.name,
-                ),
+            message = self.env._(
+                "The first sync of %(customer)s runs in the background. You will be notified "
+                "when it is done.",
+                customer=self.name,
             )
-        return display_notification(
-            "info",
-            self.env._("Azure AD sync started"),
-            self.env._(
+        else:
+            message = self.env._(
                 "%(customer)s has %(count)s users in Azure AD: the sync runs in the background. "
                 "You will be notified when it is done.",
                 customer=self.name,
                 count=self._last_users_total(),
-            ),
-        )
+            )
+        return display_notification("info", self.env._("Azure AD sync started"), message)
 
     def _requested_trigger(self):
         """The trigger of a run someone asked for in the background: the first sync of a
