@@ -5,8 +5,10 @@ Real MSAL and ``requests`` talk to it over HTTPS on 127.0.0.1; see :mod:`fake_en
 Modules: ``server`` (FakeEntra: lifecycle, TLS), ``state`` (apps, tenants, tokens, stats and the
 control methods), ``handler`` (Entra ID / Graph endpoints), ``protocol`` (Microsoft's JSON
 shapes), ``assertion`` (certificate credentials: the client assertion checked as Entra does),
-``consent`` (admin-consent page), ``faults`` (fault injection), ``control_api`` / ``control``
-(the ``/_fake`` HTTP API and its client), ``certs``, ``generate``; demo tenants in
+``consent`` (admin-consent page), ``delegated`` / ``signin`` (users signing in, their tokens),
+``gdap`` / ``gdap_handler`` (a partner's relationships with its customers), ``faults`` (fault
+injection), ``control_api`` / ``control`` (the ``/_fake`` HTTP API and its client), ``certs``,
+``generate``; demo tenants in
 ``tenants/*.json``.
 """
 

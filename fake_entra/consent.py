@@ -23,14 +23,14 @@ ul{padding-left:20px}select{width:100%;padding:6px;margin:12px 0 20px}
 .buttons{text-align:right}
 button{min-width:108px;padding:6px 12px;margin-left:8px;border:none;font-size:15px;
  cursor:pointer}
-#accept{background:#0067b8;color:#fff}#cancel{background:#ccc}
+#accept,#next{background:#0067b8;color:#fff}#cancel{background:#ccc}
 .error{color:#e81123}
 """
 _LOGO = "".join(f'<span style="background:{c}"></span>'
                 for c in ("#f25022", "#7fba00", "#00a4ef", "#ffb900"))
 
 
-def _page(title, body):
+def page(title, body):
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
@@ -67,14 +67,14 @@ def consent_page(action, app_name, params, tenants, selected_tenant):
         '<button id="accept" name="decision" value="accept">Accept</button>'
         "</div></form>"
     )
-    return _page("Permissions requested", body)
+    return page("Permissions requested", body)
 
 
 def error_page(code, **fmt):
     text = f"AADSTS{code}: {AADSTS[code].format(**fmt)}"
     body = ("<h1>Sorry, but we're having trouble signing you in.</h1>"
             f'<p class="error" id="error">{escape(text)}</p>')
-    return _page("Sign in to your account", body)
+    return page("Sign in to your account", body)
 
 
 def with_query(url, params):

@@ -89,6 +89,32 @@ class FakeEntraControl:
                        secret_expired=secret_expired)
         return self._call("POST", "apps", payload)
 
+    def add_relationship(self, partner_tenant_id, customer_tenant_id, **properties):
+        """A GDAP relationship of the partner with the customer (see GdapState.add_relationship)."""
+        return self._call("POST", f"tenants/{partner_tenant_id}/gdap_relationships",
+                          {**properties, "customer_tenant_id": customer_tenant_id})
+
+    def relationships(self, partner_tenant_id):
+        return self._call("GET", f"tenants/{partner_tenant_id}/gdap_relationships")
+
+    def set_relationship(self, relationship_id, **changes):
+        return self._call("PATCH", f"gdap_relationships/{relationship_id}", changes)
+
+    def end_relationship(self, relationship_id, status="terminated"):
+        return self._call("POST", f"gdap_relationships/{relationship_id}/end", {"status": status})
+
+    def remove_relationship(self, relationship_id):
+        return self._call("DELETE", f"gdap_relationships/{relationship_id}")
+
+    def set_delegated_scopes(self, tenant_id, scopes):
+        return self._call("PUT", f"tenants/{tenant_id}/delegated_scopes", {"scopes": list(scopes)})
+
+    def revoke_sign_in_sessions(self, user):
+        return self._call("POST", f"users/{user}/revoke_sign_in_sessions")
+
+    def age_refresh_tokens(self, days):
+        return self._call("POST", "refresh_tokens/age", {"days": days})
+
     def add_fault(self, **fault):
         return self._call("POST", "faults", fault)["faults"][0]
 

@@ -95,6 +95,22 @@ def _add_app(fake, body):
     return 201, {"client_id": body["client_id"]}
 
 
+def _add_relationship(fake, body, partner_tenant_id):
+    body = dict(_as_dict(body))
+    customer = body.pop("customer_tenant_id")
+    return 201, fake.add_relationship(partner_tenant_id, customer, **body)
+
+
+def _end_relationship(fake, body, relationship_id):
+    return 200, fake.end_relationship(relationship_id, _as_dict(body or {}).get("status", "terminated"))
+
+
+def _set_delegated_scopes(fake, body, tenant_id):
+    scopes = _as_dict(body)["scopes"]
+    fake.set_delegated_scopes(tenant_id, scopes)
+    return 200, {"tenant_id": tenant_id, "scopes": sorted(scopes)}
+
+
 def _call(method, status=200, result=None):
     """A control action that calls ``fake.<method>()`` and answers ``result`` (or its value)."""
     def action(fake, body):
@@ -105,6 +121,7 @@ def _call(method, status=200, result=None):
 
 # /_fake/<path>: (HTTP method, path regex, action(fake, body, *path groups) -> (status, json))
 _TENANT = r"tenants/([^/]+)"
+_RELATIONSHIP = r"gdap_relationships/([^/]+)"
 CONTROL_ROUTES = [(m, re.compile(p + "$"), a) for m, p, a in [
     ("GET", "health", lambda fake, body: (200, {"status": "ok", "base_url": fake.base_url})),
     ("GET", "tenants", _call("tenants")),
@@ -130,6 +147,17 @@ CONTROL_ROUTES = [(m, re.compile(p + "$"), a) for m, p, a in [
     ("POST", "index_lag", _set_index_lag),
     ("POST", _TENANT + "/delta_tokens/expire", _expire_delta_tokens),
     ("POST", "apps", _add_app),
+    ("GET", _TENANT + "/gdap_relationships", lambda fake, body, tid: (200, fake.relationships(tid))),
+    ("POST", _TENANT + "/gdap_relationships", _add_relationship),
+    ("PATCH", _RELATIONSHIP, lambda fake, body, rid: (200, fake.set_relationship(rid, **_as_dict(body)))),
+    ("POST", _RELATIONSHIP + "/end", _end_relationship),
+    ("DELETE", _RELATIONSHIP, lambda fake, body, rid: (
+        fake.remove_relationship(rid) or (200, {"removed": rid}))),
+    ("PUT", _TENANT + "/delegated_scopes", _set_delegated_scopes),
+    ("POST", r"users/([^/]+)/revoke_sign_in_sessions", lambda fake, body, login: (
+        fake.revoke_sign_in_sessions(login) or (200, {"revoked": login}))),
+    ("POST", "refresh_tokens/age", lambda fake, body: (
+        fake.age_refresh_tokens(_as_dict(body)["days"]) or (200, {"aged": _as_dict(body)["days"]}))),
     ("POST", "faults", lambda fake, body: (201, {
         "faults": [fake.add_fault(**_as_dict(fault)) for fault in _as_list(body)]})),
     ("DELETE", "faults", _call("clear_faults", result={"faults": []})),

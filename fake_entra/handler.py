@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, quote, unquote, unquote_plus, urlsplit
 
 from . import consent, control_api, protocol
 from .faults import FOREIGN_NEXT_LINK, STATUS_KINDS
+from .gdap_handler import USER_GRANTS, DelegatedHandler
 from .state import DELTA_PAGE_SIZE, DELTA_TOKEN_LIFETIME, HIDDEN_MEMBERS_ROLE
 
 _logger = logging.getLogger("fake_entra")
@@ -32,6 +33,7 @@ ROUTES = [
     # (methods, path regex, endpoint kind, handler method)
     (("GET",), rf"/{_T}/v2\.0/\.well-known/openid-configuration", "openid", "_openid"),
     (("POST",), rf"/{_T}/oauth2/v2\.0/token", "token", "_token"),
+    (("GET", "POST"), rf"/{_T}/oauth2/v2\.0/authorize", "authorize", "_authorize"),
     (("GET", "POST"), rf"/{_T}/(?:v2\.0/)?adminconsent", "consent", "_consent"),
     (("GET",), rf"/{_T}/discovery/v2\.0/keys", "keys", "_keys"),
     (("GET",), r"/common/discovery/instance", "instance", "_instance_discovery"),
@@ -39,6 +41,9 @@ ROUTES = [
     (("GET",), r"/v1\.0/users/(?:\$|%24)count", "count", "_users_count"),
     (("GET",), r"/v1\.0/users/(?:microsoft\.graph\.)?delta", "delta", "_users_delta"),
     (("GET",), r"/v1\.0/domains", "domains", "_domains"),
+    (("GET",), r"/v1\.0/tenantRelationships/delegatedAdminCustomers", "gdap", "_gdap_customers"),
+    (("GET",), r"/v1\.0/tenantRelationships/delegatedAdminRelationships", "gdap",
+     "_gdap_relationships"),
     (("GET",), r"/v1\.0/groups", "groups", "_groups"),
     (("GET",), r"/v1\.0/groups/([^/]+)", "groups", "_group"),
     (("GET",), r"/v1\.0/groups/([^/]+)/transitiveMembers(?:/microsoft\.graph\.(\w+))?", "groups",
@@ -46,10 +51,10 @@ ROUTES = [
     (("GET", "POST", "PUT", "PATCH", "DELETE"), r"/_fake/(.*)", "control", "_control"),
 ]
 ROUTES = [(m, re.compile(p + "$", re.IGNORECASE), k, h) for m, p, k, h in ROUTES]
-GRAPH_KINDS = ("users", "count", "domains", "groups", "delta")
+GRAPH_KINDS = ("users", "count", "domains", "groups", "delta", "gdap")
 GRAPH_FAULT_CODES = {429: "TooManyRequests", 500: "InternalServerError", 502: "BadGateway",
                      503: "serviceNotAvailable", 504: "GatewayTimeout"}
-FAULTABLE_KINDS = ("openid", "token", "users", "count", "domains", "groups", "delta")
+FAULTABLE_KINDS = ("openid", "token", "users", "count", "domains", "groups", "delta", "gdap")
 
 
 def _route(path):
@@ -68,7 +73,7 @@ class GraphRequestError(Exception):
         self.code = code
 
 
-class EntraRequestHandler(BaseHTTPRequestHandler):
+class EntraRequestHandler(DelegatedHandler, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fake_entra/1.0"
     sys_version = ""
@@ -301,6 +306,8 @@ class EntraRequestHandler(BaseHTTPRequestHandler):
         if not grant_type:
             return self._send_json(400, protocol.aad_error("invalid_request", 900144,
                                                            parameter="grant_type"))
+        if grant_type in USER_GRANTS and client_id:
+            return self._user_token(segment, form, client_id, secret, assertion)
         if grant_type != "client_credentials":
             return self._send_json(400, protocol.aad_error("unsupported_grant_type", 70003,
                                                            grant_type=grant_type))

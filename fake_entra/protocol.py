@@ -79,6 +79,32 @@ AADSTS = {
     50048: "{reason}",
     50027: "{reason}",
     7000112: "Application '{client_id}'({app_name}) is disabled.",
+    # Users signing in and their refresh tokens (delegated access, GDAP).
+    9002313: "Invalid request. Request is malformed or invalid.",
+    54005: "OAuth2 Authorization code was already redeemed, please retry with a new valid code.",
+    70008: ("The provided authorization code or refresh token has expired due to inactivity. "
+            "Send a new interactive authorization request for this user and resource."),
+    50148: ("The code_verifier does not match the code_challenge or the redirect URI "
+            "'{redirect_uri}' does not match the one of the authorization request."),
+    501481: "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+    700082: ("The refresh token has expired due to inactivity. The token was issued more than "
+             "90 days ago."),
+    50173: ("The provided grant has expired due to it being revoked, a fresh auth token is needed. "
+            "The user might have changed or reset their password."),
+    50020: ("User account '{user}' from identity provider '{idp}' does not exist in tenant "
+            "'{tenant}' and cannot access the application '{client_id}'({app_name}) in that tenant."),
+    90099: ("The application '{client_id}' ({app_name}) has not been authorized in the tenant "
+            "'{tenant}'. Applications must be authorized to access the customer tenant before "
+            "partner delegated administrators can use them. Provide pre-consent or execute the "
+            "appropriate Partner Center API to authorize the application."),
+    65001: ("The user or administrator has not consented to use the application with ID "
+            "'{client_id}' named '{app_name}'. Send an interactive authorization request for this "
+            "user and resource."),
+    50034: "The user account {login} does not exist in the directory.",
+    90094: ("{app_name} needs permission to access resources in your organization that only an "
+            "admin can grant. Please ask an admin to grant permission to this app before you can "
+            "use it."),
+    70011: "The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid.",
 }
 
 

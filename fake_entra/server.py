@@ -9,8 +9,10 @@ an advanced query from an eventually consistent index), ``GET
 ``groups`` list, nested groups expanded, paged; the cast only as an advanced query), ``GET
 /v1.0/groups?$search="displayName:…"`` (with ``ConsistencyLevel: eventual``), ``GET
 /v1.0/groups/{id}`` (a group with ``"visibility": "HiddenMembership"`` shows its members only to
-tokens with Member.Read.Hidden) and ``GET /v1.0/domains``; plus ``/_fake/*`` JSON control
-endpoints (see :mod:`fake_entra.control`).
+tokens with Member.Read.Hidden) and ``GET /v1.0/domains``; for a partner (GDAP): a user's sign-in
+(``/authorize``, the authorization-code and refresh-token grants, see :mod:`fake_entra.delegated`)
+and ``GET /v1.0/tenantRelationships/delegatedAdminCustomers|delegatedAdminRelationships`` (see
+:mod:`fake_entra.gdap`); plus ``/_fake/*`` JSON control endpoints (see :mod:`fake_entra.control`).
 
 Access tokens are JWTs (unsigned) with the claims of real app-only tokens: ``tid``, ``appid``
 and ``roles``, the application permissions granted when the token was issued (``set_roles``):
@@ -71,6 +73,8 @@ import threading
 from http.server import ThreadingHTTPServer
 
 from .certs import ensure_certs
+from .delegated import DelegatedState
+from .gdap import GdapState
 from .handler import EntraRequestHandler
 from .protocol import GRAPH_APP_ID
 from .state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, EntraState  # noqa: F401 (re-export)
@@ -147,8 +151,10 @@ class _HttpsServer(ThreadingHTTPServer):
                 pass
 
 
-class FakeEntra(EntraState):
-    """The fake service; control methods are inherited from :class:`EntraState`.
+class FakeEntra(DelegatedState, GdapState, EntraState):
+    """The fake service; control methods are inherited from :class:`EntraState`, and for users
+    signing in and partners' GDAP relationships from :class:`DelegatedState` and
+    :class:`GdapState`.
 
     :param host: ``127.0.0.1`` or ``localhost`` (anything else raises ValueError)
     :param port: 0 picks a free port; read it back from ``base_url`` after ``start()``

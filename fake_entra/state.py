@@ -24,7 +24,8 @@ DEFAULT_CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 DEFAULT_CLIENT_SECRET = "fake-entra-secret"
 DEFAULT_APP_NAME = "Odoo Azure AD Contacts"
 TOKEN_LIFETIME = 3599
-STAT_KINDS = ("openid", "token", "users", "count", "domains", "groups", "consent", "delta")
+STAT_KINDS = ("openid", "token", "users", "count", "domains", "groups", "consent", "delta", "authorize",
+              "gdap")
 # Microsoft's delta tokens for directory objects are valid for seven days.
 DELTA_TOKEN_LIFETIME = 7 * 24 * 3600
 # Users per /users/delta page: Microsoft documents no size and does not take $top there.
