@@ -9,7 +9,6 @@ Plain pytest functions, no Odoo: ``python -m pytest -p no:odoo tests/test_fake_g
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import msal
 import pytest
@@ -27,17 +26,24 @@ from fake_entra import (
     load_tenant_files,
 )
 from fake_entra.gdap import DIRECTORY_READERS, EXCHANGE_ADMINISTRATOR, parse_iso
+from tests.partner_common import (
+    CONTOSO_ID,
+    FABRIKAM_ID,
+    OUTSIDER,
+    PARTNER_ADMIN,
+    PARTNER_ID,
+    RELATIONSHIPS,
+    TAILSPIN_ID,
+    TECHNICIAN,
+    WINGTIP_ID,
+    query_of,
+    sign_in_at_microsoft,
+)
 
-PARTNER = "a1cef3e3-0c74-404d-aa19-eeb885f376c4"
-FABRIKAM = "72f988bf-86f1-41af-91ab-2d7cd011db47"
-TAILSPIN = "ce4ce420-5249-4523-99ad-247015454770"
-WINGTIP = "a9a1a6d6-36af-4bb7-a220-2149cf0b12a1"
-CONTOSO = "9188040d-6c67-4c5b-b112-36a304b66dad"
-ADMIN = "nancy.davolio@northwind-it.example"  # Global Administrator, in the GDAP group
-TECHNICIAN = "andrew.fuller@northwind-it.example"  # in the GDAP group
-OUTSIDER = "janet.leverling@northwind-it.example"  # not in the GDAP group
+PARTNER, FABRIKAM, TAILSPIN, WINGTIP, CONTOSO = PARTNER_ID, FABRIKAM_ID, TAILSPIN_ID, WINGTIP_ID, CONTOSO_ID
+ADMIN = PARTNER_ADMIN
 REDIRECT = "https://odoo.example/azure_ad_contacts/partner/callback"
-TAILSPIN_RELATIONSHIP = "61578982-dbf7-4b4f-9d47-61bf4a5e7941-f423c2fa-ff61-4b08-a911-0af95b47de6c"
+TAILSPIN_RELATIONSHIP = RELATIONSHIPS[TAILSPIN_ID]
 
 
 @pytest.fixture(scope="module")
@@ -64,24 +70,12 @@ def gdap_scope(fake):
 
 
 def authorize(fake, flow, login, decision="accept", organization=True):
-    """The browser at Microsoft: the sign-in page, then (if asked) the permissions page; returns
-    the redirect's query (or the page that stopped there)."""
-    page = requests.get(flow["auth_uri"], timeout=10)
-    assert page.status_code == 200 and 'id="login"' in page.text
-    action = flow["auth_uri"].split("?")[0]
-    query = {k: v[0] for k, v in parse_qs(urlsplit(flow["auth_uri"]).query).items()}
-    answer = requests.post(action, data={**query, "login": login, "step": "sign_in"},
-                           allow_redirects=False, timeout=10)
-    if answer.status_code == 200 and 'id="accept"' in answer.text:
-        data = {**query, "login": login, "step": "consent", "decision": decision}
-        if organization:
-            data["consent_org"] = "1"
-        answer = requests.post(action, data=data, allow_redirects=False, timeout=10)
-    if answer.status_code != 302:
+    """The browser at Microsoft; the redirect's query, or the page that stopped there."""
+    answer = sign_in_at_microsoft(flow["auth_uri"], login, decision, organization)
+    if not isinstance(answer, str):
         return answer
-    location = answer.headers["Location"]
-    assert location.startswith(REDIRECT)
-    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+    assert answer.startswith(REDIRECT)
+    return query_of(answer)
 
 
 def sign_in(fake, login=ADMIN):
