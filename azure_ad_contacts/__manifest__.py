@@ -24,9 +24,11 @@
         "views/res_partner_views.xml",
         "views/azure_ad_contacts_templates.xml",
         "views/azure_ad_contacts_menus.xml",
+        "views/azure_ad_partner_views.xml",
         "data/ir_actions_server_data.xml",
         "data/ir_cron_data.xml",
         "data/mail_activity_type_data.xml",
+        "data/azure_ad_partner_data.xml",
     ],
     "demo": ["demo/azure_ad_integration_demo.xml"],
     "assets": {

@@ -19,3 +19,11 @@ DELETE FROM azure_ad_directory_user;
 
 DELETE FROM ir_config_parameter
  WHERE key IN ('azure_ad_contacts.client_secret', 'azure_ad_contacts.client_certificate');
+
+-- Nor the partner administrator's sign-in (its refresh token reaches every customer of the partner).
+UPDATE azure_ad_partner_tenant
+   SET token_cache = NULL,
+       home_account_id = NULL,
+       sign_in_nonce = NULL,
+       sign_in_flow = NULL,
+       state = CASE WHEN state = 'draft' THEN 'draft' ELSE 'error' END;

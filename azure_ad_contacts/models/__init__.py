@@ -5,7 +5,11 @@ from . import azure_ad_directory_user
 from . import azure_ad_sync_mixin
 from . import azure_ad_delta_mixin
 from . import azure_ad_recovery_mixin
+from . import azure_ad_partner_connection_mixin
 from . import azure_ad_integration
 from . import azure_ad_sync_log
+from . import azure_ad_partner_tenant
+from . import azure_ad_partner_customer
+from . import azure_ad_partner_relationship
 from . import res_config_settings
 from . import res_partner

@@ -45,6 +45,9 @@ class AzureAdIntegration(models.Model):
         "mail.thread",
         "mail.activity.mixin",
         "azure.ad.app.credential.mixin",
+        # Before the Microsoft and consent mixins: a customer connected through the partner
+        # reads its tenant and connects differently (Odoo puts the first parent first).
+        "azure.ad.partner.connection.mixin",
         "azure.ad.microsoft.mixin",
         "azure.ad.consent.mixin",
         "azure.ad.sync.mixin",
@@ -176,6 +179,7 @@ class AzureAdIntegration(models.Model):
             ("consent", "Consent missing"),
             ("secret", "App credential (secret or certificate) invalid or expired"),
             ("throttled", "Microsoft busy or throttling"),
+            ("partner", "Partner tenant (GDAP) access"),
             ("other", "Other"),
         ],
         string="Kind of error",
