@@ -3,6 +3,7 @@ the Odoo customer proposed for it and confirmed (or not) by an administrator, th
 that connects it through the partner, and what happens as its relationships end."""
 
 import logging
+import math
 import time
 
 from markupsafe import Markup
@@ -343,8 +344,8 @@ class AzureAdPartnerCustomer(models.Model):
                 continue
             if customer.warned_end_date and customer.warned_end_date != end:
                 customer._close_ending_warnings(self.env._("The relationship's end date changed."))
-            days_left = (end - now).days
-            due = [days for days in WARNING_DAYS if days_left < days]
+            days_left = math.ceil((end - now).total_seconds() / 86400)
+            due = [days for days in WARNING_DAYS if days_left <= days]
             if not due or (customer.warned_end_date == end and customer.warned_days == min(due)):
                 continue
             customer.write({"warned_end_date": end, "warned_days": min(due)})

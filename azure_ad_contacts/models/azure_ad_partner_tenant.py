@@ -225,12 +225,16 @@ class AzureAdPartnerTenant(models.Model):
         MSAL's cache `cache_text` (refreshed there with its refresh token). `persist(text)` keeps
         the cache after a refresh, in the calling thread only (the ORM is not thread-safe: a
         page fetched by another thread just refreshes again next time). When that cache's
-        sign-in no longer works, `fallback_cache` (the partner's own) is tried once."""
+        sign-in no longer works, `fallback_cache` (the partner's own) is tried once. MSAL gets an
+        HTTP cache of this provider's own (unless `http_cache` is given): from a shared one it
+        would replay a refused refresh for a minute, after the relationship was renewed or the
+        administrator signed in again."""
         self.ensure_one()
         home_account_id = self.sudo().home_account_id
         owner = threading.get_ident()
         caches = [text for text in (cache_text, fallback_cache) if text]
         current = {"app": None}
+        http_cache = {} if http_cache is None else http_cache
 
         def build(text):
             cache = msal.SerializableTokenCache()
