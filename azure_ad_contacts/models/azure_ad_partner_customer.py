@@ -246,14 +246,22 @@ class AzureAdPartnerCustomer(models.Model):
         for customer in self:
             integrations |= customer._confirm()
         integrations._sync_in_background()
+        if len(integrations) == 1:
+            message = self.env._(
+                "%(customer)s is connected through the partner tenant: its first sync runs in the "
+                "background, and you will be notified when it is done.",
+                customer=integrations.partner_id.display_name,
+            )
+        else:
+            message = self.env._(
+                "%(count)s customers are connected through the partner tenant: their first syncs run "
+                "in the background, and you will be notified when each is done.",
+                count=len(integrations),
+            )
         return display_notification(
             "success",
             self.env._("Connected through the partner"),
-            self.env._(
-                "%(count)s customers are connected through the partner tenant: their first sync runs "
-                "in the background, and you will be notified when it is done.",
-                count=len(integrations),
-            ),
+            message,
             next_action={"type": "ir.actions.client", "tag": "soft_reload"},
         )
 
