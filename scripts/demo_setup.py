@@ -51,9 +51,11 @@ def configure(database, fake_entra_url, port):
         params.set_param("azure_ad_contacts.graph_endpoint", fake_entra_url)
         params.set_param("web.base.url", f"http://localhost:{port}")
         env.ref("base.user_admin").password = "admin"
-        # The fake keeps its state in memory: restore the consents of connected customers.
+        # The fake keeps its state in memory: restore the consents of customers connected by
+        # consent (a partner administrator's sign-in cannot be restored: sign in again).
         control = FakeEntraControl(fake_entra_url)
-        for integration in env["azure.ad.integration"].search([("state", "=", "connected")]):
+        connected = [("state", "=", "connected"), ("connection_method", "=", "consent")]
+        for integration in env["azure.ad.integration"].search(connected):
             control.set_consent(integration.tenant_id, True)
             print(f"  {integration.name}: consent restored in the fake tenant {integration.tenant_id}")
 
