@@ -39,10 +39,10 @@ class PartnerCase(FakeTenantMixin, TransactionCase):
         cls.tailspin = Partner.create({"name": "Tailspin Toys Ltd.", "is_company": True})
         cls.wingtip = Partner.create({"name": "Wingtip", "is_company": True})
 
-    def sign_in(self):
+    def sign_in(self, login=PARTNER_ADMIN):
         """A partner administrator signs in (as the callback completes it)."""
         partner = self.env["azure.ad.partner.tenant"]._get_partner_tenant()
-        location = sign_in_at_microsoft(partner.action_sign_in()["url"])
+        location = sign_in_at_microsoft(partner.action_sign_in()["url"], login=login)
         partner._complete_sign_in(query_of(location))
         return partner
 
@@ -160,8 +160,23 @@ class TestPartnerSync(PartnerCase):
         self.assertEqual(wingtip.match_state, "new")
         self.fake.set_relationship(RELATIONSHIPS[TAILSPIN_ID], status="approvalPending")
         partner.action_refresh_customers()
+        tailspin = self.customer_of(partner, TAILSPIN_ID)
         with self.assertRaisesRegex(UserError, "cannot be connected through the partner"):
-            self.customer_of(partner, TAILSPIN_ID).action_confirm()
+            tailspin.action_confirm()
+        # Confirming several at once: the ones that cannot be connected are reported, the others are.
+        fabrikam = self.customer_of(partner, FABRIKAM_ID)
+        action = (fabrikam | tailspin | wingtip).action_confirm()
+        self.assertEqual(action["params"]["type"], "warning")
+        self.assertIn("Choose the Odoo customer of Wingtip Toys", action["params"]["message"])
+        self.assertIn("Tailspin Toys cannot be connected", action["params"]["message"])
+        self.assertEqual(fabrikam.integration_id.state, "connected")
+        self.assertFalse((tailspin | wingtip).integration_id)
+
+    def test_a_sign_in_outside_a_partner_tenant_says_so(self):
+        self.fake.set_delegated_scopes(CONTOSO_ID, ["DelegatedAdminRelationship.Read.All"])
+        partner = self.sign_in(login="adele.vance@contoso.example")
+        self.assertEqual((partner.tenant_id, partner.customer_count), (CONTOSO_ID, 0))
+        self.assertIn("no GDAP relationship of the tenant", partner.last_error)
 
     def test_a_tenant_the_app_is_not_authorized_in_says_so_before_and_after_confirming(self):
         self.fake.set_delegated_scopes(WINGTIP_ID, [])

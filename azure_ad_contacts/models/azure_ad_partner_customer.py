@@ -240,11 +240,19 @@ class AzureAdPartnerCustomer(models.Model):
 
     def action_confirm(self):
         """Connects each customer's tenant through the partner to the Odoo customer chosen; the
-        first syncs run in the background (the scheduled job), one after another."""
+        first syncs run in the background (the scheduled job), one after another. A customer
+        that cannot be connected is reported and does not hold the others back."""
         self.env["azure.ad.integration"]._check_admin()
         integrations = self.env["azure.ad.integration"]
+        failures = []
         for customer in self:
-            integrations |= customer._confirm()
+            try:
+                with self.env.cr.savepoint():
+                    integrations |= customer._confirm()
+            except UserError as error:
+                failures.append(str(error))
+        if not integrations:
+            raise UserError("\n".join(failures))
         integrations._sync_in_background()
         if len(integrations) == 1:
             message = self.env._(
@@ -258,10 +266,13 @@ class AzureAdPartnerCustomer(models.Model):
                 "in the background, and you will be notified when each is done.",
                 count=len(integrations),
             )
+        if failures:
+            message = "\n".join([message, self.env._("Not connected:"), *failures])
         return display_notification(
-            "success",
+            "warning" if failures else "success",
             self.env._("Connected through the partner"),
             message,
+            sticky=bool(failures),
             next_action={"type": "ir.actions.client", "tag": "soft_reload"},
         )
 

@@ -10,9 +10,7 @@ class AzureAdPartnerRelationship(models.Model):
     _description = "GDAP relationship of the partner with a customer"
     _order = "end_date desc, id"
 
-    customer_id = fields.Many2one(
-        "azure.ad.partner.customer", required=True, ondelete="cascade", index=True
-    )
+    customer_id = fields.Many2one("azure.ad.partner.customer", required=True, ondelete="cascade", index=True)
     relationship_id = fields.Char(string="Relationship ID", required=True)
     name = fields.Char()
     status = fields.Selection(

@@ -321,7 +321,21 @@ class AzureAdPartnerTenant(models.Model):
             raise UserError(message) from error
         first_read = not self.customer_ids
         new = self.env["azure.ad.partner.customer"]._update_from_partner(self, customers, relationships)
-        self.write({"last_refresh_date": fields.Datetime.now(), "state": "connected", "last_error": False})
+        nothing = not customers and not relationships
+        self.write(
+            {
+                "last_refresh_date": fields.Datetime.now(),
+                "state": "connected",
+                # Not an error, but what a partner tenant does not look like.
+                "last_error": nothing
+                and self.env._(
+                    "Microsoft lists no GDAP relationship of the tenant %(tenant)s. Was the sign-in made "
+                    "with an account of your partner tenant? Sign in again with one, or create the GDAP "
+                    "relationships in Partner Center.",
+                    tenant=self.tenant_id,
+                ),
+            }
+        )
         deadline = time.monotonic() + domains_budget if domains_budget is not None else None
         self.customer_ids._read_domains(deadline)
         self.customer_ids._propose_matches()
