@@ -14,7 +14,21 @@ class AzureAdPartnerRelationship(models.Model):
     relationship_id = fields.Char(string="Relationship ID", required=True)
     name = fields.Char()
     status = fields.Selection(
-        [(status, status) for status in (*gdap.STATUSES, "unknownFutureValue")], required=True
+        [
+            ("created", "Created"),
+            ("approvalPending", "Approval pending"),
+            ("approved", "Approved"),
+            ("activating", "Activating"),
+            ("active", "Active"),
+            ("expiring", "Expiring"),
+            ("expired", "Expired"),
+            ("terminationRequested", "Termination requested"),
+            ("terminating", "Terminating"),
+            ("terminated", "Terminated"),
+            ("unknownFutureValue", "Unknown"),
+        ],
+        required=True,
+        help="As Microsoft Graph reports it (delegatedAdminRelationship.status).",
     )
     end_date = fields.Datetime(string="Ends")
     auto_extend = fields.Boolean(string="Auto-extend", help="Extended by six months at its end date.")
