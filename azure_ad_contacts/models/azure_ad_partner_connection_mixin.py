@@ -60,7 +60,7 @@ class AzureAdPartnerConnectionMixin(models.AbstractModel):
             )
             if integration.tenant_id and integration.tenant_id.lower() != tenant_id:
                 # The customer's integration reads another tenant: this one is an additional one.
-                integration = self.create({"partner_id": company.id, "additional_tenant": True})
+                integration = self.sudo().create({"partner_id": company.id, "additional_tenant": True})
         if integration.excluded:
             raise UserError(
                 self.env._("%(customer)s is excluded from Azure AD sync.", customer=company.display_name)
@@ -81,7 +81,9 @@ class AzureAdPartnerConnectionMixin(models.AbstractModel):
                     customer=company.display_name,
                 )
             )
-        integration = integration or self.create({"partner_id": company.id})
+        integration = (integration or self.create({"partner_id": company.id})).sudo(False)
+        integration._forget_delta_state()
+        # Written by this code only (what the form shows read-only), hence in superuser mode.
         integration.sudo().write(
             {
                 "connection_method": "partner",
@@ -89,10 +91,11 @@ class AzureAdPartnerConnectionMixin(models.AbstractModel):
                 "tenant_id": tenant_id,
                 # It starts from the partner's sign-in; its own refresh token lives on here.
                 "token_cache": customer.partner_tenant_id.sudo().token_cache,
+                "state": "connected",
+                "last_error": False,
+                "last_error_kind": False,
             }
         )
-        integration._forget_delta_state()
-        integration.write({"state": "connected", "last_error": False, "last_error_kind": False})
         integration.message_post(
             body=self.env._(
                 "Connected to Azure AD tenant %(tenant)s through the partner tenant %(partner)s.",
@@ -134,7 +137,9 @@ class AzureAdPartnerConnectionMixin(models.AbstractModel):
         once, and offers the remedy (its public state is `error`)."""
         for integration in self.filtered(lambda i: i.state in ("connected", "error")):
             if integration.last_error != message:
-                integration.write({"state": "error", "last_error": message, "last_error_kind": "partner"})
+                integration.sudo().write(
+                    {"state": "error", "last_error": message, "last_error_kind": "partner"}
+                )
                 integration.message_post(body=message)
 
     # ------------------------------------------------------------------ Microsoft
