@@ -4,7 +4,8 @@ Starts everything itself on spare ports and stops it afterwards: the fake Micros
 Odoo with a fresh demo database (azure_ad_contacts, demo data, German), and headless Chromium,
 driven over the DevTools protocol (websocket-client) the way a user clicks through:
 connect Contoso through the (fake) Microsoft consent page, sync, disconnect dialog, contacts
-list and tooltip, German, and an error an administrator can act on.
+list and tooltip, German, an error an administrator can act on, and the partner tenant (GDAP):
+a partner administrator's sign-in, the partner's customers with their proposals, one confirmed.
 
 Usage: .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--keep-db]
 """
@@ -451,6 +452,34 @@ def run(demo, chrome, out):
     chrome.scroll_to(".o_notebook")
     chrome.wait(".o_azure_ad_error .o_azure_ad_reconnect")
     take(chrome, out, "12_error_customer_form")
+    run_partner(demo, chrome, out)
+
+
+def run_partner(demo, chrome, out):
+    """Connecting through the partner tenant (GDAP): Settings, Microsoft's sign-in for the
+    partner administrator, the partner's customers with their proposals, one confirmed."""
+    base = demo.base_url
+    # 13. Settings › Azure AD Contacts: the way in.
+    chrome.goto(f"{base}/odoo/settings#azure_ad_contacts")
+    chrome.scroll_to(".o_setting_box", "Connect every customer at once")
+    take(chrome, out, "13_partner_settings")
+    chrome.click(".o_azure_ad_partner_open")
+    # 14. Microsoft's sign-in (the fake): the partner administrator, then the permissions.
+    chrome.click(".o_azure_ad_partner_sign_in")
+    chrome.wait("#login")
+    chrome.eval("document.getElementById('login').value = 'nancy.davolio@northwind-it.example'")
+    chrome.click("#next")
+    chrome.wait("#accept")
+    take(chrome, out, "14_partner_permissions")
+    chrome.click("#accept")
+    # 15. Back in Odoo: the partner's customers, each with the Odoo customer proposed.
+    chrome.wait("div[name=customer_ids] .o_data_row", "Verified domain")
+    chrome.scroll_to("div[name=customer_ids]")
+    take(chrome, out, "15_partner_customers")
+    # 16. Fabrikam confirmed: connected through the partner, its first sync in the background.
+    chrome.click("div[name=customer_ids] .o_data_row .o_azure_ad_partner_confirm")
+    chrome.wait(".o_notification", "connected through the partner tenant")
+    take(chrome, out, "16_partner_confirmed")
 
 
 def main():

@@ -56,7 +56,7 @@ class AzureAdPartnerTenant(models.Model):
     last_error = fields.Text(readonly=True, copy=False)
     sign_in_redirect_uri = fields.Char(string="Redirect URI", compute="_compute_sign_in_redirect_uri")
     customer_ids = fields.One2many("azure.ad.partner.customer", "partner_tenant_id", string="Customers")
-    customer_count = fields.Integer(compute="_compute_customer_counts")
+    customer_count = fields.Integer(string="Listed", compute="_compute_customer_counts")
     to_confirm_count = fields.Integer(string="To confirm", compute="_compute_customer_counts")
     connected_count = fields.Integer(string="Connected", compute="_compute_customer_counts")
 
