@@ -8,6 +8,7 @@ from odoo.tests import HttpCase, common, tagged
 
 from .common import FakeTenantMixin, build_web_client_assets
 from .partner_common import FABRIKAM_ID, PARTNER_ADMIN, PARTNER_ID
+from .test_ui import CustomerAdminBrowser
 
 # Runs in every page the browser opens; acts only on the fake Microsoft sign-in pages, where it
 # does what the partner administrator does: type the account, then Accept the permissions.
@@ -28,14 +29,9 @@ if (location.origin === %(origin)s && location.pathname.endsWith("/oauth2/v2.0/a
 """
 
 
-class PartnerAdminBrowser(common.ChromeBrowser):
+class PartnerAdminBrowser(CustomerAdminBrowser):
     """Odoo's test Chromium as the partner administrator uses it on Microsoft's side: it trusts
-    the fake Microsoft, lets its requests through and signs in there."""
-
-    microsoft_origin = None
-
-    def _spawn_chrome(self, cmd):
-        return super()._spawn_chrome([cmd[0], "--ignore-certificate-errors", *cmd[1:]])
+    the fake Microsoft, lets its requests through (see CustomerAdminBrowser) and signs in there."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -44,12 +40,6 @@ class PartnerAdminBrowser(common.ChromeBrowser):
             "login": json.dumps(PARTNER_ADMIN),
         }
         self._websocket_request("Page.addScriptToEvaluateOnNewDocument", params={"source": script})
-
-    def _handle_request_paused(self, **params):
-        if params["request"]["url"].startswith(self.microsoft_origin + "/"):
-            self._websocket_send("Fetch.continueRequest", params={"requestId": params["requestId"]})
-        else:
-            super()._handle_request_paused(**params)
 
 
 @tagged("post_install", "-at_install")

@@ -175,18 +175,16 @@ class PartnerGraphClient(GraphClient):
 
     def delegated_admin_customers(self):
         """(tenant id, display name) of each customer with an active relationship."""
-        url = f"{self.graph_endpoint}/v1.0/tenantRelationships/delegatedAdminCustomers?$top={PAGE_SIZE}"
-        for page in self._pages(url):
-            for item in page:
-                customer = parse_customer(item)
-                if customer:
-                    yield customer
+        return self._listing("delegatedAdminCustomers", parse_customer)
 
     def delegated_admin_relationships(self):
         """Every relationship of the partner, as Relationship."""
-        url = f"{self.graph_endpoint}/v1.0/tenantRelationships/delegatedAdminRelationships?$top={PAGE_SIZE}"
+        return self._listing("delegatedAdminRelationships", parse_relationship)
+
+    def _listing(self, name, parse):
+        url = f"{self.graph_endpoint}/v1.0/tenantRelationships/{name}?$top={PAGE_SIZE}"
         for page in self._pages(url):
             for item in page:
-                relationship = parse_relationship(item)
-                if relationship:
-                    yield relationship
+                parsed = parse(item)
+                if parsed:
+                    yield parsed
