@@ -3,7 +3,7 @@ the addon through the partner's delegated access, one way or the other (never bo
 customers appearing by the daily job, relationships ending (warned 30 and 7 days before, ended
 ones marked with the remedy), an expired sign-in, and a neutralized copy."""
 
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 from odoo.modules.neutralize import neutralize_database
 from odoo.tests import TransactionCase
 
@@ -171,6 +171,32 @@ class TestPartnerSync(PartnerCase):
         self.assertIn("Tailspin Toys cannot be connected", action["params"]["message"])
         self.assertEqual(fabrikam.integration_id.state, "connected")
         self.assertFalse((tailspin | wingtip).integration_id)
+
+    def test_what_the_sign_in_and_the_listing_own_cannot_be_written_by_hand(self):
+        partner = self.sign_in()
+        admin = self.env.ref("base.user_admin")
+        wingtip = self.customer_of(partner, WINGTIP_ID).with_user(admin)
+        for record, values in (
+            (partner.with_user(admin), {"state": "draft"}),
+            (partner.with_user(admin), {"tenant_id": CONTOSO_ID}),
+            (wingtip, {"match_state": "confirmed"}),
+            (
+                wingtip,
+                {
+                    "integration_id": self.env["azure.ad.integration"]
+                    .create({"partner_id": self.wingtip.id})
+                    .id
+                },
+            ),
+        ):
+            with self.assertRaisesRegex(AccessError, "set by the Azure AD sync itself"):
+                record.write(values)
+        with self.assertRaises(AccessError):
+            self.env["azure.ad.partner.customer"].with_user(admin).create(
+                {"partner_tenant_id": partner.id, "tenant_id": CONTOSO_ID, "match_state": "confirmed"}
+            )
+        wingtip.partner_id = self.wingtip  # the administrator's choice
+        self.assertEqual(wingtip.partner_id, self.wingtip)
 
     def test_a_sign_in_outside_a_partner_tenant_says_so(self):
         self.fake.set_delegated_scopes(CONTOSO_ID, ["DelegatedAdminRelationship.Read.All"])

@@ -6,6 +6,7 @@ from . import azure_ad_sync_mixin
 from . import azure_ad_delta_mixin
 from . import azure_ad_recovery_mixin
 from . import azure_ad_partner_connection_mixin
+from . import azure_ad_owned_fields_mixin
 from . import azure_ad_integration
 from . import azure_ad_sync_log
 from . import azure_ad_partner_tenant

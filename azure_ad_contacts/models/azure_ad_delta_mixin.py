@@ -72,7 +72,7 @@ class AzureAdDeltaMixin(models.AbstractModel):
     delta_rest = fields.Text(groups="base.group_system", copy=False, readonly=True, prefetch=False)
 
     def action_full_sync(self):
-        """"Full sync": lists every user of the tenant instead of only the changes. Without
+        """ "Full sync": lists every user of the tenant instead of only the changes. Without
         the link, the next run is full even when it is handed to the scheduled job."""
         self.ensure_one()
         self._check_syncable()

@@ -124,9 +124,7 @@ class AzureAdDirectoryUser(models.Model):
     def _pages(self, integration_id, size=graph_client.PAGE_SIZE):
         """The stored users as pages, as a listing of the tenant would give them."""
         cr = self.env.cr
-        cr.execute(
-            SQL("SELECT data FROM azure_ad_directory_user WHERE integration_id = %s", integration_id)
-        )
+        cr.execute(SQL("SELECT data FROM azure_ad_directory_user WHERE integration_id = %s", integration_id))
         while rows := cr.fetchmany(size):
             yield [row[0] for row in rows]
 

@@ -87,7 +87,10 @@ class AzureAdMicrosoftMixin(models.AbstractModel):
         def waiting(error, attempt, remaining):
             _logger.info(
                 "Azure AD consent of %s: Microsoft does not confirm it yet (try %s, %.0f s left): %s",
-                self.name, attempt, remaining, error,
+                self.name,
+                attempt,
+                remaining,
+                error,
             )
 
         return graph_client.prove_consent(

@@ -27,7 +27,23 @@ ENDING_ACTIVITY = "azure_ad_contacts.mail_activity_type_partner_relationship_end
 class AzureAdPartnerCustomer(models.Model):
     _name = "azure.ad.partner.customer"
     _description = "Customer of the partner tenant (GDAP)"
-    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _inherit = ["mail.thread", "mail.activity.mixin", "azure.ad.owned.fields.mixin"]
+    # Microsoft's data and the match's course; the administrator chooses partner_id only.
+    _azure_ad_owned_fields = (
+        "partner_tenant_id",
+        "tenant_id",
+        "name",
+        "verified_domains",
+        "domains_date",
+        "access_problem",
+        "proposed_partner_id",
+        "match_reason",
+        "match_detail",
+        "match_state",
+        "integration_id",
+        "warned_end_date",
+        "warned_days",
+    )
     _order = "match_state_order, name, id"
 
     partner_tenant_id = fields.Many2one(
@@ -134,12 +150,14 @@ class AzureAdPartnerCustomer(models.Model):
             )
             customer = existing.pop(tenant_id, None)
             if customer is None:
-                customer = self.create(
-                    {"partner_tenant_id": partner.id, "tenant_id": tenant_id, "name": name}
+                customer = (
+                    self.sudo()
+                    .create({"partner_tenant_id": partner.id, "tenant_id": tenant_id, "name": name})
+                    .sudo(False)
                 )
                 new |= customer
             elif customer.name != name:
-                customer.name = name
+                customer.sudo().name = name
             customer.relationship_ids._replace_with(customer, found)
         # No longer listed at all: whatever relationships it had are gone.
         for customer in existing.values():
@@ -163,7 +181,7 @@ class AzureAdPartnerCustomer(models.Model):
                 client = customer.partner_tenant_id._customer_client(customer.tenant_id)
                 domains = client.limit_budget(max_attempts=2, max_wait=10).verified_domains()
             except graph_client.GraphError as error:
-                customer.write(
+                customer.sudo().write(
                     {
                         "domains_date": fields.Datetime.now(),
                         "access_problem": customer.env["azure.ad.integration"]._partner_problem(
@@ -172,7 +190,7 @@ class AzureAdPartnerCustomer(models.Model):
                     }
                 )
                 continue
-            customer.write(
+            customer.sudo().write(
                 {
                     "verified_domains": ", ".join(domains),
                     "domains_date": fields.Datetime.now(),
@@ -209,7 +227,7 @@ class AzureAdPartnerCustomer(models.Model):
             # The administrator's own choice stays; a proposal fills only an empty or proposed one.
             if not customer.partner_id or customer.partner_id == customer.proposed_partner_id:
                 values["partner_id"] = values["proposed_partner_id"]
-            customer.write(values)
+            customer.sudo().write(values)
 
     @api.model
     def _companies(self):
@@ -294,7 +312,7 @@ class AzureAdPartnerCustomer(models.Model):
                 )
             )
         integration = self.env["azure.ad.integration"]._connect_through_partner(self)
-        self.write({"match_state": "confirmed", "integration_id": integration.id})
+        self.sudo().write({"match_state": "confirmed", "integration_id": integration.id})
         self.message_post(
             body=self.env._(
                 "Connected to %(customer)s through the partner by %(user)s.",
@@ -319,13 +337,13 @@ class AzureAdPartnerCustomer(models.Model):
                     tenants=", ".join(connected.mapped("name")),
                 )
             )
-        self.write({"match_state": "unmatched", "partner_id": False})
+        self.sudo().write({"match_state": "unmatched", "partner_id": False})
         return True
 
     def action_propose_again(self):
         """Back to "To confirm": the verified domains are read and a customer proposed again."""
         self.env["azure.ad.integration"]._check_admin()
-        self.filtered(lambda c: c.match_state != "confirmed" or not c.integration_id).write(
+        self.filtered(lambda c: c.match_state != "confirmed" or not c.integration_id).sudo().write(
             {"match_state": "new", "domains_date": False, "partner_id": False}
         )
         todo = self.filtered(lambda c: c.match_state == "new")
@@ -367,7 +385,7 @@ class AzureAdPartnerCustomer(models.Model):
             due = [days for days in WARNING_DAYS if days_left <= days]
             if not due or (customer.warned_end_date == end and customer.warned_days == min(due)):
                 continue
-            customer.write({"warned_end_date": end, "warned_days": min(due)})
+            customer.sudo().write({"warned_end_date": end, "warned_days": min(due)})
             customer._warn_ending(end, max(days_left, 0))
 
     def _lost_access_message(self):
@@ -425,4 +443,4 @@ class AzureAdPartnerCustomer(models.Model):
 
     def _close_ending_warnings(self, feedback):
         self.activity_feedback([ENDING_ACTIVITY], feedback=feedback)
-        self.write({"warned_end_date": False, "warned_days": 0})
+        self.sudo().write({"warned_end_date": False, "warned_days": 0})

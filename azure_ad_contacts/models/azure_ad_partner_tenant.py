@@ -32,7 +32,25 @@ CRON_BATCH_SECONDS = 60
 class AzureAdPartnerTenant(models.Model):
     _name = "azure.ad.partner.tenant"
     _description = "Azure AD partner tenant (GDAP)"
-    _inherit = ["mail.thread", "mail.activity.mixin", "azure.ad.microsoft.mixin"]
+    _inherit = [
+        "mail.thread",
+        "mail.activity.mixin",
+        "azure.ad.owned.fields.mixin",
+        "azure.ad.microsoft.mixin",
+    ]
+    _azure_ad_owned_fields = (
+        "name",
+        "tenant_id",
+        "state",
+        "signed_in_as",
+        "signed_in_date",
+        "home_account_id",
+        "sign_in_nonce",
+        "sign_in_flow",
+        "last_refresh_date",
+        "last_error",
+        "token_cache",
+    )
 
     name = fields.Char(readonly=True, default=lambda self: self.env._("Partner tenant"))
     tenant_id = fields.Char(string="Partner tenant ID", readonly=True, copy=False, tracking=True)
@@ -81,7 +99,7 @@ class AzureAdPartnerTenant(models.Model):
     @api.model
     def _get_partner_tenant(self):
         """The partner tenant record (an MSP has one), created on first use."""
-        return self.search([], limit=1) or self.create({})
+        return self.search([], limit=1) or self.sudo().create({}).sudo(False)
 
     @api.model
     def action_open_partner_tenant(self):
@@ -163,7 +181,7 @@ class AzureAdPartnerTenant(models.Model):
                 "tenant_id": tenant_id,
             }
         )
-        self.write(
+        self.sudo().write(
             {
                 "state": "connected",
                 "signed_in_as": login,
@@ -188,7 +206,7 @@ class AzureAdPartnerTenant(models.Model):
         self.sudo().write(
             {"token_cache": False, "home_account_id": False, "sign_in_flow": False, "sign_in_nonce": False}
         )
-        self.write({"state": "draft", "last_error": False})
+        self.sudo().write({"state": "draft", "last_error": False})
         self.message_post(
             body=self.env._(
                 "The partner tenant's sign-in was removed; %(count)s customers connected through it "
@@ -316,13 +334,13 @@ class AzureAdPartnerTenant(models.Model):
             values = {"last_error": message}
             if isinstance(error, delegated_auth.SignInRequiredError | graph_client.PermissionDeniedError):
                 values["state"] = "error"
-            self.write(values)
+            self.sudo().write(values)
             _logger.warning("Azure AD partner tenant %s: customers not read: %s", self.tenant_id, error)
             raise UserError(message) from error
         first_read = not self.customer_ids
         new = self.env["azure.ad.partner.customer"]._update_from_partner(self, customers, relationships)
         nothing = not customers and not relationships
-        self.write(
+        self.sudo().write(
             {
                 "last_refresh_date": fields.Datetime.now(),
                 "state": "connected",

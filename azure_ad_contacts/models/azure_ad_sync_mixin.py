@@ -69,7 +69,7 @@ class AzureAdSyncMixin(models.AbstractModel):
         return self._sync_now_action(self._sync_now())
 
     def _sync_now(self):
-        """"Sync now": the run log of a sync run at once, or no log when the sync was handed
+        """ "Sync now": the run log of a sync run at once, or no log when the sync was handed
         to the scheduled job (a tenant whose last run was large)."""
         self.ensure_one()
         # A first sync due in the background is not run in the request after all.

@@ -17,8 +17,15 @@ SYNC_CONTEXT = {
 }
 # Contact fields whose changes a sync records in the contact's chatter (change history).
 HISTORY_FIELDS = (
-    "name", "email", "function", "mobile", "phone", "azure_ad_department",
-    "azure_ad_company_name", "azure_ad_office", "active",
+    "name",
+    "email",
+    "function",
+    "mobile",
+    "phone",
+    "azure_ad_department",
+    "azure_ad_company_name",
+    "azure_ad_office",
+    "active",
 )
 HISTORY_BATCH_SIZE = 1000
 # The Azure AD mark and link: written by the sync only, which writes contacts in superuser
@@ -26,9 +33,7 @@ HISTORY_BATCH_SIZE = 1000
 # context.)
 SYNC_OWNED_FIELDS = ("azure_ad_synced", "azure_ad_object_id", "azure_ad_integration_id", "azure_ad_guest")
 # What a contact loses with its link: it keeps its data, and is no longer synced.
-UNLINKED_VALUES = dict.fromkeys(
-    (*SYNC_OWNED_FIELDS, "azure_ad_archived", "azure_ad_synced_email"), False
-)
+UNLINKED_VALUES = dict.fromkeys((*SYNC_OWNED_FIELDS, "azure_ad_archived", "azure_ad_synced_email"), False)
 
 
 class ResPartner(models.Model):
@@ -61,8 +66,7 @@ class ResPartner(models.Model):
         string="Azure AD guest",
         copy=False,
         readonly=True,
-        help="Synced from a guest (B2B) account of the tenant: its address belongs to another "
-        "organisation.",
+        help="Synced from a guest (B2B) account of the tenant: its address belongs to another organisation.",
     )
     # Per-contact pins (README "Beyond the basics"), administrators only.
     azure_ad_never_overwrite = fields.Boolean(
@@ -165,8 +169,7 @@ class ResPartner(models.Model):
         if names:
             raise AccessError(
                 self.env._(
-                    "Only the Azure AD sync sets the Azure AD mark and link of a contact "
-                    "(%(fields)s).",
+                    "Only the Azure AD sync sets the Azure AD mark and link of a contact (%(fields)s).",
                     fields=", ".join(names),
                 )
             )
