@@ -224,8 +224,9 @@ class AzureAdPartnerTenant(models.Model):
     # ------------------------------------------------------------------ Microsoft
 
     def _partner_msal_app(self, tenant, cache, http_cache=None):
-        """A confidential client of the MSP's app at `tenant`'s authority, over `cache`."""
-        client_id, secret = self._get_app_credentials()
+        """A confidential client of the MSP's app at `tenant`'s authority, over `cache`: the
+        same app and credentials as the customers connected by consent."""
+        client_id, secret = self.env["azure.ad.integration"]._get_app_credentials()
         login, _graph = self._get_endpoints()
         return graph_client.build_msal_app(
             client_id,
