@@ -121,6 +121,19 @@ class TestPartnerSync(PartnerCase):
         self.assertFalse(contacts.filtered(lambda c: c.email == users[1]["mail"]).active)
         self.assertEqual(integration._sync("manual").sync_mode, "delta")
 
+    def test_the_group_filter_reads_group_members_through_the_partner(self):
+        partner = self.sign_in()
+        integration = self.confirm(partner, WINGTIP_ID, company=self.wingtip)
+        users = self.fake.tenant(WINGTIP_ID)["users"]
+        group = "0d5c3e6a-7b1f-4c2d-9e8a-1f2b3c4d5e6f"
+        self.fake.set_groups(
+            WINGTIP_ID, [{"id": group, "displayName": "Office", "members": [users[0]["id"]]}]
+        )
+        integration.group_ids = group
+        log = self.sync(integration)
+        self.assertEqual((log.state, log.created), ("done", 1), log.error)
+        self.assertEqual(integration.partner_id.child_ids.mapped("email"), [users[0]["mail"]])
+
     def test_a_customer_is_connected_one_way_or_the_other(self):
         partner = self.sign_in()
         consented = self.env["azure.ad.integration"].create({"partner_id": self.fabrikam.id})
