@@ -35,6 +35,9 @@ OWNED_FIELDS = (
     "last_full_sync_date",
     "retry_date",
     "failed_runs",
+    # How it is connected (its customer's consent, or the partner tenant).
+    "connection_method",
+    "partner_customer_id",
 )
 
 
@@ -48,6 +51,7 @@ class AzureAdIntegration(models.Model):
         # Before the Microsoft and consent mixins: a customer connected through the partner
         # reads its tenant and connects differently (Odoo puts the first parent first).
         "azure.ad.partner.connection.mixin",
+        "azure.ad.owned.fields.mixin",
         "azure.ad.microsoft.mixin",
         "azure.ad.consent.mixin",
         "azure.ad.sync.mixin",
@@ -55,6 +59,8 @@ class AzureAdIntegration(models.Model):
         "azure.ad.recovery.mixin",
     ]
     _order = "name, id"
+    _azure_ad_owned = OWNED_FIELDS
+    _azure_ad_chosen_at_create = ("partner_id",)
 
     partner_id = fields.Many2one(
         "res.partner",
@@ -221,45 +227,13 @@ class AzureAdIntegration(models.Model):
         ),
     ]
 
-    @api.model_create_multi
-    def create(self, vals_list):
-        if not self.env.su:
-            for vals in vals_list:
-                self._check_owned_fields(vals, creating=True)
-        return super().create(vals_list)
-
-    def write(self, vals):
-        if not self.env.su:
-            self._check_owned_fields(vals)
-        return super().write(vals)
-
     @api.model
-    def _azure_ad_owned_fields(self):
-        """The fields only the addon's own code writes (see OWNED_FIELDS)."""
-        return OWNED_FIELDS
-
-    @api.model
-    def _check_owned_fields(self, vals, creating=False):
-        names = [name for name in self._azure_ad_owned_fields() if name in vals]
-        if creating:  # a new integration names its customer; the rest as a new one has it
-            names = [
-                name
-                for name in names
-                if name != "partner_id" and vals[name] and vals[name] != self._default_of(name)
-            ]
-        if names:
-            raise AccessError(
-                self.env._(
-                    "These fields of an Azure AD integration are set by the Azure AD sync itself "
-                    "(connecting, syncing, disconnecting), not by hand: %(fields)s.",
-                    fields=", ".join(sorted(names)),
-                )
-            )
-
-    @api.model
-    def _default_of(self, name):
-        field = self._fields[name]
-        return field.default(self) if field.default else False
+    def _owned_fields_error(self, names):
+        return self.env._(
+            "These fields of an Azure AD integration are set by the Azure AD sync itself "
+            "(connecting, syncing, disconnecting), not by hand: %(fields)s.",
+            fields=", ".join(names),
+        )
 
     @api.depends("auto_sync", "sync_interval_hours", "last_sync_date")
     def _compute_next_sync_date(self):

@@ -29,7 +29,7 @@ class AzureAdPartnerCustomer(models.Model):
     _description = "Customer of the partner tenant (GDAP)"
     _inherit = ["mail.thread", "mail.activity.mixin", "azure.ad.owned.fields.mixin"]
     # Microsoft's data and the match's course; the administrator chooses partner_id only.
-    _azure_ad_owned_fields = (
+    _azure_ad_owned = (
         "partner_tenant_id",
         "tenant_id",
         "name",

@@ -38,7 +38,7 @@ class AzureAdPartnerTenant(models.Model):
         "azure.ad.owned.fields.mixin",
         "azure.ad.microsoft.mixin",
     ]
-    _azure_ad_owned_fields = (
+    _azure_ad_owned = (
         "name",
         "tenant_id",
         "state",
