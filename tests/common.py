@@ -55,11 +55,20 @@ def user(object_id, email, given="", surname="", **extra):
 def graph_user(object_id, mail="", **fields):
     """A Graph user as the planner receives it from a $select (mail defaults to
     <id>@contoso.com), for the plain-Python tests of utils/reconcile.py."""
-    return {"id": object_id, "mail": mail if mail != "" else f"{object_id}@contoso.com",
-            "givenName": None, "surname": None, "displayName": object_id.upper(),
-            "jobTitle": None, "mobilePhone": None, "proxyAddresses": [],
-            "userPrincipalName": f"{object_id}@contoso.onmicrosoft.com",
-            "accountEnabled": True, "userType": "Member", **fields}
+    return {
+        "id": object_id,
+        "mail": mail if mail != "" else f"{object_id}@contoso.com",
+        "givenName": None,
+        "surname": None,
+        "displayName": object_id.upper(),
+        "jobTitle": None,
+        "mobilePhone": None,
+        "proxyAddresses": [],
+        "userPrincipalName": f"{object_id}@contoso.onmicrosoft.com",
+        "accountEnabled": True,
+        "userType": "Member",
+        **fields,
+    }
 
 
 def build_web_client_assets():

@@ -30,8 +30,9 @@ def sign_in_at_microsoft(auth_uri, login=PARTNER_ADMIN, decision="accept", organ
     assert page.status_code == 200 and 'id="login"' in page.text, page.text[:300]
     action = auth_uri.split("?")[0]
     query = {k: v[0] for k, v in parse_qs(urlsplit(auth_uri).query).items()}
-    answer = requests.post(action, data={**query, "login": login, "step": "sign_in"},
-                           allow_redirects=False, timeout=10)
+    answer = requests.post(
+        action, data={**query, "login": login, "step": "sign_in"}, allow_redirects=False, timeout=10
+    )
     if answer.status_code == 200 and 'id="accept"' in answer.text:
         data = {**query, "login": login, "step": "consent", "decision": decision}
         if organization:

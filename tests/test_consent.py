@@ -82,8 +82,10 @@ class TestConsentFlow(FakeTenantMixin, HttpCase):
     def connect_wizard(self, **values):
         """The connect dialog, as the administrator signed in to the browser opens it."""
         admin = self.env.ref("base.user_admin")
-        return self.env["azure.ad.connect.wizard"].with_user(admin).create(
-            {"integration_id": self.integration.id, **values}
+        return (
+            self.env["azure.ad.connect.wizard"]
+            .with_user(admin)
+            .create({"integration_id": self.integration.id, **values})
         )
 
     def check(self, pending):

@@ -183,8 +183,12 @@ class TestFullRounds(DeltaCase):
 
     def test_a_group_membership_change_is_noticed(self):
         self.integration.write(
-            {"group_ids": CUSTOMER_FACING, "deleted_action": "archive", "archive_max_count": 0,
-             "archive_max_percent": 0}
+            {
+                "group_ids": CUSTOMER_FACING,
+                "deleted_action": "archive",
+                "archive_max_count": 0,
+                "archive_max_percent": 0,
+            }
         )
         self.sync()  # the non-members are archived
         self.sync()
@@ -333,9 +337,12 @@ class TestPlansOfChangesOnly(DeltaCase):
             else:
                 self.fake.add_user(
                     CONTOSO_ID,
-                    user(f"0000{rng.randint(0, 9999):04d}-0000-4000-8000-00000000000{rng.randint(0, 9)}",
-                         rng.choice([u["mail"] for u in users.values()] + ["newcomer@contoso.example"]),
-                         "New", "Comer"),
+                    user(
+                        f"0000{rng.randint(0, 9999):04d}-0000-4000-8000-00000000000{rng.randint(0, 9)}",
+                        rng.choice([u["mail"] for u in users.values()] + ["newcomer@contoso.example"]),
+                        "New",
+                        "Comer",
+                    ),
                 )
 
     def mutate_contacts(self, rng, users):

@@ -40,8 +40,10 @@ CONTOSO = "9188040d-6c67-4c5b-b112-36a304b66dad"
 FABRIKAM = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 BIG = "0b5e7a3c-2f1d-4c6b-9e8a-7d6c5b4a3f21"
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
-SELECT = ("id,givenName,surname,displayName,jobTitle,mobilePhone,businessPhones,mail,"
-          "userPrincipalName,proxyAddresses,otherMails,accountEnabled,userType")
+SELECT = (
+    "id,givenName,surname,displayName,jobTitle,mobilePhone,businessPhones,mail,"
+    "userPrincipalName,proxyAddresses,otherMails,accountEnabled,userType"
+)
 EXPIRED_APP = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
 
 
@@ -52,8 +54,7 @@ def cert_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(cert_dir):
-    big = generate_tenant(2500, seed=42, tenant_id=BIG, name="Big Corp", domain="big.example",
-                          consented=True)
+    big = generate_tenant(2500, seed=42, tenant_id=BIG, name="Big Corp", domain="big.example", consented=True)
     with FakeEntra(cert_dir=cert_dir, tenants=[*load_tenant_files(), big]) as fake:
         yield fake
 
@@ -70,8 +71,13 @@ def fake(server, monkeypatch):
 
 def msal_app(fake, tenant=CONTOSO, client_id=DEFAULT_CLIENT_ID, secret=DEFAULT_CLIENT_SECRET):
     return msal.ConfidentialClientApplication(
-        client_id, client_credential=secret, authority=f"{fake.base_url}/{tenant}",
-        instance_discovery=False, http_cache={}, verify=fake.certs.bundle_file)
+        client_id,
+        client_credential=secret,
+        authority=f"{fake.base_url}/{tenant}",
+        instance_discovery=False,
+        http_cache={},
+        verify=fake.certs.bundle_file,
+    )
 
 
 def scopes(fake):
@@ -80,9 +86,15 @@ def scopes(fake):
 
 def token(fake, tenant):
     response = requests.post(
-        f"{fake.base_url}/{tenant}/oauth2/v2.0/token", verify=fake.certs.bundle_file,
-        data={"grant_type": "client_credentials", "client_id": DEFAULT_CLIENT_ID,
-              "client_secret": DEFAULT_CLIENT_SECRET, "scope": f"{fake.base_url}/.default"})
+        f"{fake.base_url}/{tenant}/oauth2/v2.0/token",
+        verify=fake.certs.bundle_file,
+        data={
+            "grant_type": "client_credentials",
+            "client_id": DEFAULT_CLIENT_ID,
+            "client_secret": DEFAULT_CLIENT_SECRET,
+            "scope": f"{fake.base_url}/.default",
+        },
+    )
     assert response.status_code == 200, response.text
     return response.json()["access_token"]
 
@@ -166,7 +178,8 @@ def test_msal_700016_before_consent_is_returned(fake):
     assert result["error_codes"] == [700016]
     assert result["error_description"].startswith(
         f"AADSTS700016: Application with identifier '{DEFAULT_CLIENT_ID}' was not found in the "
-        "directory 'Contoso Ltd'")
+        "directory 'Contoso Ltd'"
+    )
     assert {"timestamp", "trace_id", "correlation_id"} <= set(result)
 
 
@@ -207,8 +220,9 @@ def test_msal_token_503_raises(fake):
 # ---------------------------------------------------------------------------- login endpoints
 @pytest.mark.parametrize("segment", [CONTOSO, "contoso.example", "organizations", "common"])
 def test_openid_configuration(fake, segment):
-    response = requests.get(f"{fake.base_url}/{segment}/v2.0/.well-known/openid-configuration",
-                            verify=fake.certs.bundle_file)
+    response = requests.get(
+        f"{fake.base_url}/{segment}/v2.0/.well-known/openid-configuration", verify=fake.certs.bundle_file
+    )
     config = response.json()
     tenant = CONTOSO if segment == "contoso.example" else segment
     assert config["token_endpoint"] == f"{fake.base_url}/{tenant}/oauth2/v2.0/token"
@@ -217,26 +231,36 @@ def test_openid_configuration(fake, segment):
 
 
 def test_openid_configuration_unknown_tenant(fake):
-    response = requests.get(f"{fake.base_url}/{UNKNOWN}/v2.0/.well-known/openid-configuration",
-                            verify=fake.certs.bundle_file)
+    response = requests.get(
+        f"{fake.base_url}/{UNKNOWN}/v2.0/.well-known/openid-configuration", verify=fake.certs.bundle_file
+    )
     body = response.json()
     assert response.status_code == 400 and body["error"] == "invalid_tenant"
     assert body["error_codes"] == [90002]
     assert body["error_description"].startswith(f"AADSTS90002: Tenant '{UNKNOWN}' not found.")
 
 
-@pytest.mark.parametrize("changes, status, code", [
-    ({"grant_type": "password"}, 400, 70003),
-    ({"scope": "User.Read.All"}, 400, 1002012),
-    ({"scope": "https://graph.microsoft.com/.default"}, 400, 500011),
-    ({"client_secret": ""}, 401, 7000218),
-])
+@pytest.mark.parametrize(
+    "changes, status, code",
+    [
+        ({"grant_type": "password"}, 400, 70003),
+        ({"scope": "User.Read.All"}, 400, 1002012),
+        ({"scope": "https://graph.microsoft.com/.default"}, 400, 500011),
+        ({"client_secret": ""}, 401, 7000218),
+    ],
+)
 def test_token_request_validation(fake, changes, status, code):
     fake.set_consent(CONTOSO, True)
-    data = {"grant_type": "client_credentials", "client_id": DEFAULT_CLIENT_ID,
-            "client_secret": DEFAULT_CLIENT_SECRET, "scope": f"{fake.base_url}/.default", **changes}
-    response = requests.post(f"{fake.base_url}/{CONTOSO}/oauth2/v2.0/token", data=data,
-                             verify=fake.certs.bundle_file)
+    data = {
+        "grant_type": "client_credentials",
+        "client_id": DEFAULT_CLIENT_ID,
+        "client_secret": DEFAULT_CLIENT_SECRET,
+        "scope": f"{fake.base_url}/.default",
+        **changes,
+    }
+    response = requests.post(
+        f"{fake.base_url}/{CONTOSO}/oauth2/v2.0/token", data=data, verify=fake.certs.bundle_file
+    )
     assert (response.status_code, response.json()["error_codes"]) == (status, [code])
 
 
@@ -248,8 +272,7 @@ def test_users_paging_2500_users_in_three_pages(fake):
         link = page["@odata.nextLink"]
         assert link.startswith(f"{fake.base_url}/v1.0/users?$select={SELECT}&$top=999&$skiptoken=")
     assert "@odata.nextLink" not in pages[-1]
-    assert pages[0]["@odata.context"] == (
-        f"https://graph.microsoft.com/v1.0/$metadata#users({SELECT})")
+    assert pages[0]["@odata.context"] == (f"https://graph.microsoft.com/v1.0/$metadata#users({SELECT})")
     ids = [user["id"] for page in pages for user in page["value"]]
     assert len(set(ids)) == 2500 and ids == sorted(ids)  # stable order, nothing twice
 
@@ -258,19 +281,40 @@ def test_users_default_page_size_and_properties(fake):
     page = graph(fake).get(f"{fake.base_url}/v1.0/users").json()
     assert len(page["value"]) == 100 and "$top" not in page["@odata.nextLink"]
     assert set(page["value"][0]) == {
-        "businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
-        "officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id"}
+        "businessPhones",
+        "displayName",
+        "givenName",
+        "jobTitle",
+        "mail",
+        "mobilePhone",
+        "officeLocation",
+        "preferredLanguage",
+        "surname",
+        "userPrincipalName",
+        "id",
+    }
 
 
 def test_users_select_projection_nulls_and_empty_collections(fake):
     fake.set_consent(CONTOSO, True)
-    users = {u["displayName"]: u for u in fetch_all(graph(fake, CONTOSO), users_url(
-        fake, select="displayName,jobTitle,mail,otherMails,accountEnabled,preferredLanguage"))[0]
-        ["value"]}
+    users = {
+        u["displayName"]: u
+        for u in fetch_all(
+            graph(fake, CONTOSO),
+            users_url(fake, select="displayName,jobTitle,mail,otherMails,accountEnabled,preferredLanguage"),
+        )[0]["value"]
+    }
     assert len(users) == 21
     reception = users["Reception Desk"]
-    assert set(reception) == {"id", "displayName", "jobTitle", "mail", "otherMails",
-                              "accountEnabled", "preferredLanguage"}
+    assert set(reception) == {
+        "id",
+        "displayName",
+        "jobTitle",
+        "mail",
+        "otherMails",
+        "accountEnabled",
+        "preferredLanguage",
+    }
     assert reception["jobTitle"] is None and reception["preferredLanguage"] is None
     assert reception["otherMails"] == []
     assert users["Grady Archie"]["accountEnabled"] is False
@@ -288,8 +332,7 @@ def test_users_top_validation(fake, top):
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "Request_UnsupportedQuery"
-    assert error["message"] == (f"Invalid page size specified: '{top}'. "
-                                "Must be between 1 and 999 inclusive.")
+    assert error["message"] == (f"Invalid page size specified: '{top}'. Must be between 1 and 999 inclusive.")
 
 
 def test_graph_401_missing_invalid_expired_token(fake):
@@ -300,8 +343,7 @@ def test_graph_401_missing_invalid_expired_token(fake):
     error = missing.json()["error"]
     assert error["code"] == "InvalidAuthenticationToken"
     assert error["innerError"]["client-request-id"] == "c1"
-    invalid = requests.get(url, verify=fake.certs.bundle_file,
-                           headers={"Authorization": "Bearer nope"})
+    invalid = requests.get(url, verify=fake.certs.bundle_file, headers={"Authorization": "Bearer nope"})
     assert invalid.status_code == 401
     session = graph(fake)
     fake.expire_tokens()
@@ -329,7 +371,9 @@ def test_domains(fake):
     fake.set_consent(CONTOSO, True)
     value = graph(fake, CONTOSO).get(f"{fake.base_url}/v1.0/domains").json()["value"]
     assert [(d["id"], d["isDefault"], d["isVerified"]) for d in value] == [
-        ("contoso.example", True, True), ("contoso.onmicrosoft.com", False, True)]
+        ("contoso.example", True, True),
+        ("contoso.onmicrosoft.com", False, True),
+    ]
 
 
 def test_domains_added_but_not_verified(fake):
@@ -337,7 +381,8 @@ def test_domains_added_but_not_verified(fake):
     fake.set_consent(CONTOSO, True)
     value = graph(fake, CONTOSO).get(f"{fake.base_url}/v1.0/domains").json()["value"]
     assert [(d["id"], d["isVerified"], d["supportedServices"]) for d in value][2:] == [
-        ("fabrikam.example", False, [])]
+        ("fabrikam.example", False, [])
+    ]
     assert fake.tenant(CONTOSO)["unverified_domains"] == ["fabrikam.example"]
 
 
@@ -359,13 +404,22 @@ def eventual(session):
 
 def test_group_transitive_members_paged_with_nested_groups_and_casts(fake):
     users = fake.tenant(BIG)["users"]
-    fake.set_groups(BIG, [
-        {"id": SALES, "displayName": "Sales",
-         "members": [u["id"] for u in users[:1500]] + [SALES_EMEA, "not-an-existing-object"]},
-        {"id": SALES_EMEA, "displayName": "Sales EMEA",
-         "members": [u["id"] for u in users[1400:1700]] + [LOOP]},
-        {"id": LOOP, "displayName": "Loop", "members": [SALES, users[2000]["id"]]},
-    ])
+    fake.set_groups(
+        BIG,
+        [
+            {
+                "id": SALES,
+                "displayName": "Sales",
+                "members": [u["id"] for u in users[:1500]] + [SALES_EMEA, "not-an-existing-object"],
+            },
+            {
+                "id": SALES_EMEA,
+                "displayName": "Sales EMEA",
+                "members": [u["id"] for u in users[1400:1700]] + [LOOP],
+            },
+            {"id": LOOP, "displayName": "Loop", "members": [SALES, users[2000]["id"]]},
+        ],
+    )
     session = eventual(graph(fake))
     pages = fetch_all(session, members_url(fake, SALES))
     assert [len(p["value"]) for p in pages] == [999, 702]  # 1,700 + 1 via the loop, users only
@@ -376,7 +430,8 @@ def test_group_transitive_members_paged_with_nested_groups_and_casts(fake):
     assert len(ids) == len(set(ids)) and set(ids) == expected
     assert "$select=id" in pages[0]["@odata.nextLink"] and "$count=true" in pages[0]["@odata.nextLink"]
     assert pages[0]["@odata.nextLink"].startswith(
-        f"{fake.base_url}/v1.0/groups/{SALES}/transitiveMembers/microsoft.graph.user?")
+        f"{fake.base_url}/v1.0/groups/{SALES}/transitiveMembers/microsoft.graph.user?"
+    )
     everything = fetch_all(session, members_url(fake, SALES_EMEA, cast="", query=""))
     types = Counter(m["@odata.type"] for p in everything for m in p["value"])
     # Sales EMEA -> Loop -> Sales -> everyone; a cycle ends where it began.
@@ -391,8 +446,13 @@ def test_group_member_cast_is_an_advanced_query(fake):
     ConsistencyLevel: eventual and $count=true, else 400 Request_UnsupportedQuery. Without
     the cast, members come with their @odata.type and need neither."""
     user_id = fake.tenant(BIG)["users"][0]["id"]
-    fake.set_groups(BIG, [{"id": SALES, "displayName": "Sales", "members": [user_id, SALES_EMEA]},
-                          {"id": SALES_EMEA, "displayName": "Sales EMEA", "members": []}])
+    fake.set_groups(
+        BIG,
+        [
+            {"id": SALES, "displayName": "Sales", "members": [user_id, SALES_EMEA]},
+            {"id": SALES_EMEA, "displayName": "Sales EMEA", "members": []},
+        ],
+    )
     session = graph(fake)
     for query in ("?$select=id", "?$select=id&$count=true"):
         refused = session.get(members_url(fake, SALES, query=query))
@@ -405,8 +465,9 @@ def test_group_member_cast_is_an_advanced_query(fake):
     del session.headers["ConsistencyLevel"]
     mixed = session.get(members_url(fake, SALES, cast="", query="?$select=id")).json()
     assert "@odata.count" not in mixed
-    assert sorted((m["@odata.type"], m["id"]) for m in mixed["value"]) == sorted([
-        ("#microsoft.graph.user", user_id), ("#microsoft.graph.group", SALES_EMEA)])
+    assert sorted((m["@odata.type"], m["id"]) for m in mixed["value"]) == sorted(
+        [("#microsoft.graph.user", user_id), ("#microsoft.graph.group", SALES_EMEA)]
+    )
 
 
 def test_group_members_errors(fake):
@@ -442,8 +503,14 @@ def test_group_control_over_http_and_tenant_files(fake):
     assert control.set_groups_readable(BIG, False)["readable"] is False
     assert graph(fake).get(members_url(fake, SALES)).status_code == 403
     tid = "3f2504e0-4f89-41d3-9a0c-0305e82c3302"
-    fake.put_tenant({"tenant_id": tid, "consented": True, "users": [{"id": "u1"}, {"id": "u2"}],
-                     "groups": [{"id": SALES, "members": ["u2"]}]})
+    fake.put_tenant(
+        {
+            "tenant_id": tid,
+            "consented": True,
+            "users": [{"id": "u1"}, {"id": "u2"}],
+            "groups": [{"id": SALES, "members": ["u2"]}],
+        }
+    )
     page = eventual(graph(fake, tid)).get(members_url(fake, SALES)).json()
     assert page["value"] == [{"id": "u2"}]
     fake.delete_user(tid, "u2")  # the membership goes with the user
@@ -480,19 +547,24 @@ def delta_round(session, url, limit=50, headers=None):
 def test_users_delta_first_round(fake):
     session = graph(fake)
     items, delta_link, pages = delta_round(
-        session, f"{fake.base_url}/v1.0/users/delta?$select={DELTA_SELECT}")
+        session, f"{fake.base_url}/v1.0/users/delta?$select={DELTA_SELECT}"
+    )
     assert [len(p["value"]) for p in pages] == [200] * 12 + [100]  # 2,500 users
     users = {u["id"]: u for u in fake.tenant(BIG)["users"]}
     assert sorted(item["id"] for item in items) == sorted(users)
     first = items[0]
-    assert first == {name: users[first["id"]][name] for name in (*DELTA_SELECT.split(","), "id")
-                     if name in users[first["id"]]}
+    assert first == {
+        name: users[first["id"]][name]
+        for name in (*DELTA_SELECT.split(","), "id")
+        if name in users[first["id"]]
+    }
     # The links carry the $select in their opaque state token, never in the clear.
     for link in [p["@odata.nextLink"] for p in pages[:-1]] + [delta_link]:
         assert link.startswith(f"{fake.base_url}/v1.0/users/delta?$")
         assert "$select" not in link and ("$skiptoken=" in link or "$deltatoken=" in link)
-    assert pages[0]["@odata.context"].endswith("#users(id,givenName,surname,displayName,"
-                                               "jobTitle,mail,accountEnabled)")
+    assert pages[0]["@odata.context"].endswith(
+        "#users(id,givenName,surname,displayName,jobTitle,mail,accountEnabled)"
+    )
     nothing = session.get(delta_link).json()
     assert nothing["value"] == [] and "@odata.deltaLink" in nothing
     assert fake.stats()["counts"]["delta"] == len(pages) + 1
@@ -501,35 +573,36 @@ def test_users_delta_first_round(fake):
 def test_users_delta_later_rounds_send_only_the_changes(fake):
     session = graph(fake)
     _items, delta_link, _pages = delta_round(
-        session, f"{fake.base_url}/v1.0/users/delta?$select={DELTA_SELECT}")
+        session, f"{fake.base_url}/v1.0/users/delta?$select={DELTA_SELECT}"
+    )
     ann, bob, cid, dan, eve = fake.tenant(BIG)["users"][:5]
     fake.update_user(BIG, ann["id"], {"jobTitle": "Chief Cook", "givenName": None})
     fake.update_user(BIG, bob["id"], {"city": "Berlin"})  # not selected: not tracked
     fake.update_user(BIG, dan["id"], {"jobTitle": dan.get("jobTitle")})  # no change at all
     fake.delete_user(BIG, cid["id"])  # restorable for 30 days
-    FakeEntraControl(fake.base_url, ca_file=fake.certs.bundle_file).delete_user_permanently(
-        BIG, eve["id"])
+    FakeEntraControl(fake.base_url, ca_file=fake.certs.bundle_file).delete_user_permanently(BIG, eve["id"])
     new = fake.add_user(BIG, {"displayName": "New Hire", "mail": "new@big.example"})
 
     items, _next, _pages = delta_round(session, delta_link)
     by_id = {item["id"]: item for item in items}
     assert set(by_id) == {ann["id"], cid["id"], eve["id"], new["id"]}
     expected_ann = {name: ann.get(name) for name in DELTA_SELECT.split(",") if name in ann}
-    assert by_id[ann["id"]] == {**expected_ann, "jobTitle": "Chief Cook", "givenName": None,
-                                "id": ann["id"]}
+    assert by_id[ann["id"]] == {**expected_ann, "jobTitle": "Chief Cook", "givenName": None, "id": ann["id"]}
     assert by_id[cid["id"]] == {"id": cid["id"], "@removed": {"reason": "changed"}}
     assert by_id[eve["id"]] == {"id": eve["id"], "@removed": {"reason": "deleted"}}
-    assert by_id[new["id"]] == {"displayName": "New Hire", "mail": "new@big.example",
-                                "id": new["id"]}
+    assert by_id[new["id"]] == {"displayName": "New Hire", "mail": "new@big.example", "id": new["id"]}
     # Prefer: return=minimal: only what changed, and the id.
-    minimal, next_link, _pages = delta_round(session, delta_link,
-                                             headers={"Prefer": "return=minimal"})
+    minimal, next_link, _pages = delta_round(session, delta_link, headers={"Prefer": "return=minimal"})
     assert {item["id"]: item for item in minimal}[ann["id"]] == {
-        "jobTitle": "Chief Cook", "givenName": None, "id": ann["id"]}
+        "jobTitle": "Chief Cook",
+        "givenName": None,
+        "id": ann["id"],
+    }
     # Restored (added again with its id): a user again, no annotation.
     fake.add_user(BIG, cid)
     assert delta_round(session, next_link)[0] == [
-        {**{name: cid[name] for name in DELTA_SELECT.split(",") if name in cid}, "id": cid["id"]}]
+        {**{name: cid[name] for name in DELTA_SELECT.split(",") if name in cid}, "id": cid["id"]}
+    ]
 
 
 def test_users_delta_from_now_and_many_changes_paged(fake):
@@ -552,15 +625,18 @@ def test_users_delta_expired_and_unknown_tokens(fake):
     gone = session.get(delta_link, allow_redirects=False)
     assert gone.status_code == 410
     assert gone.json()["error"]["code"] == "resyncRequired"
-    assert gone.json()["error"]["message"] == ("The delta token is no longer valid, and the app "
-                                               "must reset the sync state.")
+    assert gone.json()["error"]["message"] == (
+        "The delta token is no longer valid, and the app must reset the sync state."
+    )
     assert gone.headers["Location"] == f"{fake.base_url}/v1.0/users/delta?$deltatoken="
     items, delta_link, _pages = delta_round(session, gone.headers["Location"])  # a new full round
     assert len(items) == 2500
     state = protocol.decode_state_token(delta_link.split("$deltatoken=")[1])
-    for stale in ({**state, "issued": time.time() - 8 * 24 * 3600},  # older than seven days
-                  {**state, "tenant": CONTOSO},  # another tenant's
-                  {**state, "version": state["version"] + 1000}):  # a state never reached
+    for stale in (
+        {**state, "issued": time.time() - 8 * 24 * 3600},  # older than seven days
+        {**state, "tenant": CONTOSO},  # another tenant's
+        {**state, "version": state["version"] + 1000},
+    ):  # a state never reached
         token = protocol.encode_state_token(stale)
         response = session.get(f"{fake.base_url}/v1.0/users/delta?$deltatoken={token}")
         assert response.status_code == 410, stale
@@ -632,8 +708,7 @@ def test_permissions_are_frozen_into_each_token(fake):
     assert denied.status_code == 403
     assert denied.json()["error"]["code"] == "Authorization_RequestDenied"
     assert before.get(f"{fake.base_url}/v1.0/domains").status_code == 200
-    FakeEntraControl(fake.base_url, ca_file=fake.certs.bundle_file).set_roles(
-        BIG, ["User.Read.All"])
+    FakeEntraControl(fake.base_url, ca_file=fake.certs.bundle_file).set_roles(BIG, ["User.Read.All"])
     assert before.get(users_url(fake, top=1)).status_code == 403  # the old token still lacks it
     after = graph(fake)
     assert after.get(users_url(fake, top=1)).status_code == 200
@@ -691,9 +766,15 @@ def test_user_count_is_an_advanced_query_with_a_lagging_index(fake):
 
 def token_response(fake, tenant):
     return requests.post(
-        f"{fake.base_url}/{tenant}/oauth2/v2.0/token", verify=fake.certs.bundle_file,
-        data={"grant_type": "client_credentials", "client_id": DEFAULT_CLIENT_ID,
-              "client_secret": DEFAULT_CLIENT_SECRET, "scope": f"{fake.base_url}/.default"})
+        f"{fake.base_url}/{tenant}/oauth2/v2.0/token",
+        verify=fake.certs.bundle_file,
+        data={
+            "grant_type": "client_credentials",
+            "client_id": DEFAULT_CLIENT_ID,
+            "client_secret": DEFAULT_CLIENT_SECRET,
+            "scope": f"{fake.base_url}/.default",
+        },
+    )
 
 
 def test_consent_delay_token_endpoint_does_not_know_the_app_yet(fake):
@@ -715,10 +796,11 @@ def test_consent_delay_graph_does_not_know_the_identity_yet(fake):
     assert claims(session.headers["Authorization"][7:])["tid"] == CONTOSO
     early = session.get(users_url(fake, top=1))
     assert early.status_code == 401
-    assert early.json()["error"] == {**early.json()["error"],
-                                     "code": "Authorization_IdentityNotFound",
-                                     "message": "The identity of the calling application could "
-                                                "not be established."}
+    assert early.json()["error"] == {
+        **early.json()["error"],
+        "code": "Authorization_IdentityNotFound",
+        "message": "The identity of the calling application could not be established.",
+    }
     time.sleep(1.6)
     assert session.get(users_url(fake, top=1)).status_code == 200  # the same token now works
 
@@ -757,23 +839,30 @@ def test_group_search_needs_consistency_level_eventual(fake):
     refused = session.get(search_url(fake, "sales"))
     assert refused.status_code == 400
     assert refused.json()["error"] == {
-        **refused.json()["error"], "code": "Request_UnsupportedQuery",
+        **refused.json()["error"],
+        "code": "Request_UnsupportedQuery",
         "message": "Request with $search query parameter only works through MSGraph with a "
-                   "special request header: 'ConsistencyLevel: eventual'"}
+        "special request header: 'ConsistencyLevel: eventual'",
+    }
     found = eventual(session).get(search_url(fake, "sales")).json()
-    assert found["value"] == [{"id": SALES, "displayName": "Sales Team"},
-                              {"id": SALES_EMEA, "displayName": "SalesEMEA"}]
+    assert found["value"] == [
+        {"id": SALES, "displayName": "Sales Team"},
+        {"id": SALES_EMEA, "displayName": "SalesEMEA"},
+    ]
     assert found["@odata.context"].endswith("#groups(id,displayName)")
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("team", [SALES]),  # any word, not only the first
-    ("TEAM sal", [SALES]),  # every word, in any order, any case
-    ("emea", [SALES_EMEA]),  # a change from lower to upper case starts a word
-    ("helpdeskt", [LOOP]),  # words joined by symbols also count as one
-    ("tier", [LOOP]),
-    ("ales", []),  # no "contains"
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("team", [SALES]),  # any word, not only the first
+        ("TEAM sal", [SALES]),  # every word, in any order, any case
+        ("emea", [SALES_EMEA]),  # a change from lower to upper case starts a word
+        ("helpdeskt", [LOOP]),  # words joined by symbols also count as one
+        ("tier", [LOOP]),
+        ("ales", []),  # no "contains"
+    ],
+)
 def test_group_search_matches_tokens_as_documented(fake, text, expected):
     fake.set_groups(BIG, GROUPS)
     found = eventual(graph(fake)).get(search_url(fake, text)).json()["value"]
@@ -796,10 +885,17 @@ def test_group_search_pages_escapes_and_permissions(fake):
 
 
 # ---------------------------------------------------------------------------- faults
-@pytest.mark.parametrize("kind, retry_after, header", [
-    ("429", 7, "7"), ("429", None, None), ("500", None, None), ("502", None, None),
-    ("503", 3, "3"), ("504", None, None),
-])
+@pytest.mark.parametrize(
+    "kind, retry_after, header",
+    [
+        ("429", 7, "7"),
+        ("429", None, None),
+        ("500", None, None),
+        ("502", None, None),
+        ("503", 3, "3"),
+        ("504", None, None),
+    ],
+)
 def test_status_faults_use_graph_error_shape(fake, kind, retry_after, header):
     session = graph(fake)
     fake.add_fault(kind=kind, target="users", retry_after=retry_after)
@@ -873,18 +969,26 @@ def test_microsoft_answers_a_fake_tenant_cannot_produce_by_itself(fake):
     fake.add_fault(kind="resource_not_found", target="token")
     disabled = token_response(fake, BIG).json()
     assert (disabled["error"], disabled["error_codes"]) == ("unauthorized_client", [7000112])
-    assert f"Application '{DEFAULT_CLIENT_ID}'(Odoo Azure AD Contacts) is disabled." in \
-        disabled["error_description"]
+    assert (
+        f"Application '{DEFAULT_CLIENT_ID}'(Odoo Azure AD Contacts) is disabled."
+        in disabled["error_description"]
+    )
     other_cloud = token_response(fake, BIG).json()
     assert (other_cloud["error"], other_cloud["error_codes"]) == ("invalid_resource", [500011])
-    assert f"The resource principal named {fake.base_url} was not found in the tenant" in \
-        other_cloud["error_description"]
+    assert (
+        f"The resource principal named {fake.base_url} was not found in the tenant"
+        in other_cloud["error_description"]
+    )
 
 
 def test_redirect_fault(fake):
     fake.add_fault(kind="redirect", target="token", location="https://127.0.0.1:1/stolen")
-    moved = requests.post(f"{fake.base_url}/{BIG}/oauth2/v2.0/token", data={"client_secret": "s"},
-                          verify=fake.certs.bundle_file, allow_redirects=False)
+    moved = requests.post(
+        f"{fake.base_url}/{BIG}/oauth2/v2.0/token",
+        data={"client_secret": "s"},
+        verify=fake.certs.bundle_file,
+        allow_redirects=False,
+    )
     assert (moved.status_code, moved.headers["Location"]) == (307, "https://127.0.0.1:1/stolen")
 
 
@@ -936,10 +1040,14 @@ def test_openid_fault_and_unknown_fault_kind(fake):
 
 # ---------------------------------------------------------------------------- admin consent
 def consent_url(fake, tenant="organizations", redirect="https://odoo.example/cb", **extra):
-    params = {"client_id": DEFAULT_CLIENT_ID, "scope": f"{fake.base_url}/.default",
-              "redirect_uri": redirect, "state": "s t&1", **extra}
-    return requests.Request("GET", f"{fake.base_url}/{tenant}/v2.0/adminconsent",
-                            params=params).prepare().url
+    params = {
+        "client_id": DEFAULT_CLIENT_ID,
+        "scope": f"{fake.base_url}/.default",
+        "redirect_uri": redirect,
+        "state": "s t&1",
+        **extra,
+    }
+    return requests.Request("GET", f"{fake.base_url}/{tenant}/v2.0/adminconsent", params=params).prepare().url
 
 
 def test_consent_page_form(fake):
@@ -955,10 +1063,20 @@ def test_consent_page_form(fake):
 
 
 def post_consent(fake, decision, redirect="https://odoo.example/cb?db=x"):
-    form = {"client_id": DEFAULT_CLIENT_ID, "scope": f"{fake.base_url}/.default",
-            "redirect_uri": redirect, "state": "s t&1", "tenant": CONTOSO, "decision": decision}
-    return requests.post(f"{fake.base_url}/organizations/v2.0/adminconsent", data=form,
-                         verify=fake.certs.bundle_file, allow_redirects=False)
+    form = {
+        "client_id": DEFAULT_CLIENT_ID,
+        "scope": f"{fake.base_url}/.default",
+        "redirect_uri": redirect,
+        "state": "s t&1",
+        "tenant": CONTOSO,
+        "decision": decision,
+    }
+    return requests.post(
+        f"{fake.base_url}/organizations/v2.0/adminconsent",
+        data=form,
+        verify=fake.certs.bundle_file,
+        allow_redirects=False,
+    )
 
 
 def test_consent_accept_redirects_and_grants(fake):
@@ -967,8 +1085,12 @@ def test_consent_accept_redirects_and_grants(fake):
     location = urlsplit(response.headers["Location"])
     assert location.netloc == "odoo.example" and location.path == "/cb"
     assert parse_qs(location.query) == {
-        "db": ["x"], "admin_consent": ["True"], "tenant": [CONTOSO],
-        "scope": [f"{fake.base_url}/.default"], "state": ["s t&1"]}
+        "db": ["x"],
+        "admin_consent": ["True"],
+        "tenant": [CONTOSO],
+        "scope": [f"{fake.base_url}/.default"],
+        "state": ["s t&1"],
+    }
     assert fake.tenant(CONTOSO)["consented"]
     assert msal_app(fake).acquire_token_for_client(scopes(fake))["access_token"]
 
@@ -976,19 +1098,27 @@ def test_consent_accept_redirects_and_grants(fake):
 def test_consent_cancel_redirects_with_access_denied(fake):
     response = post_consent(fake, "cancel", redirect="https://odoo.example/cb")
     location = response.headers["Location"]
-    assert location.startswith("https://odoo.example/cb?error=access_denied&error_description="
-                               "AADSTS65004%3A+User+declined+to+consent")
+    assert location.startswith(
+        "https://odoo.example/cb?error=access_denied&error_description="
+        "AADSTS65004%3A+User+declined+to+consent"
+    )
     assert parse_qs(urlsplit(location).query)["state"] == ["s t&1"]
     assert not fake.tenant(CONTOSO)["consented"]
 
 
 def test_consent_auto_accept_and_unknown_client(fake):
-    auto = requests.get(consent_url(fake, auto="accept", tenant=FABRIKAM),
-                        verify=fake.certs.bundle_file, allow_redirects=False)
+    auto = requests.get(
+        consent_url(fake, auto="accept", tenant=FABRIKAM),
+        verify=fake.certs.bundle_file,
+        allow_redirects=False,
+    )
     assert parse_qs(urlsplit(auto.headers["Location"]).query)["tenant"] == [FABRIKAM]
     assert fake.tenant(FABRIKAM)["consented"]
-    unknown = requests.get(consent_url(fake).replace(DEFAULT_CLIENT_ID, UNKNOWN),
-                           verify=fake.certs.bundle_file, allow_redirects=False)
+    unknown = requests.get(
+        consent_url(fake).replace(DEFAULT_CLIENT_ID, UNKNOWN),
+        verify=fake.certs.bundle_file,
+        allow_redirects=False,
+    )
     assert unknown.status_code == 400 and "Location" not in unknown.headers
     assert "AADSTS700016" in unknown.text
     assert fake.stats()["counts"]["consent"] == 2
@@ -999,10 +1129,21 @@ def test_control_endpoints(fake):
     control = FakeEntraControl(fake.base_url, ca_file=fake.certs.bundle_file)
     assert control.health()["status"] == "ok"
     tid = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
-    control.put_tenant({"tenant_id": tid, "display_name": "Tailspin", "domains": ["ts.example"],
-                        "users": [{"id": "u1", "displayName": "One", "mail": "one@ts.example"}]})
-    assert {"tenant_id": tid, "display_name": "Tailspin", "consented": False,
-            "domains": ["ts.example"], "user_count": 1} in control.tenants()
+    control.put_tenant(
+        {
+            "tenant_id": tid,
+            "display_name": "Tailspin",
+            "domains": ["ts.example"],
+            "users": [{"id": "u1", "displayName": "One", "mail": "one@ts.example"}],
+        }
+    )
+    assert {
+        "tenant_id": tid,
+        "display_name": "Tailspin",
+        "consented": False,
+        "domains": ["ts.example"],
+        "user_count": 1,
+    } in control.tenants()
     [added] = control.add_user(tid, {"displayName": "Two"})
     assert control.add_user(tid, [{"id": "u3"}, {"id": "u4"}]) == ["u3", "u4"]
     assert control.update_user(tid, "u1", {"jobTitle": "Boss"})["jobTitle"] == "Boss"
@@ -1045,10 +1186,8 @@ def test_demo_tenants():
     users = contoso["users"]
     assert sum(u["userType"] == "Guest" for u in users) == 2
     assert sum(not u["accountEnabled"] for u in users) == 2
-    assert any(u["mail"] is None and any(p.startswith("SMTP:") for p in u["proxyAddresses"])
-               for u in users)
-    assert any(u["mail"] is None and not u["proxyAddresses"] and not u["otherMails"]
-               for u in users)
+    assert any(u["mail"] is None and any(p.startswith("SMTP:") for p in u["proxyAddresses"]) for u in users)
+    assert any(u["mail"] is None and not u["proxyAddresses"] and not u["otherMails"] for u in users)
     mails = [u["mail"] for u in users if u["mail"]]
     assert len({m.lower() for m in mails}) == len(mails) - 1 and len(set(mails)) == len(mails)
     assert any(not u["givenName"] and not u["surname"] and u["displayName"] for u in users)
@@ -1078,13 +1217,32 @@ def test_generator_is_deterministic_fast_and_mixed():
 
 def test_generate_cli(tmp_path):
     out = tmp_path / "t.json"
-    subprocess.run([sys.executable, "-m", "fake_entra.generate", "--users", "30", "--seed", "5",
-                    "--tenant-id", UNKNOWN, "--name", "Gen", "--domain", "gen.example",
-                    "--out", str(out), "--plain"], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fake_entra.generate",
+            "--users",
+            "30",
+            "--seed",
+            "5",
+            "--tenant-id",
+            UNKNOWN,
+            "--name",
+            "Gen",
+            "--domain",
+            "gen.example",
+            "--out",
+            str(out),
+            "--plain",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     tenant = json.loads(out.read_text())
     assert tenant["tenant_id"] == UNKNOWN and len(tenant["users"]) == 30
-    assert tenant["users"] == generate_users(30, seed=5, domain="gen.example", plain=True,
-                                             company="Gen")
+    assert tenant["users"] == generate_users(30, seed=5, domain="gen.example", plain=True, company="Gen")
 
 
 def test_server_cli_runs_and_stops_on_sigterm(cert_dir):
@@ -1093,9 +1251,23 @@ def test_server_cli_runs_and_stops_on_sigterm(cert_dir):
         port = probe.getsockname()[1]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fake_entra", "--port", str(port), "--cert-dir", cert_dir,
-         "--graph-latency-ms", "300"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "fake_entra",
+            "--port",
+            str(port),
+            "--cert-dir",
+            cert_dir,
+            "--graph-latency-ms",
+            "300",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     try:
         url = proc.stdout.readline().strip()
         bundle = proc.stdout.readline().strip()
@@ -1109,6 +1281,12 @@ def test_server_cli_runs_and_stops_on_sigterm(cert_dir):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
-    refused = subprocess.run([sys.executable, "-m", "fake_entra", "--host", "0.0.0.0"],
-                             cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    refused = subprocess.run(
+        [sys.executable, "-m", "fake_entra", "--host", "0.0.0.0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert refused.returncode == 2 and "only binds" in refused.stderr

@@ -63,8 +63,13 @@ def fake(server, monkeypatch):
 
 def msal_app(fake, tenant="organizations", cache=None):
     return msal.ConfidentialClientApplication(
-        DEFAULT_CLIENT_ID, client_credential=DEFAULT_CLIENT_SECRET, authority=f"{fake.base_url}/{tenant}",
-        instance_discovery=False, http_cache={}, token_cache=cache)
+        DEFAULT_CLIENT_ID,
+        client_credential=DEFAULT_CLIENT_SECRET,
+        authority=f"{fake.base_url}/{tenant}",
+        instance_discovery=False,
+        http_cache={},
+        token_cache=cache,
+    )
 
 
 def gdap_scope(fake):
@@ -173,9 +178,13 @@ def test_a_role_that_cannot_read_users_gets_a_token_but_graph_refuses(fake):
 def test_refresh_tokens_rotate_expire_after_90_days_and_die_with_revoked_sessions(fake):
     _app, result = sign_in(fake)
     first = result["refresh_token"]
-    form = {"grant_type": "refresh_token", "client_id": DEFAULT_CLIENT_ID,
-            "client_secret": DEFAULT_CLIENT_SECRET, "refresh_token": first,
-            "scope": f"{fake.base_url}/.default offline_access"}
+    form = {
+        "grant_type": "refresh_token",
+        "client_id": DEFAULT_CLIENT_ID,
+        "client_secret": DEFAULT_CLIENT_SECRET,
+        "refresh_token": first,
+        "scope": f"{fake.base_url}/.default offline_access",
+    }
     url = f"{fake.base_url}/{FABRIKAM}/oauth2/v2.0/token"
     second = requests.post(url, data=form, timeout=10).json()
     assert second["refresh_token"] != first

@@ -28,7 +28,8 @@ class FakeGraph:
             def do_GET(self):
                 fake.requests.append((self.path, dict(self.headers)))
                 status, headers, body, delay = (
-                    fake.replies.pop(0) if fake.replies else (599, {}, "unscripted", 0))
+                    fake.replies.pop(0) if fake.replies else (599, {}, "unscripted", 0)
+                )
                 time.sleep(delay)
                 payload = (body if isinstance(body, str) else json.dumps(body)).encode()
                 try:
@@ -140,12 +141,16 @@ def test_pages_are_fetched_one_at_a_time(graph, rec):
 
 def test_probe_and_verified_domains(graph, rec):
     graph.reply(body={"value": [{"id": "1"}]})
-    graph.reply(body={"value": [
-        {"id": "contoso.com", "isVerified": True},
-        {"id": "pending.com", "isVerified": False},
-        {"id": 7, "isVerified": True},
-        "junk",
-    ]})
+    graph.reply(
+        body={
+            "value": [
+                {"id": "contoso.com", "isVerified": True},
+                {"id": "pending.com", "isVerified": False},
+                {"id": 7, "isVerified": True},
+                "junk",
+            ]
+        }
+    )
     client = make_client(graph.url, rec)
     client.probe()
     assert client.verified_domains() == ["contoso.com"]
@@ -153,18 +158,22 @@ def test_probe_and_verified_domains(graph, rec):
 
 
 def test_verified_domains_are_host_names_only(graph, rec):
-    graph.reply(body={"value": [
-        {"id": "Contoso.COM", "isVerified": True},
-        {"id": "contoso.com.", "isVerified": True},
-        {"id": "sub.contoso.com", "isVerified": True},
-        {"id": "evil.example contoso.com", "isVerified": True},
-        {"id": "a" * 64 + ".example", "isVerified": True},
-        {"id": ("a" * 60 + ".") * 5 + "example", "isVerified": True},
-        {"id": "-bad.example", "isVerified": True},
-        {"id": "localhost", "isVerified": True},
-        {"id": "x@y.example", "isVerified": True},
-        {"id": "line\nbreak.example", "isVerified": True},
-    ]})
+    graph.reply(
+        body={
+            "value": [
+                {"id": "Contoso.COM", "isVerified": True},
+                {"id": "contoso.com.", "isVerified": True},
+                {"id": "sub.contoso.com", "isVerified": True},
+                {"id": "evil.example contoso.com", "isVerified": True},
+                {"id": "a" * 64 + ".example", "isVerified": True},
+                {"id": ("a" * 60 + ".") * 5 + "example", "isVerified": True},
+                {"id": "-bad.example", "isVerified": True},
+                {"id": "localhost", "isVerified": True},
+                {"id": "x@y.example", "isVerified": True},
+                {"id": "line\nbreak.example", "isVerified": True},
+            ]
+        }
+    )
     assert make_client(graph.url, rec).verified_domains() == ["contoso.com", "sub.contoso.com"]
 
 
@@ -198,8 +207,11 @@ def test_token_error_text_is_cleaned_too():
 
 def test_admin_consent_url():
     url = gc.admin_consent_url(
-        "https://login.microsoftonline.com/", "app-id", "https://graph.microsoft.com/.default",
-        "https://odoo.example/azure_ad_contacts/oauth/callback", "signed&state=x",
+        "https://login.microsoftonline.com/",
+        "app-id",
+        "https://graph.microsoft.com/.default",
+        "https://odoo.example/azure_ad_contacts/oauth/callback",
+        "signed&state=x",
     )
     assert url == (
         "https://login.microsoftonline.com/organizations/v2.0/adminconsent?client_id=app-id"
@@ -211,16 +223,19 @@ def test_admin_consent_url():
     assert hinted.startswith("https://login.example/contoso.com/v2.0/adminconsent?")
 
 
-@pytest.mark.parametrize("link", [
-    "https://evil.example/v1.0/users?$skiptoken=x",
-    "https://127.0.0.1:{port}/v1.0/users",  # other scheme
-    "http://127.0.0.1:1/v1.0/users",  # other port
-    "http://localhost:{port}/v1.0/users",  # other host name
-    "http://127.0.0.1:{port}@evil.example/v1.0/users",  # userinfo trick
-    "http://evil.example\\@127.0.0.1:{port}/v1.0/users",
-    "/v1.0/users?$skiptoken=relative",
-    "http://127.0.0.1:99999/v1.0/users",  # invalid port
-])
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://evil.example/v1.0/users?$skiptoken=x",
+        "https://127.0.0.1:{port}/v1.0/users",  # other scheme
+        "http://127.0.0.1:1/v1.0/users",  # other port
+        "http://localhost:{port}/v1.0/users",  # other host name
+        "http://127.0.0.1:{port}@evil.example/v1.0/users",  # userinfo trick
+        "http://evil.example\\@127.0.0.1:{port}/v1.0/users",
+        "/v1.0/users?$skiptoken=relative",
+        "http://127.0.0.1:99999/v1.0/users",  # invalid port
+    ],
+)
 def test_next_link_off_the_graph_host_is_refused(graph, rec, link):
     port = graph.server.server_port
     graph.reply(body={"value": [], "@odata.nextLink": link.format(port=port)})
@@ -281,8 +296,11 @@ def test_503_honours_retry_after(graph, rec):
 
 
 def test_wait_beyond_budget_raises_at_once(graph, rec):
-    graph.reply(429, {"error": {"code": "TooManyRequests", "message": "Slow down"}},
-                {"Retry-After": "120", "request-id": "req-9"})
+    graph.reply(
+        429,
+        {"error": {"code": "TooManyRequests", "message": "Slow down"}},
+        {"Retry-After": "120", "request-id": "req-9"},
+    )
     client = make_client(graph.url, rec)
     with pytest.raises(gc.ThrottledError) as caught:
         list(client.iter_user_pages())
@@ -290,7 +308,12 @@ def test_wait_beyond_budget_raises_at_once(graph, rec):
     assert client.request_count == 1
     error = caught.value
     assert (error.retry_after, error.status, error.code, error.request_id, error.detail) == (
-        120.0, 429, "TooManyRequests", "req-9", "Slow down")
+        120.0,
+        429,
+        "TooManyRequests",
+        "req-9",
+        "Slow down",
+    )
 
 
 def test_budget_counts_all_waits_of_one_call(graph, rec):
@@ -327,8 +350,7 @@ def test_a_tighter_budget_gives_up_sooner_and_never_loosens(graph, rec):
 
 
 def test_budget_is_per_call(graph, rec):
-    graph.reply(429, headers={"Retry-After": "40"},
-                body={"value": []})
+    graph.reply(429, headers={"Retry-After": "40"}, body={"value": []})
     graph.reply(body={"value": [], "@odata.nextLink": f"{graph.url}/v1.0/users?p=2"})
     graph.reply(429, headers={"Retry-After": "40"})
     graph.reply()
@@ -375,12 +397,15 @@ class ScriptedSession:
         return response
 
 
-@pytest.mark.parametrize(("exception", "retried"), [
-    (requests.exceptions.ChunkedEncodingError("connection dropped mid-body"), True),
-    (requests.exceptions.ConnectTimeout("no answer"), True),
-    (requests.exceptions.SSLError("certificate verify failed"), False),
-    (requests.exceptions.InvalidHeader("bad header"), False),
-])
+@pytest.mark.parametrize(
+    ("exception", "retried"),
+    [
+        (requests.exceptions.ChunkedEncodingError("connection dropped mid-body"), True),
+        (requests.exceptions.ConnectTimeout("no answer"), True),
+        (requests.exceptions.SSLError("certificate verify failed"), False),
+        (requests.exceptions.InvalidHeader("bad header"), False),
+    ],
+)
 def test_transport_errors(rec, exception, retried):
     client = make_client("https://graph.example", rec, session=ScriptedSession(exception))
     if retried:
@@ -447,11 +472,16 @@ def test_token_errors_are_retried_within_the_budget_and_a_closed_client_sends_no
 
 def test_403_request_denied_is_permission_denied(graph, rec):
     for _ in range(2):  # a new token is tried once: it may carry a permission granted since
-        graph.reply(403, {"error": {
-            "code": "Authorization_RequestDenied",
-            "message": "Insufficient privileges to complete the operation.",
-            "innerError": {"request-id": "r-1", "date": "2025-01-01T00:00:00"},
-        }})
+        graph.reply(
+            403,
+            {
+                "error": {
+                    "code": "Authorization_RequestDenied",
+                    "message": "Insufficient privileges to complete the operation.",
+                    "innerError": {"request-id": "r-1", "date": "2025-01-01T00:00:00"},
+                }
+            },
+        )
     with pytest.raises(gc.PermissionDeniedError) as caught:
         make_client(graph.url, rec).probe()
     assert rec.token_calls == [False, True]
@@ -462,12 +492,15 @@ def test_403_request_denied_is_permission_denied(graph, rec):
     assert error.detail == "Insufficient privileges to complete the operation."
 
 
-@pytest.mark.parametrize(("status", "body", "code"), [
-    (403, {"error": {"code": "Forbidden", "message": "No"}}, "Forbidden"),
-    (400, {"error": {"code": "Request_BadRequest", "message": "Bad $top"}}, "Request_BadRequest"),
-    (404, "not json", None),
-    (302, "", None),  # a redirect is not followed
-])
+@pytest.mark.parametrize(
+    ("status", "body", "code"),
+    [
+        (403, {"error": {"code": "Forbidden", "message": "No"}}, "Forbidden"),
+        (400, {"error": {"code": "Request_BadRequest", "message": "Bad $top"}}, "Request_BadRequest"),
+        (404, "not json", None),
+        (302, "", None),  # a redirect is not followed
+    ],
+)
 def test_other_client_errors_are_graph_errors(graph, rec, status, body, code):
     graph.reply(status, body, {"Location": "https://evil.example/"} if status == 302 else None)
     client = make_client(graph.url, rec)
@@ -479,13 +512,16 @@ def test_other_client_errors_are_graph_errors(graph, rec, status, body, code):
     assert rec.sleeps == []
 
 
-@pytest.mark.parametrize("body", [
-    "<html>proxy</html>",
-    [{"id": "1"}],
-    {"value": {"id": "1"}},
-    {"no": "value"},
-    {"value": [], "@odata.nextLink": 42},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<html>proxy</html>",
+        [{"id": "1"}],
+        {"value": {"id": "1"}},
+        {"no": "value"},
+        {"value": [], "@odata.nextLink": 42},
+    ],
+)
 def test_malformed_responses(graph, rec, body):
     graph.reply(200, body)
     with pytest.raises(gc.MalformedResponseError):
@@ -518,8 +554,9 @@ class FakeLogin:
     def __init__(self, discovery=None, token=None):
         self.calls = []
         self.discovery = discovery
-        self.token = token or FakeResponse(200, {
-            "access_token": "at-1", "token_type": "Bearer", "expires_in": 3600})
+        self.token = token or FakeResponse(
+            200, {"access_token": "at-1", "token_type": "Bearer", "expires_in": 3600}
+        )
 
     def get(self, url, params=None, headers=None, **kwargs):
         self.calls.append(("GET", url))
@@ -528,10 +565,13 @@ class FakeLogin:
         if isinstance(self.discovery, Exception):
             raise self.discovery
         base = url.split("/v2.0/")[0]
-        return self.discovery or FakeResponse(200, {
-            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-            "token_endpoint": f"{base}/oauth2/v2.0/token",
-        })
+        return self.discovery or FakeResponse(
+            200,
+            {
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+            },
+        )
 
     def post(self, url, params=None, data=None, headers=None, **kwargs):
         self.calls.append(("POST", url, data.get("scope")))
@@ -544,8 +584,7 @@ class FakeLogin:
 
 
 def build(login, endpoint="https://127.0.0.1:8443"):
-    return gc.build_msal_app("client", "secret", endpoint + "/", "tenant-1",
-                             http_cache={}, http_client=login)
+    return gc.build_msal_app("client", "secret", endpoint + "/", "tenant-1", http_cache={}, http_client=login)
 
 
 def test_build_msal_app_for_an_emulator_skips_instance_discovery():
@@ -559,20 +598,32 @@ def test_build_msal_app_for_the_public_cloud():
     login = FakeLogin()
     build(login, "https://login.microsoftonline.com")
     assert login.calls == [
-        ("GET", "https://login.microsoftonline.com/tenant-1/v2.0/.well-known/openid-configuration")]
+        ("GET", "https://login.microsoftonline.com/tenant-1/v2.0/.well-known/openid-configuration")
+    ]
 
 
-@pytest.mark.parametrize(("discovery", "error_class"), [
-    (FakeResponse(400, {"error": "invalid_tenant", "error_codes": [90002],
-                        "error_description": "AADSTS90002: Tenant 'tenant-1' not found."}),
-     gc.TenantNotFoundError),
-    (FakeResponse(404, "<html>not here</html>"), gc.AuthenticationError),
-    (FakeResponse(503, "busy"), gc.ServiceUnavailableError),
-    (FakeResponse(200, "<html>captive portal</html>"), gc.MalformedResponseError),
-    (FakeResponse(200, {"issuer": "x"}), gc.MalformedResponseError),
-    (requests.ConnectionError("refused"), gc.ServiceUnavailableError),
-    (requests.Timeout("slow"), gc.ServiceUnavailableError),
-])
+@pytest.mark.parametrize(
+    ("discovery", "error_class"),
+    [
+        (
+            FakeResponse(
+                400,
+                {
+                    "error": "invalid_tenant",
+                    "error_codes": [90002],
+                    "error_description": "AADSTS90002: Tenant 'tenant-1' not found.",
+                },
+            ),
+            gc.TenantNotFoundError,
+        ),
+        (FakeResponse(404, "<html>not here</html>"), gc.AuthenticationError),
+        (FakeResponse(503, "busy"), gc.ServiceUnavailableError),
+        (FakeResponse(200, "<html>captive portal</html>"), gc.MalformedResponseError),
+        (FakeResponse(200, {"issuer": "x"}), gc.MalformedResponseError),
+        (requests.ConnectionError("refused"), gc.ServiceUnavailableError),
+        (requests.Timeout("slow"), gc.ServiceUnavailableError),
+    ],
+)
 def test_build_msal_app_errors(discovery, error_class):
     with pytest.raises(error_class) as caught:
         build(FakeLogin(discovery))
@@ -580,9 +631,17 @@ def test_build_msal_app_errors(discovery, error_class):
 
 
 def test_build_msal_app_tenant_not_found_details():
-    login = FakeLogin(FakeResponse(400, {"error": "invalid_tenant", "error_codes": [90002],
-                                         "error_description": "AADSTS90002: Tenant not found.",
-                                         "trace_id": "trace-1"}))
+    login = FakeLogin(
+        FakeResponse(
+            400,
+            {
+                "error": "invalid_tenant",
+                "error_codes": [90002],
+                "error_description": "AADSTS90002: Tenant not found.",
+                "trace_id": "trace-1",
+            },
+        )
+    )
     with pytest.raises(gc.TenantNotFoundError) as caught:
         build(login)
     error = caught.value
@@ -592,8 +651,9 @@ def test_build_msal_app_tenant_not_found_details():
 
 def test_build_msal_app_gives_msal_a_session_that_never_sleeps(monkeypatch):
     seen = {}
-    monkeypatch.setattr(msal, "ConfidentialClientApplication",
-                        lambda client_id, **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(
+        msal, "ConfidentialClientApplication", lambda client_id, **kwargs: seen.update(kwargs)
+    )
     gc.build_msal_app("client", "secret", "https://login.microsoftonline.com", "tenant-1")
     assert isinstance(seen["http_client"], gc.MsalSession)
     assert seen["instance_discovery"] is False
@@ -622,20 +682,31 @@ def test_acquire_app_token_uses_msal_cache_and_force_refresh():
     assert gc.acquire_app_token(app, "https://graph.microsoft.com/") == "at-1"
     assert gc.acquire_app_token(app, "https://graph.microsoft.com") == "at-1"
     posts = [call for call in login.calls if call[0] == "POST"]
-    assert posts == [("POST", "https://login.microsoftonline.com/tenant-1/oauth2/v2.0/token",
-                      "https://graph.microsoft.com/.default")]
+    assert posts == [
+        (
+            "POST",
+            "https://login.microsoftonline.com/tenant-1/oauth2/v2.0/token",
+            "https://graph.microsoft.com/.default",
+        )
+    ]
     login.token = FakeResponse(200, {"access_token": "at-2", "expires_in": 3600})
     assert gc.acquire_app_token(app, "https://graph.microsoft.com", force_refresh=True) == "at-2"
     # Only discovery and two token requests: no instance-discovery lookup for aliases.
     assert [call[0] for call in login.calls] == ["GET", "POST", "POST"]
 
 
-@pytest.mark.parametrize("login_endpoint", ["https://127.0.0.1:8443",
-                                            "https://login.microsoftonline.com"])
+@pytest.mark.parametrize("login_endpoint", ["https://127.0.0.1:8443", "https://login.microsoftonline.com"])
 def test_acquire_app_token_maps_real_msal_errors(login_endpoint):
-    login = FakeLogin(token=FakeResponse(400, {
-        "error": "unauthorized_client", "error_codes": [700016],
-        "error_description": "AADSTS700016: Application with identifier 'client' was not found."}))
+    login = FakeLogin(
+        token=FakeResponse(
+            400,
+            {
+                "error": "unauthorized_client",
+                "error_codes": [700016],
+                "error_description": "AADSTS700016: Application with identifier 'client' was not found.",
+            },
+        )
+    )
     with pytest.raises(gc.ConsentMissingError):
         gc.acquire_app_token(build(login, login_endpoint), "https://graph.microsoft.com")
     assert not [call for call in login.calls if "/discovery/instance" in call[1]]
@@ -659,28 +730,41 @@ class StubApp:
 
 
 def aad(error, code, text=None):
-    return {"error": error, "error_codes": [code], "trace_id": "t-1",
-            "error_description": text or f"AADSTS{code}: something went wrong"}
+    return {
+        "error": error,
+        "error_codes": [code],
+        "trace_id": "t-1",
+        "error_description": text or f"AADSTS{code}: something went wrong",
+    }
 
 
-@pytest.mark.parametrize(("result", "error_class", "code"), [
-    (aad("unauthorized_client", 700016), gc.ConsentMissingError, "AADSTS700016"),
-    (aad("invalid_grant", 65001), gc.ConsentMissingError, "AADSTS65001"),
-    (aad("invalid_client", 7000215), gc.ClientSecretError, "AADSTS7000215"),
-    (aad("invalid_client", 7000222), gc.ClientSecretError, "AADSTS7000222"),
-    (aad("invalid_request", 90002), gc.TenantNotFoundError, "AADSTS90002"),
-    ({"error": "invalid_tenant", "error_description": "no such tenant"},
-     gc.TenantNotFoundError, "invalid_tenant"),
-    (aad("invalid_request", 50000), gc.AuthenticationError, "AADSTS50000"),
-    (aad("temporarily_unavailable", 90033), gc.ServiceUnavailableError, "AADSTS90033"),
-    ({"error": "temporarily_unavailable"}, gc.ServiceUnavailableError, "temporarily_unavailable"),
-    # The text is never used to decide: Microsoft says it may change.
-    (aad("invalid_client", 7000215, "AADSTS700016: looks like consent"),
-     gc.ClientSecretError, "AADSTS7000215"),
-    ({}, gc.MalformedResponseError, None),
-    (None, gc.MalformedResponseError, None),
-    ({"token_type": "Bearer"}, gc.MalformedResponseError, None),
-])
+@pytest.mark.parametrize(
+    ("result", "error_class", "code"),
+    [
+        (aad("unauthorized_client", 700016), gc.ConsentMissingError, "AADSTS700016"),
+        (aad("invalid_grant", 65001), gc.ConsentMissingError, "AADSTS65001"),
+        (aad("invalid_client", 7000215), gc.ClientSecretError, "AADSTS7000215"),
+        (aad("invalid_client", 7000222), gc.ClientSecretError, "AADSTS7000222"),
+        (aad("invalid_request", 90002), gc.TenantNotFoundError, "AADSTS90002"),
+        (
+            {"error": "invalid_tenant", "error_description": "no such tenant"},
+            gc.TenantNotFoundError,
+            "invalid_tenant",
+        ),
+        (aad("invalid_request", 50000), gc.AuthenticationError, "AADSTS50000"),
+        (aad("temporarily_unavailable", 90033), gc.ServiceUnavailableError, "AADSTS90033"),
+        ({"error": "temporarily_unavailable"}, gc.ServiceUnavailableError, "temporarily_unavailable"),
+        # The text is never used to decide: Microsoft says it may change.
+        (
+            aad("invalid_client", 7000215, "AADSTS700016: looks like consent"),
+            gc.ClientSecretError,
+            "AADSTS7000215",
+        ),
+        ({}, gc.MalformedResponseError, None),
+        (None, gc.MalformedResponseError, None),
+        ({"token_type": "Bearer"}, gc.MalformedResponseError, None),
+    ],
+)
 def test_acquire_app_token_error_mapping(result, error_class, code):
     app = StubApp(result)
     with pytest.raises(error_class) as caught:
@@ -699,14 +783,20 @@ def test_client_secret_error_tells_expired_from_invalid():
         assert caught.value.detail == f"AADSTS{code}: something went wrong"
 
 
-@pytest.mark.parametrize(("exception", "error_class"), [
-    (requests.ConnectionError("refused"), gc.ServiceUnavailableError),
-    (requests.Timeout("slow"), gc.ServiceUnavailableError),
-    (msal.exceptions.MsalServiceError("HTTP Error: 503", error="http_error",
-                                      error_description="HTTP Error: 503"),
-     gc.ServiceUnavailableError),
-    (json.JSONDecodeError("Expecting value", "<html>", 0), gc.MalformedResponseError),
-])
+@pytest.mark.parametrize(
+    ("exception", "error_class"),
+    [
+        (requests.ConnectionError("refused"), gc.ServiceUnavailableError),
+        (requests.Timeout("slow"), gc.ServiceUnavailableError),
+        (
+            msal.exceptions.MsalServiceError(
+                "HTTP Error: 503", error="http_error", error_description="HTTP Error: 503"
+            ),
+            gc.ServiceUnavailableError,
+        ),
+        (json.JSONDecodeError("Expecting value", "<html>", 0), gc.MalformedResponseError),
+    ],
+)
 def test_acquire_app_token_transport_errors(exception, error_class):
     with pytest.raises(error_class):
         gc.acquire_app_token(StubApp(exception), "https://graph.microsoft.com")
@@ -720,30 +810,39 @@ def test_acquire_app_token_returns_the_access_token():
 def test_error_hierarchy():
     for cls in (gc.ConsentMissingError, gc.ClientSecretError, gc.TenantNotFoundError):
         assert issubclass(cls, gc.AuthenticationError)
-    for cls in (gc.AuthenticationError, gc.PermissionDeniedError, gc.ThrottledError,
-                gc.ServiceUnavailableError, gc.MalformedResponseError, gc.UntrustedHostError):
+    for cls in (
+        gc.AuthenticationError,
+        gc.PermissionDeniedError,
+        gc.ThrottledError,
+        gc.ServiceUnavailableError,
+        gc.MalformedResponseError,
+        gc.UntrustedHostError,
+    ):
         assert issubclass(cls, gc.GraphError)
 
 
 # What Microsoft sends is input: waits, paging, identities
 
 
-@pytest.mark.parametrize(("header", "expected"), [
-    ("7", 7.0),
-    (" 30 ", 30.0),
-    ("²", None),  # a Unicode digit: "²".isdigit() is True, float("²") fails
-    ("٣", None),
-    ("1e3", None),
-    ("-5", None),
-    ("999999", 3600.0),  # 11.6 days asked: an hour at most
-    ("9" * 20, 3600.0),  # float() of it would be 1e20, and timedelta overflows
-    ("9" * 5000, 3600.0),  # int() refuses strings this long
-    ("0" * 30 + "12", 12.0),
-    ("Fri, 31 Dec 9999 23:59:59 GMT", 3600.0),
-    ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0),
-    ("", None),
-    ("soon", None),
-])
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("7", 7.0),
+        (" 30 ", 30.0),
+        ("²", None),  # a Unicode digit: "²".isdigit() is True, float("²") fails
+        ("٣", None),
+        ("1e3", None),
+        ("-5", None),
+        ("999999", 3600.0),  # 11.6 days asked: an hour at most
+        ("9" * 20, 3600.0),  # float() of it would be 1e20, and timedelta overflows
+        ("9" * 5000, 3600.0),  # int() refuses strings this long
+        ("0" * 30 + "12", 12.0),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", 3600.0),
+        ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0),
+        ("", None),
+        ("soon", None),
+    ],
+)
 def test_retry_after_is_ascii_seconds_or_a_date_clamped_to_an_hour(header, expected):
     assert gc._retry_after(header) == expected
 
@@ -763,8 +862,9 @@ def test_hostile_retry_after_reaches_the_caller_finite_and_clamped(graph, rec):
 
 def test_paging_stops_at_the_page_cap_with_new_links_each_time(graph, rec):
     for n in range(4):  # a new skiptoken each time: the same-link guard never fires
-        graph.reply(body={"value": [{"id": str(n)}],
-                          "@odata.nextLink": f"{graph.url}/v1.0/users?$skiptoken={n}"})
+        graph.reply(
+            body={"value": [{"id": str(n)}], "@odata.nextLink": f"{graph.url}/v1.0/users?$skiptoken={n}"}
+        )
     client = make_client(graph.url, rec, max_pages=3)
     pages = client.iter_user_pages()
     assert [next(pages) for _ in range(3)] == [[{"id": "0"}], [{"id": "1"}], [{"id": "2"}]]
@@ -805,8 +905,12 @@ def test_403_then_no_token_at_all_raises_the_403(graph, rec):
 
 @pytest.mark.parametrize("status", [401, 403])
 def test_identity_not_found_means_consent_missing(graph, rec, status):
-    body = {"error": {"code": "Authorization_IdentityNotFound",
-                      "message": "The identity of the calling application could not be established."}}
+    body = {
+        "error": {
+            "code": "Authorization_IdentityNotFound",
+            "message": "The identity of the calling application could not be established.",
+        }
+    }
     graph.reply(status, body)
     graph.reply(status, body)
     with pytest.raises(gc.IdentityNotFoundError) as caught:
@@ -820,8 +924,7 @@ def test_token_claims_and_the_tenant_of_the_token_used(graph):
         part = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
         return f"eyJhbGciOiJSUzI1NiJ9.{part}.sig"
 
-    assert gc.token_claims(jwt({"tid": "t-1", "roles": ["User.Read.All"]}))["roles"] == [
-        "User.Read.All"]
+    assert gc.token_claims(jwt({"tid": "t-1", "roles": ["User.Read.All"]}))["roles"] == ["User.Read.All"]
     for opaque in ("opaque", "a.!!!.c", "a.WzFd.c", None, jwt(["not", "a", "dict"])):
         assert gc.token_claims(opaque) == {}
     graph.reply()
@@ -833,14 +936,25 @@ def test_token_claims_and_the_tenant_of_the_token_used(graph):
 
 def test_search_groups_request(graph, rec):
     group = "5c7ee0b1-2a8e-4f3d-9e61-6f0d2b1c0a01"
-    graph.reply(body={"value": [{"id": group, "displayName": "Sales"}, {"id": "junk"}, "junk",
-                                {"id": group.upper(), "displayName": 7}]})
+    graph.reply(
+        body={
+            "value": [
+                {"id": group, "displayName": "Sales"},
+                {"id": "junk"},
+                "junk",
+                {"id": group.upper(), "displayName": 7},
+            ]
+        }
+    )
     client = make_client(graph.url, rec)
     assert client.search_groups('  Say  "hi" \\ ', limit=5) == [
-        {"id": group, "displayName": "Sales"}, {"id": group.upper(), "displayName": ""}]
+        {"id": group, "displayName": "Sales"},
+        {"id": group.upper(), "displayName": ""},
+    ]
     path, headers = graph.requests[0]
-    assert path == ("/v1.0/groups?$search=%22displayName:Say%20%5C%22hi%5C%22%20%5C%5C%22"
-                    "&$select=id,displayName&$top=5")
+    assert path == (
+        "/v1.0/groups?$search=%22displayName:Say%20%5C%22hi%5C%22%20%5C%5C%22&$select=id,displayName&$top=5"
+    )
     assert headers["ConsistencyLevel"] == "eventual"
     assert client.search_groups("   ") == [] and len(graph.requests) == 1
 
@@ -895,18 +1009,27 @@ def test_thread_local_http_cache_forgets_the_dicts_of_ended_threads():
     assert cache.thread_count == 1 and dict(cache) == {"discovery": "main"}
 
 
-@pytest.mark.parametrize(("last_page", "error"), [
-    ({"value": []}, gc.MalformedResponseError),
-    ({"value": [], "@odata.deltaLink": 7}, gc.MalformedResponseError),
-    ({"value": [], "@odata.deltaLink": "https://evil.example/v1.0/users/delta?$deltatoken=x"},
-     gc.UntrustedHostError),
-])
+@pytest.mark.parametrize(
+    ("last_page", "error"),
+    [
+        ({"value": []}, gc.MalformedResponseError),
+        ({"value": [], "@odata.deltaLink": 7}, gc.MalformedResponseError),
+        (
+            {"value": [], "@odata.deltaLink": "https://evil.example/v1.0/users/delta?$deltatoken=x"},
+            gc.UntrustedHostError,
+        ),
+    ],
+)
 def test_a_delta_round_must_end_with_a_delta_link_on_the_graph_host(graph, rec, last_page, error):
-    graph.reply(body={"value": [{"id": "1"}], "@odata.nextLink": f"{graph.url}/v1.0/users/delta?p=2",
-                      "@odata.deltaLink": f"{graph.url}/v1.0/users/delta?$deltatoken=early"})
+    graph.reply(
+        body={
+            "value": [{"id": "1"}],
+            "@odata.nextLink": f"{graph.url}/v1.0/users/delta?p=2",
+            "@odata.deltaLink": f"{graph.url}/v1.0/users/delta?$deltatoken=early",
+        }
+    )
     graph.reply(body=last_page)
-    delta = make_client(graph.url, rec).user_delta(select=("id", "mail"),
-                                                    changed_properties_only=True)
+    delta = make_client(graph.url, rec).user_delta(select=("id", "mail"), changed_properties_only=True)
     with pytest.raises(error):
         list(delta)
     assert delta.delta_link is None

@@ -27,16 +27,25 @@ def fake():
 
 
 def new_app(fake, http_cache=None, token_cache=None, tenant=CONTOSO_ID):
-    return gc.build_msal_app(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, fake.base_url, tenant,
-                             token_cache=token_cache or msal.SerializableTokenCache(),
-                             http_cache={} if http_cache is None else http_cache)
+    return gc.build_msal_app(
+        DEFAULT_CLIENT_ID,
+        DEFAULT_CLIENT_SECRET,
+        fake.base_url,
+        tenant,
+        token_cache=token_cache or msal.SerializableTokenCache(),
+        http_cache={} if http_cache is None else http_cache,
+    )
 
 
 def new_client(fake, app=None, graph=None, **kwargs):
     app = app or new_app(fake)
     graph = graph or fake.base_url
-    return gc.GraphClient(graph, lambda force_refresh: gc.acquire_app_token(app, graph, force_refresh),
-                          sleep=lambda seconds: None, **kwargs)
+    return gc.GraphClient(
+        graph,
+        lambda force_refresh: gc.acquire_app_token(app, graph, force_refresh),
+        sleep=lambda seconds: None,
+        **kwargs,
+    )
 
 
 def token_requests(fake):
@@ -58,8 +67,11 @@ def test_a_permission_granted_after_the_token_was_issued_is_picked_up_once(fake)
     fake.reset_stats()
     new_client(fake, app).probe()
     # 403 Authorization_RequestDenied → the cached token dropped, a new one, the read again.
-    assert [(r["path"].split("?")[0].split("/")[-1], r["status"])
-            for r in fake.stats()["requests"]] == [("users", 403), ("token", 200), ("users", 200)]
+    assert [(r["path"].split("?")[0].split("/")[-1], r["status"]) for r in fake.stats()["requests"]] == [
+        ("users", 403),
+        ("token", 200),
+        ("users", 200),
+    ]
 
 
 def test_a_permission_never_granted_is_refused_after_one_new_token(fake):
@@ -114,10 +126,13 @@ def test_msal_follows_no_redirect(fake):
 def test_group_members_by_the_documented_query_keep_only_users(fake):
     users = generate_users(1200, seed=3, domain="contoso.example", plain=True)
     fake.set_users(CONTOSO_ID, users)
-    fake.set_groups(CONTOSO_ID, [
-        {"id": SALES, "members": [u["id"] for u in users[:1000]] + [SALES_EMEA]},
-        {"id": SALES_EMEA, "members": [u["id"] for u in users[900:1100]]},
-    ])
+    fake.set_groups(
+        CONTOSO_ID,
+        [
+            {"id": SALES, "members": [u["id"] for u in users[:1000]] + [SALES_EMEA]},
+            {"id": SALES_EMEA, "members": [u["id"] for u in users[900:1100]]},
+        ],
+    )
     fake.reset_stats()
     ids = list(new_client(fake).group_member_ids(SALES.upper()))
     assert sorted(ids) == sorted(u["id"] for u in users[:1100])  # no group among them
@@ -136,13 +151,18 @@ def test_group_errors(fake):
 
 
 def test_search_groups(fake):
-    fake.set_groups(CONTOSO_ID, [
-        {"id": SALES, "displayName": "Sales Team", "members": []},
-        {"id": SALES_EMEA, "displayName": 'Sales "EMEA"', "members": []},
-    ])
+    fake.set_groups(
+        CONTOSO_ID,
+        [
+            {"id": SALES, "displayName": "Sales Team", "members": []},
+            {"id": SALES_EMEA, "displayName": 'Sales "EMEA"', "members": []},
+        ],
+    )
     client = new_client(fake)
-    assert client.search_groups("sal") == [{"id": SALES, "displayName": "Sales Team"},
-                                          {"id": SALES_EMEA, "displayName": 'Sales "EMEA"'}]
+    assert client.search_groups("sal") == [
+        {"id": SALES, "displayName": "Sales Team"},
+        {"id": SALES_EMEA, "displayName": 'Sales "EMEA"'},
+    ]
     assert client.search_groups('"emea"') == [{"id": SALES_EMEA, "displayName": 'Sales "EMEA"'}]
     assert client.search_groups("team", limit=1) == [{"id": SALES, "displayName": "Sales Team"}]
     assert client.search_groups("marketing") == []
@@ -201,17 +221,25 @@ class Factory:
 def prove(fake, factory=None, **kwargs):
     waits = []
     proof = gc.prove_consent(
-        factory or Factory(fake), fake.base_url, CONTOSO_ID, timeout=kwargs.pop("timeout", 10),
-        interval=0.2, on_wait=lambda error, attempt, remaining: waits.append((type(error), attempt)),
-        **kwargs)
+        factory or Factory(fake),
+        fake.base_url,
+        CONTOSO_ID,
+        timeout=kwargs.pop("timeout", 10),
+        interval=0.2,
+        on_wait=lambda error, attempt, remaining: waits.append((type(error), attempt)),
+        **kwargs,
+    )
     return proof, waits
 
 
-@pytest.mark.parametrize(("symptom", "error"), [
-    ("token", gc.ConsentMissingError),  # AADSTS700016 from the token endpoint
-    ("graph", gc.IdentityNotFoundError),  # Graph 401 Authorization_IdentityNotFound
-    ("roles", gc.PermissionDeniedError),  # a token without the new permission
-])
+@pytest.mark.parametrize(
+    ("symptom", "error"),
+    [
+        ("token", gc.ConsentMissingError),  # AADSTS700016 from the token endpoint
+        ("graph", gc.IdentityNotFoundError),  # Graph 401 Authorization_IdentityNotFound
+        ("roles", gc.PermissionDeniedError),  # a token without the new permission
+    ],
+)
 def test_prove_consent_waits_while_microsoft_spreads_it(fake, symptom, error):
     fake.set_consent(CONTOSO_ID, False)
     fake.set_consent_delay(1.5, symptom)
@@ -222,8 +250,9 @@ def test_prove_consent_waits_while_microsoft_spreads_it(fake, symptom, error):
     assert waits and all(wait == (error, n + 1) for n, wait in enumerate(waits))
     assert proof.app is factory.apps[-1]
     # Only the proof's own app holds a token; the failed tries left none.
-    assert [bool(app.token_cache.find(msal.TokenCache.CredentialType.ACCESS_TOKEN))
-            for app in factory.apps] == [False] * (len(factory.apps) - 1) + [True]
+    assert [
+        bool(app.token_cache.find(msal.TokenCache.CredentialType.ACCESS_TOKEN)) for app in factory.apps
+    ] == [False] * (len(factory.apps) - 1) + [True]
 
 
 def test_prove_consent_gives_up_after_the_timeout(fake):
@@ -342,4 +371,3 @@ def test_user_delta_from_now_keeps_the_select(fake):
     [[item]] = list(later)
     # Every selected property the user has, not only Microsoft's defaults.
     assert item["jobTitle"] == "Chief" and "accountEnabled" in item and "userType" in item
-

@@ -99,8 +99,9 @@ def test_property_planning_the_concerned_users_is_planning_all(
             after[raw["id"]] = raw
     changed_ids = {oid for oid in before.keys() | after.keys() if before.get(oid) != after.get(oid)}
     # Odoo: one contact's email edited, by the edit-th contact.
-    edited = [Contact(c.id, c.email, c.object_id, c.linked, c.name, c.function, c.mobile, c.flags)
-              for c in settled]
+    edited = [
+        Contact(c.id, c.email, c.object_id, c.linked, c.name, c.function, c.mobile, c.flags) for c in settled
+    ]
     if edited:
         edited[edit % len(edited)].email = ["ann@x.y", "bob@x.y", None][edit % 3]
 
@@ -115,8 +116,9 @@ def test_property_planning_the_concerned_users_is_planning_all(
     concerned = incremental.concerned_users(keys, object_ids, edited, loader(after))
 
     skips = {}
-    partial = build_plan([list(concerned.values())], edited, rules=rules, leavers_among=object_ids,
-                         on_skip=recorder(skips))
+    partial = build_plan(
+        [list(concerned.values())], edited, rules=rules, leavers_among=object_ids, on_skip=recorder(skips)
+    )
     full_skips = {}
     full = build_plan([list(after.values())], edited, rules=rules, on_skip=recorder(full_skips))
     assert partial.digest() == full.digest()

@@ -37,12 +37,24 @@ EXCHANGE = "29232cdf-9323-42fd-ade2-1d097af3e4de"
 REDIRECT = "https://odoo.example/azure_ad_contacts/partner/callback"
 
 
-def relationship(status="active", end="2027-01-31T10:00:00.1234567Z", extend="PT0S", roles=(READERS,),
-                 tenant=FABRIKAM_ID, **extra):
-    return {"id": f"rel-{status}-{end}", "displayName": "Fabrikam", "status": status,
-            "customer": {"tenantId": tenant, "displayName": "Fabrikam, Inc."},
-            "accessDetails": {"unifiedRoles": [{"roleDefinitionId": role} for role in roles]},
-            "endDateTime": end, "autoExtendDuration": extend, **extra}
+def relationship(
+    status="active",
+    end="2027-01-31T10:00:00.1234567Z",
+    extend="PT0S",
+    roles=(READERS,),
+    tenant=FABRIKAM_ID,
+    **extra,
+):
+    return {
+        "id": f"rel-{status}-{end}",
+        "displayName": "Fabrikam",
+        "status": status,
+        "customer": {"tenantId": tenant, "displayName": "Fabrikam, Inc."},
+        "accessDetails": {"unifiedRoles": [{"roleDefinitionId": role} for role in roles]},
+        "endDateTime": end,
+        "autoExtendDuration": extend,
+        **extra,
+    }
 
 
 # ------------------------------------------------------------------ relationships
@@ -58,18 +70,32 @@ def test_relationships_are_parsed_as_graph_sends_them():
     assert gdap.parse_relationship(relationship(end=None)).end is None
 
 
-@pytest.mark.parametrize("item", [
-    None, [], "x", {"id": "r"}, relationship(tenant="not-a-guid"), {**relationship(), "id": 5},
-    {**relationship(), "customer": "Fabrikam"},
-])
+@pytest.mark.parametrize(
+    "item",
+    [
+        None,
+        [],
+        "x",
+        {"id": "r"},
+        relationship(tenant="not-a-guid"),
+        {**relationship(), "id": 5},
+        {**relationship(), "customer": "Fabrikam"},
+    ],
+)
 def test_what_is_not_a_relationship_is_left_out(item):
     assert gdap.parse_relationship(item) is None
 
 
 def test_hostile_relationship_fields_are_tamed():
-    parsed = gdap.parse_relationship(relationship(
-        status="superActive", end="yesterday", roles=(READERS, "x", None), extend=["P180D"],
-        displayName="A\x00B" + "c" * 1000))
+    parsed = gdap.parse_relationship(
+        relationship(
+            status="superActive",
+            end="yesterday",
+            roles=(READERS, "x", None),
+            extend=["P180D"],
+            displayName="A\x00B" + "c" * 1000,
+        )
+    )
     assert parsed.status == "unknownFutureValue" and not parsed.reads_users
     assert parsed.end is None and parsed.roles == {READERS} and not parsed.auto_extend
     assert "\x00" not in parsed.name and len(parsed.name) <= 200
@@ -83,8 +109,9 @@ def test_what_the_relationships_of_one_customer_give():
 
     later = relationship(end="2028-06-01T00:00:00Z")
     assert access(relationship(), later) == gdap.CustomerAccess("active", datetime(2028, 6, 1), False)
-    assert access(relationship(), relationship(extend="P180D", end="2026-01-01T00:00:00Z")) == \
-        gdap.CustomerAccess("active", None, True)
+    assert access(
+        relationship(), relationship(extend="P180D", end="2026-01-01T00:00:00Z")
+    ) == gdap.CustomerAccess("active", None, True)
     # An ended relationship beside an active one does not end the access.
     assert access(relationship(status="terminated"), later).state == "active"
     assert access(relationship(roles=(EXCHANGE,))).state == "no_role"
@@ -138,8 +165,14 @@ def fake():
 
 
 def msal_app(fake, tenant="organizations", cache=None):
-    return graph_client.build_msal_app(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, fake.base_url, tenant,
-                                       token_cache=cache or msal.SerializableTokenCache(), http_cache={})
+    return graph_client.build_msal_app(
+        DEFAULT_CLIENT_ID,
+        DEFAULT_CLIENT_SECRET,
+        fake.base_url,
+        tenant,
+        token_cache=cache or msal.SerializableTokenCache(),
+        http_cache={},
+    )
 
 
 def signed_in(fake):
@@ -155,25 +188,32 @@ def test_sign_in_leaves_a_refresh_token_that_reaches_gdap_customers(fake):
     cache = app.token_cache.serialize()
     customer = msal_app(fake, FABRIKAM_ID, _cache(cache))
     token = delegated_auth.acquire_delegated_token(
-        customer, delegated_auth.customer_scopes(fake.base_url), claims["home_account_id"])
+        customer, delegated_auth.customer_scopes(fake.base_url), claims["home_account_id"]
+    )
     client = graph_client.GraphClient(fake.base_url, lambda force: token)
     assert len(next(client.iter_user_pages())) == 8
     assert client.token_tenant_id == FABRIKAM_ID
     assert client.verified_domains() == ["fabrikam.example", "fabrikam.onmicrosoft.com"]
     with pytest.raises(delegated_auth.PartnerAccessError):  # Contoso: no relationship
         delegated_auth.acquire_delegated_token(
-            msal_app(fake, CONTOSO_ID, _cache(cache)), delegated_auth.customer_scopes(fake.base_url),
-            claims["home_account_id"])
+            msal_app(fake, CONTOSO_ID, _cache(cache)),
+            delegated_auth.customer_scopes(fake.base_url),
+            claims["home_account_id"],
+        )
     fake.set_delegated_scopes(WINGTIP_ID, [])
     with pytest.raises(delegated_auth.PartnerAppNotAuthorizedError):
         delegated_auth.acquire_delegated_token(
-            msal_app(fake, WINGTIP_ID, _cache(cache)), delegated_auth.customer_scopes(fake.base_url),
-            claims["home_account_id"])
+            msal_app(fake, WINGTIP_ID, _cache(cache)),
+            delegated_auth.customer_scopes(fake.base_url),
+            claims["home_account_id"],
+        )
     fake.revoke_sign_in_sessions(PARTNER_ADMIN)
     with pytest.raises(delegated_auth.SignInRequiredError):
         delegated_auth.acquire_delegated_token(
-            msal_app(fake, TAILSPIN_ID, _cache(cache)), delegated_auth.customer_scopes(fake.base_url),
-            claims["home_account_id"])
+            msal_app(fake, TAILSPIN_ID, _cache(cache)),
+            delegated_auth.customer_scopes(fake.base_url),
+            claims["home_account_id"],
+        )
 
 
 def _cache(serialized):
@@ -201,7 +241,8 @@ def test_the_partner_lists_customers_and_relationships_page_by_page(fake):
 
     def token(force_refresh=False):
         return delegated_auth.acquire_delegated_token(
-            app, delegated_auth.sign_in_scopes(fake.base_url), claims["home_account_id"], force_refresh)
+            app, delegated_auth.sign_in_scopes(fake.base_url), claims["home_account_id"], force_refresh
+        )
 
     client = gdap.PartnerGraphClient(fake.base_url, token)
     with patch.object(gdap, "PAGE_SIZE", 1):
@@ -209,7 +250,10 @@ def test_the_partner_lists_customers_and_relationships_page_by_page(fake):
         relationships = list(client.delegated_admin_relationships())
     assert client.request_count == 3 + 3
     assert customers == {
-        FABRIKAM_ID: "Fabrikam, Inc.", TAILSPIN_ID: "Tailspin Toys", WINGTIP_ID: "Wingtip Toys"}
+        FABRIKAM_ID: "Fabrikam, Inc.",
+        TAILSPIN_ID: "Tailspin Toys",
+        WINGTIP_ID: "Wingtip Toys",
+    }
     by_tenant = {r.customer_tenant_id: r for r in relationships}
     assert by_tenant[TAILSPIN_ID].relationship_id == RELATIONSHIPS[TAILSPIN_ID]
     assert by_tenant[FABRIKAM_ID].auto_extend and not by_tenant[TAILSPIN_ID].auto_extend

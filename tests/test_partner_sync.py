@@ -260,8 +260,9 @@ class TestPartnerLifecycle(PartnerCase):
         partner = self.sign_in()
         integration = self.confirm(partner, TAILSPIN_ID)  # its relationship ends in 20 days
         tailspin = self.customer_of(partner, TAILSPIN_ID)
+        activity = tailspin.activity_ids  # at once when confirming
+        self.assertEqual(len(activity), 1)
         partner.action_refresh_customers()
-        activity = tailspin.activity_ids
         self.assertEqual(activity.activity_type_id, self.env.ref(ENDING))
         self.assertIn("ends in 20 days", activity.summary)
         self.assertEqual(activity.date_deadline, tailspin.access_end_date.date())

@@ -45,8 +45,18 @@ class TestPreview(AzureAdCase):
         self.assertEqual(self.snapshot(), before, "a preview writes no contact and no run log")
         self.assertRecordValues(
             wizard,
-            [{"to_create": 1, "to_update": 1, "unchanged": 1, "skipped": 1, "to_archive": 2,
-              "beyond_threshold": True, "truncated": False, "outdated_message": False}],
+            [
+                {
+                    "to_create": 1,
+                    "to_update": 1,
+                    "unchanged": 1,
+                    "skipped": 1,
+                    "to_archive": 2,
+                    "beyond_threshold": True,
+                    "truncated": False,
+                    "outdated_message": False,
+                }
+            ],
         )
         self.assertEqual(wizard.skip_summary, "guest account: 1")
         [create] = wizard.create_line_ids
@@ -56,8 +66,10 @@ class TestPreview(AzureAdCase):
         self.assertEqual(update.changes, "Job Position: – → CFO")
         self.assertEqual(
             sorted((line.partner_id.email, line.reason) for line in wizard.archive_line_ids),
-            [("p2@contoso.example", "deleted from Azure AD"),
-             ("p3@contoso.example", "deleted from Azure AD")],
+            [
+                ("p2@contoso.example", "deleted from Azure AD"),
+                ("p3@contoso.example", "deleted from Azure AD"),
+            ],
         )
         [skip] = wizard.skip_line_ids
         self.assertEqual((skip.name, skip.reason), ("guest@partner.example", "guest account"))
@@ -73,8 +85,10 @@ class TestPreview(AzureAdCase):
             "the preview confirmed the archives beyond the threshold",
         )
         self.assertEqual(self.contact("p0@contoso.example").function, "CFO")
-        self.assertEqual(self.contacts().filtered(lambda c: not c.active).mapped("email"),
-                         ["p2@contoso.example", "p3@contoso.example"])
+        self.assertEqual(
+            self.contacts().filtered(lambda c: not c.active).mapped("email"),
+            ["p2@contoso.example", "p3@contoso.example"],
+        )
         self.assertEqual(self.open_preview().to_update, 0, "a second preview has nothing to do")
 
     def test_apply_refuses_when_the_tenant_changed_and_shows_the_new_plan(self):
@@ -86,8 +100,9 @@ class TestPreview(AzureAdCase):
         self.assertEqual((action["res_model"], action["res_id"]), ("azure.ad.preview.wizard", wizard.id))
         self.assertIn("to create 1 → 2", wizard.outdated_message)
         self.assertEqual(wizard.to_create, 2)
-        self.assertEqual(sorted(wizard.create_line_ids.mapped("email")),
-                         ["late@contoso.example", "new@contoso.example"])
+        self.assertEqual(
+            sorted(wizard.create_line_ids.mapped("email")), ["late@contoso.example", "new@contoso.example"]
+        )
         # Other values, the same numbers: refused too, and said so.
         self.fake.update_user(CONTOSO_ID, "id-new", {"surname": "Name"})
         wizard.action_apply()
@@ -128,5 +143,6 @@ class TestPreview(AzureAdCase):
         wizard = self.open_preview()
         self.assertEqual((wizard.to_update, wizard.to_archive), (2, 1))  # the newcomer left again
         self.assertEqual(wizard.unchanged, 2, "the pinned contact is not overwritten")
-        self.assertEqual(set(wizard.update_line_ids.mapped("changes")),
-                         {"Active again: the user is back in Azure AD"})
+        self.assertEqual(
+            set(wizard.update_line_ids.mapped("changes")), {"Active again: the user is back in Azure AD"}
+        )

@@ -16,8 +16,9 @@ from .common import graph_user as user
 
 def contact(contact_id, email, object_id=None, name=None, function=None, mobile=None):
     """A contact as the ORM passes it: normalized email; linked means it carries the mark."""
-    return Contact(contact_id, reconcile.normalize_email(email), object_id, bool(object_id),
-                   name, function, mobile)
+    return Contact(
+        contact_id, reconcile.normalize_email(email), object_id, bool(object_id), name, function, mobile
+    )
 
 
 def plan_for(users, contacts=(), **options):
@@ -26,10 +27,20 @@ def plan_for(users, contacts=(), **options):
 
 def synced(contact_id, usr, **changes):
     """The contact a previous sync left for `usr`."""
-    values = {"name": reconcile.contact_name(usr), "function": usr["jobTitle"] or None,
-              "mobile": usr["mobilePhone"] or None, **changes}
-    return contact(contact_id, changes.get("email", usr["mail"]), usr["id"],
-                   values["name"], values["function"], values["mobile"])
+    values = {
+        "name": reconcile.contact_name(usr),
+        "function": usr["jobTitle"] or None,
+        "mobile": usr["mobilePhone"] or None,
+        **changes,
+    }
+    return contact(
+        contact_id,
+        changes.get("email", usr["mail"]),
+        usr["id"],
+        values["name"],
+        values["function"],
+        values["mobile"],
+    )
 
 
 def apply(plan, rows):
@@ -55,16 +66,33 @@ def assert_unique_links(rows):
 
 
 def to_contacts(rows):
-    return [Contact(cid, reconcile.normalize_email(row["email"]), row["azure_ad_object_id"] or None,
-                    row["azure_ad_synced"], row["name"], row["function"], row["mobile"],
-                    flags=reconcile.GUEST if row.get("azure_ad_guest") else 0)
-            for cid, row in rows.items()]
+    return [
+        Contact(
+            cid,
+            reconcile.normalize_email(row["email"]),
+            row["azure_ad_object_id"] or None,
+            row["azure_ad_synced"],
+            row["name"],
+            row["function"],
+            row["mobile"],
+            flags=reconcile.GUEST if row.get("azure_ad_guest") else 0,
+        )
+        for cid, row in rows.items()
+    ]
 
 
 def to_rows(contacts):
-    return {c.id: {"email": c.email, "azure_ad_object_id": c.object_id or False,
-                   "azure_ad_synced": c.linked, "name": c.name, "function": c.function,
-                   "mobile": c.mobile} for c in contacts}
+    return {
+        c.id: {
+            "email": c.email,
+            "azure_ad_object_id": c.object_id or False,
+            "azure_ad_synced": c.linked,
+            "name": c.name,
+            "function": c.function,
+            "mobile": c.mobile,
+        }
+        for c in contacts
+    }
 
 
 def assert_empty(plan):
@@ -75,15 +103,15 @@ def assert_empty(plan):
 
 
 def test_email_match_ignores_case_and_blanks():
-    plan = plan_for([user("u1", mail="  Ann.Lee@Contoso.COM ")],
-                    [contact(7, "ann.lee@contoso.com")])
+    plan = plan_for([user("u1", mail="  Ann.Lee@Contoso.COM ")], [contact(7, "ann.lee@contoso.com")])
     assert plan.creates == []
     assert set(plan.updates) == {7}
 
 
 def test_no_match_creates_and_other_addresses_are_ignored():
-    plan = plan_for([user("u1", mail="ann@contoso.com")],
-                    [contact(7, "ann@contoso.co"), contact(8, None), contact(9, "")])
+    plan = plan_for(
+        [user("u1", mail="ann@contoso.com")], [contact(7, "ann@contoso.co"), contact(8, None), contact(9, "")]
+    )
     assert [vals["email"] for vals in plan.creates] == ["ann@contoso.com"]
     assert plan.updates == {}
 
@@ -104,8 +132,15 @@ def test_contact_email_is_normalized_defensively():
 def test_match_overwrites_fields_and_links():
     usr = user("u1", givenName="Ann", surname="Lee", jobTitle="CFO", mobilePhone="+41 79 1")
     plan = plan_for([usr], [contact(7, "u1@contoso.com", name="A. Lee", function="Clerk")])
-    assert plan.updates == {7: {"name": "Ann Lee", "function": "CFO", "mobile": "+41 79 1",
-                                "azure_ad_object_id": "u1", "azure_ad_synced": True}}
+    assert plan.updates == {
+        7: {
+            "name": "Ann Lee",
+            "function": "CFO",
+            "mobile": "+41 79 1",
+            "azure_ad_object_id": "u1",
+            "azure_ad_synced": True,
+        }
+    }
 
 
 def test_empty_entra_value_empties_the_field():
@@ -170,8 +205,15 @@ def test_edited_synced_contact_is_overwritten():
 def test_email_changed_in_odoo_creates_new_contact_and_unlinks_old():
     usr = user("u1", givenName="Ann", jobTitle="CFO")
     plan = plan_for([usr], [synced(7, usr, email="private@ann.example")])
-    assert plan.creates == [{"name": "Ann", "email": "u1@contoso.com", "function": "CFO",
-                             "mobile": False, "azure_ad_object_id": "u1"}]
+    assert plan.creates == [
+        {
+            "name": "Ann",
+            "email": "u1@contoso.com",
+            "function": "CFO",
+            "mobile": False,
+            "azure_ad_object_id": "u1",
+        }
+    ]
     assert plan.unlink_ids == [7]
     assert 7 not in plan.updates  # keeps its data
 
@@ -198,8 +240,13 @@ def test_swapped_emails_swap_links():
 
 
 def test_counts():
-    users = [user("u1"), user("u2"), user("u3", jobTitle="CEO"), user("u4", mail=None),
-             user("u5", userType="Guest")]
+    users = [
+        user("u1"),
+        user("u2"),
+        user("u3", jobTitle="CEO"),
+        user("u4", mail=None),
+        user("u5", userType="Guest"),
+    ]
     contacts = [synced(7, user("u2")), synced(8, user("u3"))]
     plan = plan_for(users, contacts)
     assert plan.counts() == {"created": 1, "updated": 1, "unchanged": 1, "skipped": 2}
@@ -207,13 +254,17 @@ def test_counts():
 
 def test_interrupted_apply_converges():
     users = [user(f"u{i}", jobTitle=f"T{i}") for i in range(6)]
-    start = to_rows([synced(1, user("u0")), synced(2, user("u1"), email="old@x.y"),
-                     contact(3, "u2@contoso.com")])
+    start = to_rows(
+        [synced(1, user("u0")), synced(2, user("u1"), email="old@x.y"), contact(3, "u2@contoso.com")]
+    )
     clean = apply(plan_for(users, to_contacts(start)), start)
     plan = plan_for(users, to_contacts(start))
-    partial = apply(reconcile.Plan(unlink_ids=plan.unlink_ids,
-                                   updates=dict(list(plan.updates.items())[:1]),
-                                   creates=plan.creates[:2]), start)
+    partial = apply(
+        reconcile.Plan(
+            unlink_ids=plan.unlink_ids, updates=dict(list(plan.updates.items())[:1]), creates=plan.creates[:2]
+        ),
+        start,
+    )
     resumed = apply(plan_for(users, to_contacts(partial)), partial)
     assert sorted(resumed.values(), key=str) == sorted(clean.values(), key=str)
 
@@ -222,9 +273,13 @@ def test_interrupted_apply_converges():
 
 
 def test_second_run_is_empty():
-    users = [user("u1", givenName="Ann", jobTitle="CFO"), user("u2", mail=None),
-             user("u3", proxyAddresses=["smtp:alias@x.y", "SMTP:Bob@Contoso.com"], mail=None),
-             user("u4", mail="DUP@x.y"), user("u5", mail="dup@x.y")]
+    users = [
+        user("u1", givenName="Ann", jobTitle="CFO"),
+        user("u2", mail=None),
+        user("u3", proxyAddresses=["smtp:alias@x.y", "SMTP:Bob@Contoso.com"], mail=None),
+        user("u4", mail="DUP@x.y"),
+        user("u5", mail="dup@x.y"),
+    ]
     rows = to_rows([contact(1, "u1@contoso.com", name="Old"), contact(2, "bob@contoso.com")])
     rows = apply(plan_for(users, to_contacts(rows)), rows)
     second = plan_for(users, to_contacts(rows))
@@ -236,8 +291,14 @@ def test_second_run_is_empty():
 
 
 def test_skip_reasons_are_counted():
-    users = [user("u1", mail=None), user("u2", mail="  "), user("u3", userType="Guest"),
-             user("u4", userType="GUEST"), user("u5", accountEnabled=False), user("u6")]
+    users = [
+        user("u1", mail=None),
+        user("u2", mail="  "),
+        user("u3", userType="Guest"),
+        user("u4", userType="GUEST"),
+        user("u5", accountEnabled=False),
+        user("u6"),
+    ]
     plan = plan_for(users)
     assert plan.skipped == Counter(no_email=2, guest=2, disabled=1)
     assert plan.created == 1
@@ -255,7 +316,9 @@ def test_guests_are_marked_as_guests_and_follow_their_user_type():
     swapped = [{**member, "userType": "Guest"}, {**guest, "userType": "Member"}]
     plan = plan_for(swapped, to_contacts(rows), **rules)
     assert {rows[cid]["email"]: vals for cid, vals in plan.updates.items()} == {
-        "ann@contoso.com": {"azure_ad_guest": True}, "bob@partner.example": {"azure_ad_guest": False}}
+        "ann@contoso.com": {"azure_ad_guest": True},
+        "bob@partner.example": {"azure_ad_guest": False},
+    }
 
 
 def test_options_include_guests_and_disabled():
@@ -284,8 +347,11 @@ def test_missing_account_enabled_is_not_disabled():
 
 
 def test_smallest_object_id_wins():
-    users = [user("B-2", mail="ann@x.y", jobTitle="second"),
-             user("a-1", mail="ANN@x.y ", jobTitle="first"), user("c-3", mail="ann@x.y")]
+    users = [
+        user("B-2", mail="ann@x.y", jobTitle="second"),
+        user("a-1", mail="ANN@x.y ", jobTitle="first"),
+        user("c-3", mail="ann@x.y"),
+    ]
     plan = plan_for(users)
     assert [(v["azure_ad_object_id"], v["function"]) for v in plan.creates] == [("a-1", "first")]
     assert plan.skipped == Counter(duplicate_email=2)
@@ -346,11 +412,18 @@ def test_name_rules():
 
 
 def test_create_values_carry_the_entra_email_as_given():
-    usr = user("u1", mail="  Ann.Lee@Contoso.com ", givenName="Ann", surname="Lee",
-               jobTitle="CFO", mobilePhone="+41")
-    assert plan_for([usr]).creates == [{"name": "Ann Lee", "email": "Ann.Lee@Contoso.com",
-                                        "function": "CFO", "mobile": "+41",
-                                        "azure_ad_object_id": "u1"}]
+    usr = user(
+        "u1", mail="  Ann.Lee@Contoso.com ", givenName="Ann", surname="Lee", jobTitle="CFO", mobilePhone="+41"
+    )
+    assert plan_for([usr]).creates == [
+        {
+            "name": "Ann Lee",
+            "email": "Ann.Lee@Contoso.com",
+            "function": "CFO",
+            "mobile": "+41",
+            "azure_ad_object_id": "u1",
+        }
+    ]
 
 
 # The sanitizer
@@ -370,21 +443,44 @@ def test_sanitizer_controls_whitespace_html_length():
 
 def test_hostile_users_never_crash():
     hostile = [
-        None, "user", 42, [], {"id": None}, {"id": 5}, {"id": ""}, {"id": "   "},
-        {"id": "a\x00b"}, {"id": "x" * 1000}, {"id": ["u1"]},
+        None,
+        "user",
+        42,
+        [],
+        {"id": None},
+        {"id": 5},
+        {"id": ""},
+        {"id": "   "},
+        {"id": "a\x00b"},
+        {"id": "x" * 1000},
+        {"id": ["u1"]},
         {"id": "h1", "mail": 42, "proxyAddresses": "SMTP:h1@x.y"},
-        {"id": "h2", "mail": ["h2@x.y"], "proxyAddresses": [None, 7, "SMTP:h2@x.y"],
-         "givenName": {"a": 1}, "surname": ["Lee"], "displayName": 3.5,
-         "jobTitle": "<img src=x onerror=alert(1)>", "mobilePhone": 417, "userType": 1,
-         "accountEnabled": "false"},
+        {
+            "id": "h2",
+            "mail": ["h2@x.y"],
+            "proxyAddresses": [None, 7, "SMTP:h2@x.y"],
+            "givenName": {"a": 1},
+            "surname": ["Lee"],
+            "displayName": 3.5,
+            "jobTitle": "<img src=x onerror=alert(1)>",
+            "mobilePhone": 417,
+            "userType": 1,
+            "accountEnabled": "false",
+        },
         {"id": "h3", "mail": "a" * 300 + "@x.y"},
         {"id": "h4", "mail": "h4\x00@x.y\n", "givenName": "A\u2028B", "surname": "C" * 5000},
     ]
     plan = build_plan([hostile], [Contact(1, None), Contact(2, "h4@x.y", "h4", True, 7, "Old", {})])
     assert plan.skipped == Counter(invalid=11, no_email=2)
-    assert plan.creates == [{"name": "h2@x.y", "email": "h2@x.y",
-                             "function": "<img src=x onerror=alert(1)>", "mobile": False,
-                             "azure_ad_object_id": "h2"}]
+    assert plan.creates == [
+        {
+            "name": "h2@x.y",
+            "email": "h2@x.y",
+            "function": "<img src=x onerror=alert(1)>",
+            "mobile": False,
+            "azure_ad_object_id": "h2",
+        }
+    ]
     assert plan.updates[2]["name"] == "A B " + "C" * (reconcile.MAX_TEXT - 4)
     assert plan.updates[2]["function"] is False
 
@@ -423,8 +519,11 @@ def expected_winners(pages, include_guests, include_disabled):
     winners = {}
     for raw in first.values():
         email = reconcile.normalize_email(reconcile.entra_email(raw))
-        if (not email or (raw["userType"] == "Guest" and not include_guests)
-                or (raw["accountEnabled"] is False and not include_disabled)):
+        if (
+            not email
+            or (raw["userType"] == "Guest" and not include_guests)
+            or (raw["accountEnabled"] is False and not include_disabled)
+        ):
             continue
         rival = winners.get(email)
         if rival is None or (raw["id"].lower(), raw["id"]) < (rival["id"].lower(), rival["id"]):
@@ -435,14 +534,25 @@ def expected_winners(pages, include_guests, include_disabled):
 object_ids = st.sampled_from(["0a", "0B", "0b", "1c", "2d", "3e", "4f"])
 emails = st.sampled_from(["ann@x.y", " ANN@x.y", "bob@x.y", "cy@x.y", "", None])
 texts = st.sampled_from(["", None, "Ann", "Lee", "CFO", "+41"])
-graph_users = st.lists(st.fixed_dictionaries({
-    "id": object_ids, "mail": emails, "givenName": texts, "surname": texts, "displayName": texts,
-    "jobTitle": texts, "mobilePhone": texts,
-    "proxyAddresses": st.lists(st.sampled_from(["SMTP:cy@x.y", "smtp:ann@x.y", "SMTP:dee@x.y"]),
-                               max_size=2),
-    "accountEnabled": st.sampled_from([True, False, None]),
-    "userType": st.sampled_from(["Member", "Guest", None]),
-}), max_size=12)
+graph_users = st.lists(
+    st.fixed_dictionaries(
+        {
+            "id": object_ids,
+            "mail": emails,
+            "givenName": texts,
+            "surname": texts,
+            "displayName": texts,
+            "jobTitle": texts,
+            "mobilePhone": texts,
+            "proxyAddresses": st.lists(
+                st.sampled_from(["SMTP:cy@x.y", "smtp:ann@x.y", "SMTP:dee@x.y"]), max_size=2
+            ),
+            "accountEnabled": st.sampled_from([True, False, None]),
+            "userType": st.sampled_from(["Member", "Guest", None]),
+        }
+    ),
+    max_size=12,
+)
 
 
 @st.composite
@@ -454,16 +564,24 @@ def odoo_contacts(draw):
     for cid, link in zip(ids, links, strict=True):
         link = None if link in seen else link  # the (integration, object id) unique constraint
         seen.add(link)
-        contacts.append(Contact(cid, reconcile.normalize_email(draw(emails)), link,
-                                draw(st.booleans()) if link else False,
-                                draw(texts), draw(texts), draw(texts)))
+        contacts.append(
+            Contact(
+                cid,
+                reconcile.normalize_email(draw(emails)),
+                link,
+                draw(st.booleans()) if link else False,
+                draw(texts),
+                draw(texts),
+                draw(texts),
+            )
+        )
     return contacts
 
 
 @settings(max_examples=300, deadline=None, database=None)  # no .hypothesis/ in the repo
 @given(graph_users, odoo_contacts(), st.integers(1, 5), st.booleans(), st.booleans())
 def test_property_applied_plan_is_a_fixed_point(users, contacts, page_size, guests, disabled):
-    pages = [users[i:i + page_size] for i in range(0, len(users), page_size)]
+    pages = [users[i : i + page_size] for i in range(0, len(users), page_size)]
     options = {"include_guests": guests, "include_disabled": disabled}
     rows = to_rows(contacts)
     plan = build_plan(pages, contacts, **options)

@@ -33,11 +33,25 @@ LICENCE = [{"skuId": "c7df2760-2c81-4ef7-b578-5b5392b571df", "disabledPlans": []
 
 def synced(contact_id, usr, flags=0, synced_email=None, extra=None, **changes):
     """The active, marked contact a previous sync left for `usr`."""
-    values = {"name": usr["displayName"], "function": usr["jobTitle"] or None,
-              "mobile": usr["mobilePhone"] or None, "email": usr["mail"], **changes}
-    return Contact(contact_id, reconcile.normalize_email(values["email"]), usr["id"], True,
-                   values["name"], values["function"], values["mobile"], flags,
-                   reconcile.normalize_email(synced_email), extra)
+    values = {
+        "name": usr["displayName"],
+        "function": usr["jobTitle"] or None,
+        "mobile": usr["mobilePhone"] or None,
+        "email": usr["mail"],
+        **changes,
+    }
+    return Contact(
+        contact_id,
+        reconcile.normalize_email(values["email"]),
+        usr["id"],
+        True,
+        values["name"],
+        values["function"],
+        values["mobile"],
+        flags,
+        reconcile.normalize_email(synced_email),
+        extra,
+    )
 
 
 def plan_for(users, contacts=(), **rules):
@@ -67,13 +81,17 @@ def test_disabled_and_deleted_users_have_separate_actions():
 
 def test_users_no_longer_in_the_filters_are_deleted_leavers_with_their_reason():
     contacts = [synced(1, user("u1")), synced(2, user("u2")), synced(3, user("u3"))]
-    users = [user("u1", userType="Guest"), user("u2", assignedLicenses=[]),
-             user("u3", mail=None, assignedLicenses=LICENCE)]
+    users = [
+        user("u1", userType="Guest"),
+        user("u2", assignedLicenses=[]),
+        user("u3", mail=None, assignedLicenses=LICENCE),
+    ]
     plan = plan_for(users, contacts, archive_deleted=True, licensed_only=True)
     assert plan.archives == {1: "guest", 2: "unlicensed", 3: "no_email"}
     # Included disabled accounts are users like the others, not leavers.
-    plan = plan_for([user("u1", accountEnabled=False)], contacts[:1], archive_disabled=True,
-                    include_disabled=True)
+    plan = plan_for(
+        [user("u1", accountEnabled=False)], contacts[:1], archive_disabled=True, include_disabled=True
+    )
     assert plan.archives == {} and plan.unchanged == 1
 
 
@@ -141,8 +159,12 @@ def test_a_leaver_with_an_active_login_is_kept_and_noted():
 
 
 def test_licensed_only_skips_users_without_a_licence():
-    users = [user("u1", assignedLicenses=LICENCE), user("u2", assignedLicenses=[]), user("u3"),
-             user("u4", assignedLicenses=None)]
+    users = [
+        user("u1", assignedLicenses=LICENCE),
+        user("u2", assignedLicenses=[]),
+        user("u3"),
+        user("u4", assignedLicenses=None),
+    ]
     plan = plan_for(users, licensed_only=True)
     assert plan.skipped == Counter(unlicensed=3) and plan.created == 1
     assert plan_for(users).created == 4
@@ -150,15 +172,18 @@ def test_licensed_only_skips_users_without_a_licence():
     assert Rules().graph_properties() == ()
 
 
-@pytest.mark.parametrize("patterns, skipped", [
-    (("noreply*",), {"noreply"}),
-    (("*room*@*",), {"room"}),
-    (("NOREPLY*", " *ROOM*@* ", ""), {"noreply", "room"}),
-    (("scan?@contoso.com",), {"scan"}),
-    (("*@contoso.onmicrosoft.com",), {"noreply", "scan", "ann"}),  # their UPNs
-    (("ann@contoso.com",), {"ann"}),
-    ((), set()),
-])
+@pytest.mark.parametrize(
+    "patterns, skipped",
+    [
+        (("noreply*",), {"noreply"}),
+        (("*room*@*",), {"room"}),
+        (("NOREPLY*", " *ROOM*@* ", ""), {"noreply", "room"}),
+        (("scan?@contoso.com",), {"scan"}),
+        (("*@contoso.onmicrosoft.com",), {"noreply", "scan", "ann"}),  # their UPNs
+        (("ann@contoso.com",), {"ann"}),
+        ((), set()),
+    ],
+)
 def test_mailboxes_are_excluded_by_glob_patterns_on_email_and_upn(patterns, skipped):
     users = [
         user("noreply", mail="NoReply@contoso.com"),
@@ -181,12 +206,22 @@ def test_group_filter_keeps_only_members_case_insensitively():
 
 def test_skip_callback_sees_every_skip_with_a_label():
     seen = []
-    users = [user("u1", userType="Guest"), {"id": None, "displayName": "Broken"}, user("u2", mail=None,
-             displayName="No Mail"), user("u3", mail="d@x.y"), user("u4", mail="D@x.y"), user("u1")]
+    users = [
+        user("u1", userType="Guest"),
+        {"id": None, "displayName": "Broken"},
+        user("u2", mail=None, displayName="No Mail"),
+        user("u3", mail="d@x.y"),
+        user("u4", mail="D@x.y"),
+        user("u1"),
+    ]
     build_plan([users], [], on_skip=lambda *args: seen.append(args))
-    assert seen == [("u1", "u1@contoso.com", "guest"), (None, "Broken", "invalid"),
-                    ("u2", "No Mail", "no_email"), ("u4", "D@x.y", "duplicate_email"),
-                    ("u1", "u1@contoso.com", "duplicate_user")]
+    assert seen == [
+        ("u1", "u1@contoso.com", "guest"),
+        (None, "Broken", "invalid"),
+        ("u2", "No Mail", "no_email"),
+        ("u4", "D@x.y", "duplicate_email"),
+        ("u1", "u1@contoso.com", "duplicate_user"),
+    ]
 
 
 # Pins
@@ -222,23 +257,34 @@ def test_email_changed_in_odoo_still_gives_a_new_contact():
     edited = synced(1, usr, email="ann.private@example.com", synced_email="ann@contoso.com")
     plan = plan_for([usr], [edited], follow_email=True)
     assert plan.unlink_ids == [1]
-    assert plan.creates == [{"name": "U1", "email": "ann@contoso.com", "function": False,
-                             "mobile": False, "azure_ad_object_id": "u1",
-                             "azure_ad_synced_email": "ann@contoso.com"}]
+    assert plan.creates == [
+        {
+            "name": "U1",
+            "email": "ann@contoso.com",
+            "function": False,
+            "mobile": False,
+            "azure_ad_object_id": "u1",
+            "azure_ad_synced_email": "ann@contoso.com",
+        }
+    ]
 
 
 def test_follow_records_the_synced_email_and_wins_over_a_newcomer_with_the_old_address():
     ann, bob = user("u1", mail="shared@x.y"), user("u2", mail="bob@x.y")
     contacts = [synced(1, ann), synced(2, bob)]
     plan = plan_for([ann, bob], contacts, follow_email=True)  # first run with the option
-    assert plan.updates == {1: {"azure_ad_synced_email": "shared@x.y"},
-                            2: {"azure_ad_synced_email": "bob@x.y"}}
+    assert plan.updates == {
+        1: {"azure_ad_synced_email": "shared@x.y"},
+        2: {"azure_ad_synced_email": "bob@x.y"},
+    }
     contacts = [synced(1, ann, synced_email="shared@x.y"), synced(2, bob, synced_email="bob@x.y")]
     # Ann moves to a new address; Bob takes over her old one: each keeps their contact.
     moved = [dict(ann, mail="ann@x.y"), dict(bob, mail="shared@x.y")]
     plan = plan_for(moved, contacts, follow_email=True)
-    assert plan.updates == {1: {"email": "ann@x.y", "azure_ad_synced_email": "ann@x.y"},
-                            2: {"email": "shared@x.y", "azure_ad_synced_email": "shared@x.y"}}
+    assert plan.updates == {
+        1: {"email": "ann@x.y", "azure_ad_synced_email": "ann@x.y"},
+        2: {"email": "shared@x.y", "azure_ad_synced_email": "shared@x.y"},
+    }
     assert (plan.creates, plan.unlink_ids) == ([], [])
 
 
@@ -276,23 +322,42 @@ def test_pinned_contact_keeps_following_without_changing():
 
 
 def test_extra_mappings_are_read_written_and_mirrored():
-    usr = user("u1", businessPhones=[" ", "+1 425 555 0100"], department="Sales",
-               companyName="Contoso", officeLocation=" 18/2111 ")
+    usr = user(
+        "u1",
+        businessPhones=[" ", "+1 425 555 0100"],
+        department="Sales",
+        companyName="Contoso",
+        officeLocation=" 18/2111 ",
+    )
     fields = ("phone", "azure_ad_department", "azure_ad_company_name", "azure_ad_office")
     plan = plan_for([usr], extra_fields=fields)
-    assert plan.creates == [{
-        "name": "U1", "email": "u1@contoso.com", "function": False, "mobile": False,
-        "azure_ad_object_id": "u1", "phone": "+1 425 555 0100", "azure_ad_department": "Sales",
-        "azure_ad_company_name": "Contoso", "azure_ad_office": "18/2111"}]
+    assert plan.creates == [
+        {
+            "name": "U1",
+            "email": "u1@contoso.com",
+            "function": False,
+            "mobile": False,
+            "azure_ad_object_id": "u1",
+            "phone": "+1 425 555 0100",
+            "azure_ad_department": "Sales",
+            "azure_ad_company_name": "Contoso",
+            "azure_ad_office": "18/2111",
+        }
+    ]
     contact = synced(1, usr, extra=("+1 425 555 0100", "Sales", "Contoso", "18/2111"))
     assert plan_for([usr], [contact], extra_fields=fields).unchanged == 1
     cleared = dict(usr, department=None, businessPhones=[])
     assert plan_for([cleared], [contact], extra_fields=fields).updates == {
-        1: {"phone": False, "azure_ad_department": False}}
+        1: {"phone": False, "azure_ad_department": False}
+    }
     # Off: not read, not compared (the contact's phone is Odoo's own).
     assert plan_for([cleared], [contact]).unchanged == 1
     assert Rules(extra_fields=fields).graph_properties() == (
-        "businessPhones", "department", "companyName", "officeLocation")
+        "businessPhones",
+        "department",
+        "companyName",
+        "officeLocation",
+    )
     with pytest.raises(ValueError, match="unknown extra fields"):
         Rules(extra_fields=("comment",))
 
@@ -308,8 +373,15 @@ def test_a_person_already_synced_from_another_tenant_is_skipped():
     # A contact the other tenant archived as a leaver is taken over and active again.
     given_up = Contact(1, "pat@x.y", None, False, "Pat", flags=OTHER_TENANT | INACTIVE | ARCHIVED_BY_SYNC)
     plan = plan_for([user("b-pat", mail="pat@x.y")], [given_up])
-    assert plan.updates == {1: {"name": "B-PAT", "azure_ad_object_id": "b-pat", "azure_ad_synced": True,
-                                "active": True, "azure_ad_archived": False}}
+    assert plan.updates == {
+        1: {
+            "name": "B-PAT",
+            "azure_ad_object_id": "b-pat",
+            "azure_ad_synced": True,
+            "active": True,
+            "azure_ad_archived": False,
+        }
+    }
 
 
 def test_skipped_other_tenant_user_keeps_its_own_link():
@@ -346,14 +418,25 @@ def apply(plan, rows):
     for cid, vals in plan.updates.items():
         row = rows[cid]
         for name, value in vals.items():
-            key = {"azure_ad_object_id": "object_id", "azure_ad_synced": "linked",
-                   "azure_ad_synced_email": "synced_email", "azure_ad_archived": "archived"}.get(name, name)
+            key = {
+                "azure_ad_object_id": "object_id",
+                "azure_ad_synced": "linked",
+                "azure_ad_synced_email": "synced_email",
+                "azure_ad_archived": "archived",
+            }.get(name, name)
             row[key] = value
     for vals in plan.creates:
         rows[max(rows, default=0) + 1] = {
-            "email": vals["email"], "object_id": vals["azure_ad_object_id"], "linked": True,
-            "name": vals["name"], "function": vals["function"], "mobile": vals["mobile"],
-            "synced_email": vals.get("azure_ad_synced_email"), "active": True, "archived": False}
+            "email": vals["email"],
+            "object_id": vals["azure_ad_object_id"],
+            "linked": True,
+            "name": vals["name"],
+            "function": vals["function"],
+            "mobile": vals["mobile"],
+            "synced_email": vals.get("azure_ad_synced_email"),
+            "active": True,
+            "archived": False,
+        }
     for cid in plan.archives:
         rows[cid].update(active=False, archived=True)
     links = [row["object_id"] for row in rows.values() if row["object_id"]]
@@ -363,34 +446,60 @@ def apply(plan, rows):
 
 def to_contacts(rows, logins=()):
     """The planner's contacts of `rows`; those of `logins` (ids) have an active portal login."""
-    return [Contact(cid, reconcile.normalize_email(row["email"]), row["object_id"] or None,
-                    row["linked"], row["name"], row["function"], row["mobile"],
-                    (0 if row["active"] else INACTIVE) | (ARCHIVED_BY_SYNC if row["archived"] else 0)
-                    | (LOGIN | ACTIVE_LOGIN if cid in logins else 0),
-                    reconcile.normalize_email(row["synced_email"]))
-            for cid, row in rows.items()]
+    return [
+        Contact(
+            cid,
+            reconcile.normalize_email(row["email"]),
+            row["object_id"] or None,
+            row["linked"],
+            row["name"],
+            row["function"],
+            row["mobile"],
+            (0 if row["active"] else INACTIVE)
+            | (ARCHIVED_BY_SYNC if row["archived"] else 0)
+            | (LOGIN | ACTIVE_LOGIN if cid in logins else 0),
+            reconcile.normalize_email(row["synced_email"]),
+        )
+        for cid, row in rows.items()
+    ]
 
 
-graph_users = st.lists(st.fixed_dictionaries({
-    "id": st.sampled_from(["0a", "1b", "2c", "3d", "4e"]),
-    "mail": st.sampled_from(["ann@x.y", "ANN@x.y", "bob@x.y", "cy@x.y", None]),
-    "displayName": st.sampled_from(["Ann", "Bob", None]),
-    "jobTitle": st.sampled_from(["CFO", None]),
-    "accountEnabled": st.sampled_from([True, False]),
-    "userType": st.sampled_from(["Member", "Guest"]),
-    "assignedLicenses": st.sampled_from([LICENCE, []]),
-}), max_size=8)
+graph_users = st.lists(
+    st.fixed_dictionaries(
+        {
+            "id": st.sampled_from(["0a", "1b", "2c", "3d", "4e"]),
+            "mail": st.sampled_from(["ann@x.y", "ANN@x.y", "bob@x.y", "cy@x.y", None]),
+            "displayName": st.sampled_from(["Ann", "Bob", None]),
+            "jobTitle": st.sampled_from(["CFO", None]),
+            "accountEnabled": st.sampled_from([True, False]),
+            "userType": st.sampled_from(["Member", "Guest"]),
+            "assignedLicenses": st.sampled_from([LICENCE, []]),
+        }
+    ),
+    max_size=8,
+)
 
 
 @settings(max_examples=200, deadline=None, database=None)
-@given(st.lists(graph_users, min_size=1, max_size=3), st.booleans(), st.booleans(), st.booleans(),
-       st.booleans(), st.sets(st.integers(1, 6), max_size=3))
-def test_property_every_run_converges(tenant_states, follow, licensed, archive_disabled, archive_deleted,
-                                      logins):
+@given(
+    st.lists(graph_users, min_size=1, max_size=3),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.sets(st.integers(1, 6), max_size=3),
+)
+def test_property_every_run_converges(
+    tenant_states, follow, licensed, archive_disabled, archive_deleted, logins
+):
     """Successive tenant states, each synced twice: the second run of each is empty. The
     contacts of `logins` have a portal login: their email never changes."""
-    rules = Rules(follow_email=follow, licensed_only=licensed, archive_disabled=archive_disabled,
-                  archive_deleted=archive_deleted)
+    rules = Rules(
+        follow_email=follow,
+        licensed_only=licensed,
+        archive_disabled=archive_disabled,
+        archive_deleted=archive_deleted,
+    )
     rows = {}
     for users in tenant_states:
         plan = build_plan([users], to_contacts(rows, logins), rules=rules)
@@ -419,6 +528,8 @@ def _winners(users, rules):
         if isinstance(user, reconcile.EntraUser):
             key = reconcile.normalize_email(user.email)
             if key not in winners or (user.object_id.lower(), user.object_id) < (
-                    winners[key].object_id.lower(), winners[key].object_id):
+                winners[key].object_id.lower(),
+                winners[key].object_id,
+            ):
                 winners[key] = user
     return winners.values()

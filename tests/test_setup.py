@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def lib_sh(script, **env):
     """Runs `script` in bash after sourcing scripts/lib.sh; returns the completed process."""
     return subprocess.run(
-        ["bash", "-c", f'source scripts/lib.sh && {script}'],
+        ["bash", "-c", f"source scripts/lib.sh && {script}"],
         cwd=ROOT,
         env={"PATH": "/usr/bin:/bin", "VENV": sys.prefix, **env},
         capture_output=True,

@@ -26,13 +26,18 @@ NO_LIMIT = {"archive_max_count": 0, "archive_max_percent": 0}
 class BeyondCase(AzureAdCase):
     def users_requests(self):
         """The query of each Graph /users request the fake served, parsed."""
-        queries = [parse_qs(urlsplit(r["path"]).query) for r in self.fake.stats()["requests"]
-                   if urlsplit(r["path"]).path == "/v1.0/users"]
+        queries = [
+            parse_qs(urlsplit(r["path"]).query)
+            for r in self.fake.stats()["requests"]
+            if urlsplit(r["path"]).path == "/v1.0/users"
+        ]
         return [query for query in queries if query.get("$top") == ["999"]]  # not the consent probe
 
     def people(self, count, **extra):
-        return [user(f"id-{n:02d}", f"p{n:02d}@contoso.example", f"P{n:02d}", "Person", **extra)
-                for n in range(count)]
+        return [
+            user(f"id-{n:02d}", f"p{n:02d}@contoso.example", f"P{n:02d}", "Person", **extra)
+            for n in range(count)
+        ]
 
     def sync(self):
         return self.integration.sync_contacts()[0]
@@ -107,8 +112,10 @@ class TestLeavers(BeyondCase):
         count_before = len(self.contacts())
         result = self.sync()
         self.assertIn("would archive 4 of its 6 synced contacts", result["needs_confirmation"])
-        self.assertEqual({k: result[k] for k in ("created", "updated", "archived")}, dict.fromkeys(
-            ("created", "updated", "archived"), 0))
+        self.assertEqual(
+            {k: result[k] for k in ("created", "updated", "archived")},
+            dict.fromkeys(("created", "updated", "archived"), 0),
+        )
         self.assertEqual(len(self.contacts()), count_before, "nothing was written")
         self.assertTrue(all(self.contacts().mapped("active")))
         self.assertFalse(self.contact(people[0]["mail"]).function)
@@ -168,7 +175,6 @@ class TestLeavers(BeyondCase):
         self.assertTrue(all(self.contacts().mapped("active")))
         self.assertGreater(self.integration.next_sync_date, fields.Datetime.now(), "asks again next interval")
         self.assertEqual(self.integration.archive_allowance, 5, "kept for the administrator's run")
-
 
     def test_large_tenant_confirmation_runs_in_the_background(self):
         people = self.people(4)
@@ -260,11 +266,14 @@ class TestFilters(BeyondCase):
         self.assertEqual(self.integration.sync_log_ids.skip_reasons, {"not_in_group": 50})
         self.assertEqual(self.fake.stats()["counts"]["groups"], 2, "999 members per page")
         member_paths = [r["path"] for r in self.fake.stats()["requests"] if "/groups/" in r["path"]]
-        self.assertTrue(member_paths[0].endswith(
-            f"/v1.0/groups/{SALES}/transitiveMembers?$select=id&$top=999"))
+        self.assertTrue(
+            member_paths[0].endswith(f"/v1.0/groups/{SALES}/transitiveMembers?$select=id&$top=999")
+        )
         # Two groups: their union.
-        self.fake.set_groups(CONTOSO_ID, [{"id": SALES, "members": [users[0]["id"]]},
-                                          {"id": SALES_EMEA, "members": [users[1]["id"]]}])
+        self.fake.set_groups(
+            CONTOSO_ID,
+            [{"id": SALES, "members": [users[0]["id"]]}, {"id": SALES_EMEA, "members": [users[1]["id"]]}],
+        )
         self.integration.write(
             {"group_ids": f"{SALES}\n{SALES_EMEA}", "deleted_action": "archive", **NO_LIMIT}
         )
@@ -363,13 +372,27 @@ class TestPinsHistoryMappings(BeyondCase):
     def test_never_overwrite_keeps_the_contact_as_edited(self):
         ann, bob = self.people(2)
         vip = self.env["res.partner"].create(
-            {"name": "Dr. Bob", "parent_id": self.customer.id, "email": bob["mail"], "function": "Advisor",
-             "azure_ad_never_overwrite": True}
+            {
+                "name": "Dr. Bob",
+                "parent_id": self.customer.id,
+                "email": bob["mail"],
+                "function": "Advisor",
+                "azure_ad_never_overwrite": True,
+            }
         )
         self.set_users([ann, bob])
         self.connect()
-        self.assertRecordValues(vip, [{"name": "Dr. Bob", "function": "Advisor", "azure_ad_synced": True,
-                                       "azure_ad_object_id": bob["id"]}])
+        self.assertRecordValues(
+            vip,
+            [
+                {
+                    "name": "Dr. Bob",
+                    "function": "Advisor",
+                    "azure_ad_synced": True,
+                    "azure_ad_object_id": bob["id"],
+                }
+            ],
+        )
         ann_c = self.contact(ann["mail"])
         ann_c.azure_ad_never_overwrite = True
         ann_c.name = "Annie"
@@ -396,16 +419,22 @@ class TestPinsHistoryMappings(BeyondCase):
         self.assertEqual(Message.search_count(notes), 0, "a first sync logs no message per contact")
         self.assertFalse(self.integration.sync_log_ids.changed_partner_ids)
 
-        self.set_users([{**people[0], "jobTitle": "CEO", "mobilePhone": "+41 1"},
-                        {**people[1], "accountEnabled": False}, people[2]])
+        self.set_users(
+            [
+                {**people[0], "jobTitle": "CEO", "mobilePhone": "+41 1"},
+                {**people[1], "accountEnabled": False},
+                people[2],
+            ]
+        )
         self.sync()
         first, second, third = (self.contact(p["mail"]) for p in people)
         log = self.integration._latest_log()
         self.assertEqual(log.changed_partner_ids, first | second)
         self.assertEqual(log.changed_count, 2)
         action = log.action_view_changed_contacts()
-        self.assertEqual(self.env["res.partner"].with_context(active_test=False).search(action["domain"]),
-                         first | second)
+        self.assertEqual(
+            self.env["res.partner"].with_context(active_test=False).search(action["domain"]), first | second
+        )
         [message] = first.message_ids
         self.assertIn("Updated by Azure AD sync", message.body)
         tracked = {t.field_id.name: (t.old_value_char, t.new_value_char) for t in message.tracking_value_ids}
@@ -413,15 +442,28 @@ class TestPinsHistoryMappings(BeyondCase):
         self.assertEqual(message.subtype_id, self.env.ref("mail.mt_note"))
         [archived] = second.message_ids
         self.assertIn("disabled account", archived.body)
-        self.assertEqual([(t.field_id.name, t.old_value_integer, t.new_value_integer)
-                          for t in archived.tracking_value_ids], [("active", 1, 0)])
+        self.assertEqual(
+            [
+                (t.field_id.name, t.old_value_integer, t.new_value_integer)
+                for t in archived.tracking_value_ids
+            ],
+            [("active", 1, 0)],
+        )
         self.assertFalse(third.message_ids)
         self.sync()
         self.assertEqual(Message.search_count(notes), 2, "a run that changes nothing logs nothing")
 
     def test_extra_mappings(self):
-        ann = user("id-a", "ann@contoso.example", "Ann", "A", businessPhones=["+1 425 555 0100"],
-                   department="Sales", companyName="Contoso Ltd", officeLocation="18/2111")
+        ann = user(
+            "id-a",
+            "ann@contoso.example",
+            "Ann",
+            "A",
+            businessPhones=["+1 425 555 0100"],
+            department="Sales",
+            companyName="Contoso Ltd",
+            officeLocation="18/2111",
+        )
         self.set_users([ann])
         self.connect()
         ann_c = self.contact(ann["mail"])
@@ -432,13 +474,20 @@ class TestPinsHistoryMappings(BeyondCase):
         self.assertEqual(self.sync()["updated"], 1)
         self.assertRecordValues(
             ann_c,
-            [{"phone": "+1 425 555 0100", "azure_ad_department": "Sales",
-              "azure_ad_company_name": "Contoso Ltd", "azure_ad_office": "18/2111"}],
+            [
+                {
+                    "phone": "+1 425 555 0100",
+                    "azure_ad_department": "Sales",
+                    "azure_ad_company_name": "Contoso Ltd",
+                    "azure_ad_office": "18/2111",
+                }
+            ],
         )
         self.set_users([{**ann, "department": None, "businessPhones": []}])
         self.sync()
-        self.assertRecordValues(ann_c, [{"phone": False, "azure_ad_department": False,
-                                         "azure_ad_company_name": "Contoso Ltd"}])
+        self.assertRecordValues(
+            ann_c, [{"phone": False, "azure_ad_department": False, "azure_ad_company_name": "Contoso Ltd"}]
+        )
         self.assertEqual(self.sync()["unchanged"], 1)
 
 
@@ -456,8 +505,13 @@ class TestEmailChanges(BeyondCase):
         self.assertEqual(self.contacts(), ann_c)
         self.assertRecordValues(
             ann_c,
-            [{"email": "Ann@New.example", "azure_ad_synced_email": "Ann@New.example",
-              "azure_ad_object_id": "id-a"}],
+            [
+                {
+                    "email": "Ann@New.example",
+                    "azure_ad_synced_email": "Ann@New.example",
+                    "azure_ad_object_id": "id-a",
+                }
+            ],
         )
         # Still: an email changed in Odoo gives a new contact.
         ann_c.email = "ann.private@example.com"
@@ -524,6 +578,15 @@ class TestSeveralTenants(BeyondCase):
         self.assertEqual(self.integration.sync_contacts()[0]["archived"], 1)
         self.assertFalse(pat.active)
         self.assertEqual(second.sync_contacts()[0]["updated"], 1)
-        self.assertRecordValues(pat, [{"active": True, "azure_ad_integration_id": second.id,
-                                       "azure_ad_object_id": "b-pat", "function": "CFO"}])
+        self.assertRecordValues(
+            pat,
+            [
+                {
+                    "active": True,
+                    "azure_ad_integration_id": second.id,
+                    "azure_ad_object_id": "b-pat",
+                    "function": "CFO",
+                }
+            ],
+        )
         self.assertEqual(self.integration.sync_contacts()[0]["updated"], 0)

@@ -215,8 +215,10 @@ class TestSyncOptionTours(FakeTenantMixin, HttpCase):
         log = self.integration._latest_log()
         self.assertEqual((log.state, log.updated, log.archived), ("done", 1, 1))
         self.assertEqual(self.integration.deleted_action, "archive")
-        gone = self.env["res.partner"].with_context(active_test=False).search(
-            [("parent_id", "=", self.customer.id), ("email", "=", "p2@contoso.example")]
+        gone = (
+            self.env["res.partner"]
+            .with_context(active_test=False)
+            .search([("parent_id", "=", self.customer.id), ("email", "=", "p2@contoso.example")])
         )
         self.assertRecordValues(gone, [{"active": False, "azure_ad_archived": True}])
 

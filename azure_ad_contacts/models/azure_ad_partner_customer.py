@@ -271,6 +271,8 @@ class AzureAdPartnerCustomer(models.Model):
                 failures.append(str(error))
         if not integrations:
             raise UserError("\n".join(failures))
+        # A relationship about to end is announced now, not at the next daily reading.
+        self.filtered(lambda customer: customer.integration_id in integrations)._watch_relationships()
         integrations._sync_in_background()
         if len(integrations) == 1:
             message = self.env._(
