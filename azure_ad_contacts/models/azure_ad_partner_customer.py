@@ -203,16 +203,17 @@ class AzureAdPartnerCustomer(models.Model):
         todo = self.filtered(lambda c: c.match_state == "new")
         if not todo:
             return
+        # Every connected tenant, whichever company the administrator works in.
         connected = {
-            integration.tenant_id.lower(): integration.partner_id
-            for integration in self.env["azure.ad.integration"].search([("tenant_id", "!=", False)])
+            integration.tenant_id.lower(): integration.partner_id.id
+            for integration in self.env["azure.ad.integration"].sudo().search([("tenant_id", "!=", False)])
         }
         matcher = Matcher(self._companies())
         for customer in todo:
-            company = connected.get(customer.tenant_id)
-            if company:
+            company_id = connected.get(customer.tenant_id)
+            if company_id:
                 values = {
-                    "proposed_partner_id": company.id,
+                    "proposed_partner_id": company_id,
                     "match_reason": "tenant",
                     "match_detail": customer.tenant_id,
                 }
@@ -227,7 +228,9 @@ class AzureAdPartnerCustomer(models.Model):
             # The administrator's own choice stays; a proposal fills only an empty or proposed one.
             if not customer.partner_id or customer.partner_id == customer.proposed_partner_id:
                 values["partner_id"] = values["proposed_partner_id"]
-            customer.sudo().write(values)
+            current = customer.read(list(values), load=None)[0]
+            if any(current[name] != value for name, value in values.items()):
+                customer.sudo().write(values)
 
     @api.model
     def _companies(self):
