@@ -3,10 +3,14 @@ the addon through the partner's delegated access, one way or the other (never bo
 customers appearing by the daily job, relationships ending (warned 30 and 7 days before, ended
 ones marked with the remedy), an expired sign-in, and a neutralized copy."""
 
+from odoo import fields
 from odoo.exceptions import AccessError, UserError
 from odoo.modules.neutralize import neutralize_database
 from odoo.tests import TransactionCase
 
+from fake_entra.server import DEFAULT_CLIENT_ID
+
+from .app_certificates import make_app_certificate
 from .common import FakeTenantMixin
 from .partner_common import (
     CONTOSO_ID,
@@ -299,10 +303,12 @@ class TestPartnerLifecycle(PartnerCase):
         log = integration._sync("manual")
         self.assertEqual(log.state, "failed")
         self.assertIn("no GDAP access", log.error)
-        # A new relationship: the next sync works again.
+        # A new relationship: the daily job sees it and the scheduled job tries again at once.
         self.fake.add_relationship(PARTNER_ID, WINGTIP_ID)
-        log = integration._sync("manual")
-        self.assertEqual(log.state, "done", log.error)
+        self.env["azure.ad.partner.tenant"]._cron_refresh_partner_customers()
+        self.assertLessEqual(integration.retry_date, fields.Datetime.now())
+        self.env["azure.ad.integration"]._cron_sync_due()
+        self.assertEqual(integration.sync_log_ids[0].state, "done", integration.sync_log_ids[0].error)
         self.assertEqual(integration.state, "connected")
 
     def test_an_expired_sign_in_asks_for_a_new_one(self):
@@ -316,9 +322,22 @@ class TestPartnerLifecycle(PartnerCase):
         self.assertEqual(integration.last_error_kind, "partner")
         with self.assertRaisesRegex(UserError, "Sign in again as a partner administrator"):
             partner.action_refresh_customers()
-        # Signing in again heals the customer too (it falls back on the partner's new sign-in).
+        # Signing in again heals the customer too: tried again at once, on the new sign-in.
         self.sign_in()
-        self.assertEqual(integration._sync("manual").state, "done")
+        self.assertLessEqual(integration.retry_date, fields.Datetime.now())
+        self.env["azure.ad.integration"]._cron_sync_due()
+        self.assertEqual(integration.sync_log_ids[0].state, "done", integration.sync_log_ids[0].error)
+
+    def test_the_partner_connection_signs_in_with_the_apps_certificate(self):
+        certificate = make_app_certificate()
+        self.fake.add_app(DEFAULT_CLIENT_ID, None, certificates=[certificate.certificate])
+        self.env["res.config.settings"].create({"azure_ad_new_certificate": certificate.both}).execute()
+        partner = self.sign_in()
+        integration = self.confirm(partner, FABRIKAM_ID)
+        log = self.sync(integration)
+        self.assertEqual((log.state, log.created), ("done", 7), log.error)
+        posted = [r for r in self.fake.stats()["requests"] if r["path"].endswith("/oauth2/v2.0/token")]
+        self.assertTrue(posted and all(r["status"] == 200 for r in posted))
 
     def test_a_neutralized_copy_forgets_the_partner_sign_in(self):
         partner = self.sign_in()

@@ -132,6 +132,23 @@ class AzureAdPartnerConnectionMixin(models.AbstractModel):
         )
         return super()._complete_consent(tenant_id, tenant_hint=tenant_hint, wait=wait)
 
+    def _retry_partner_failures(self):
+        """The partner's access works again (a new sign-in, a renewed relationship): those of
+        these integrations whose last sync failed for it are tried again at once (by the
+        scheduled job). Returns them."""
+        failed = self.sudo().filtered(
+            lambda i: (
+                i.connection_method == "partner"
+                and i.state == "error"
+                and i.last_error_kind == "partner"
+                and not i.excluded
+            )
+        )
+        if failed:
+            failed.write({"retry_date": fields.Datetime.now()})
+            self.env.ref("azure_ad_contacts.azure_ad_integration_cron_sync").sudo()._trigger()
+        return failed
+
     def _partner_access_lost(self, message):
         """The partner's relationships no longer reach this customer: the integration says so,
         once, and offers the remedy (its public state is `error`)."""

@@ -379,6 +379,7 @@ class AzureAdPartnerCustomer(models.Model):
             if customer.access_state in ("ended", "no_role", "pending"):
                 integration._partner_access_lost(customer._lost_access_message())
                 continue
+            integration._retry_partner_failures()  # e.g. the relationship was renewed
             end = customer.access_end_date
             if not end or customer.auto_extend:
                 if customer.warned_end_date:  # extended meanwhile
@@ -436,7 +437,7 @@ class AzureAdPartnerCustomer(models.Model):
                 "Readers role."
             ),
         )
-        for user in self.partner_tenant_id._administrators():
+        for user in self.env["azure.ad.integration"]._administrators():
             mine = self.activity_search([ENDING_ACTIVITY], user_id=user.id)
             if mine:
                 mine.write({"summary": summary, "note": note, "date_deadline": end.date()})

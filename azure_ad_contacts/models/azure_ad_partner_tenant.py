@@ -11,7 +11,7 @@ import time
 
 import msal
 
-from odoo import SUPERUSER_ID, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools.misc import hash_sign
 
@@ -193,6 +193,8 @@ class AzureAdPartnerTenant(models.Model):
         if previous and previous != claims["home_account_id"]:
             # Another administrator: no customer keeps acting on the previous one's sign-in.
             self._partner_integrations().sudo().write({"token_cache": False})
+        # Those that failed for the partner's sign-in are tried again with the new one.
+        self._partner_integrations()._retry_partner_failures()
         self.message_post(body=self.env._("%(user)s signed in to the partner tenant.", user=login))
         return self._refresh_customers(domains_budget=SIGN_IN_DOMAINS_BUDGET)
 
@@ -376,18 +378,12 @@ class AzureAdPartnerTenant(models.Model):
             names=", ".join(new.mapped("name")),
         )
         activity_type = "azure_ad_contacts.mail_activity_type_partner_customers"
-        for user in self._administrators():
+        for user in self.env["azure.ad.integration"]._administrators():
             mine = self.activity_search([activity_type], user_id=user.id)
             if mine:
                 mine.write({"summary": summary, "note": note})
             else:
                 self.activity_schedule(activity_type, summary=summary, note=note, user_id=user.id)
-
-    @api.model
-    def _administrators(self):
-        """The active internal users with Settings rights (OdooBot excluded)."""
-        users = self.env["res.users"].sudo().search([("share", "=", False), ("id", "!=", SUPERUSER_ID)])
-        return users.filtered(lambda user: user._is_system())
 
     @api.model
     def _cron_refresh_partner_customers(self, batch_seconds=CRON_BATCH_SECONDS):

@@ -76,9 +76,7 @@ class AzureAdRecoveryMixin(models.AbstractModel):
         had_activity = self.failed_runs >= FAILURES_BEFORE_ACTIVITY
         self.sudo().write({"failed_runs": 0, "retry_date": False})
         if had_activity:
-            self.activity_feedback(
-                [SYNC_FAILING_ACTIVITY], feedback=self.env._("Synced again successfully.")
-            )
+            self.activity_feedback([SYNC_FAILING_ACTIVITY], feedback=self.env._("Synced again successfully."))
 
     def _stop_retries(self):
         """Disconnect: nothing is tried again, nobody needs to act."""
