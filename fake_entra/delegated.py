@@ -246,7 +246,9 @@ class DelegatedState:
             "uti": secrets.token_urlsafe(16), "ver": "1.0", "wids": sorted(roles),
             **({} if target is home else {"idp": f"https://sts.windows.net/{home.tenant_id}/"}),
         }
-        access_token = encode_access_token(claims)
+        # Opaque when the fake says so (set_opaque_tokens): clients must not read them.
+        access_token = (f"Ew{secrets.token_urlsafe(96)}" if self._opaque_tokens
+                        else encode_access_token(claims))
         self._tokens[access_token] = {
             "tenant_id": target.tenant_id, "client_id": app["client_id"],
             "expires_at": time.time() + USER_TOKEN_LIFETIME, "roles": frozenset(), "kind": "user",

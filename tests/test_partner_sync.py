@@ -69,6 +69,7 @@ class PartnerCase(FakeTenantMixin, TransactionCase):
 
 class TestPartnerSync(PartnerCase):
     def test_a_confirmed_customer_syncs_through_the_partner_with_every_rule(self):
+        self.fake.set_opaque_tokens()  # as Microsoft documents them: nothing reads a token
         partner = self.sign_in()
         integration = self.confirm(partner, FABRIKAM_ID)
         self.assertRecordValues(

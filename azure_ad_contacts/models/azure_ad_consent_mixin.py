@@ -266,8 +266,9 @@ class AzureAdConsentMixin(models.AbstractModel):
         try:
             count = client.user_count()
         except graph_client.GraphError as error:
-            _logger.info("Azure AD users of %s not counted (%s): first sync in the background",
-                         self.name, error)
+            _logger.info(
+                "Azure AD users of %s not counted (%s): first sync in the background", self.name, error
+            )
             return True
         latency = time.monotonic() - started
         pages = -(-count // graph_client.PAGE_SIZE)
@@ -275,7 +276,10 @@ class AzureAdConsentMixin(models.AbstractModel):
         budget = self._request_time_limit() * FIRST_SYNC_REQUEST_SHARE
         _logger.info(
             "Azure AD first sync of %s: about %s users, %.1f s estimated (%.1f s may run in a request)",
-            self.name, count, estimate, budget,
+            self.name,
+            count,
+            estimate,
+            budget,
         )
         return count > BACKGROUND_SYNC_THRESHOLD or estimate > budget
 

@@ -94,6 +94,8 @@ class AzureAdPartnerConnectionMixin(models.AbstractModel):
                 "state": "connected",
                 "last_error": False,
                 "last_error_kind": False,
+                # Its first sync is due: the customer shows it, the scheduled job runs it.
+                "first_sync_pending_since": fields.Datetime.now(),
             }
         )
         integration.message_post(
@@ -116,8 +118,9 @@ class AzureAdPartnerConnectionMixin(models.AbstractModel):
             )
         return self.partner_customer_id.action_confirm()
 
-    def _complete_consent(self, tenant_id, tenant_hint=None, wait=None):
-        """Connecting by the customer's consent ends a connection through the partner."""
+    def _connect_tenant(self, tenant_id, tenant_hint=None, wait=None, waiting_since=None):
+        """Connecting by the customer's consent ends a connection through the partner: once the
+        consent is proven, the integration reads its tenant with the app's own token."""
         partner = self.filtered(lambda integration: integration.connection_method == "partner")
         if partner.filtered(lambda integration: integration.state == "connected"):
             raise UserError(
@@ -127,10 +130,11 @@ class AzureAdPartnerConnectionMixin(models.AbstractModel):
                     customer=self.name,
                 )
             )
-        partner.sudo().write(
-            {"connection_method": "consent", "partner_customer_id": False, "token_cache": False}
+        result = super()._connect_tenant(
+            tenant_id, tenant_hint=tenant_hint, wait=wait, waiting_since=waiting_since
         )
-        return super()._complete_consent(tenant_id, tenant_hint=tenant_hint, wait=wait)
+        partner.sudo().write({"connection_method": "consent", "partner_customer_id": False})
+        return result
 
     def _retry_partner_failures(self):
         """The partner's access works again (a new sign-in, a renewed relationship): those of
