@@ -276,7 +276,8 @@ class AzureAdPartnerCustomer(models.Model):
             raise UserError("\n".join(failures))
         # A relationship about to end is announced now, not at the next daily reading.
         self.filtered(lambda customer: customer.integration_id in integrations)._watch_relationships()
-        integrations._sync_in_background()
+        for integration in integrations:  # one by one: a queue job each with the queue bridge
+            integration._sync_in_background()
         if len(integrations) == 1:
             message = self.env._(
                 "%(customer)s is connected through the partner tenant: its first sync runs in the "
