@@ -2,7 +2,7 @@
     "name": "Azure AD Contacts",
     "summary": "Import and keep your customers' Microsoft Entra ID (Azure AD) users "
     "up to date as Odoo contacts",
-    "version": "18.0.1.1.0",
+    "version": "1.1.0",
     "category": "Sales/CRM",
     "license": "LGPL-3",
     "author": "Azure AD Contacts contributors",
@@ -29,6 +29,7 @@
         "data/ir_cron_data.xml",
         "data/mail_activity_type_data.xml",
         "data/azure_ad_partner_data.xml",
+        "data/series_data.xml",
     ],
     "demo": ["demo/azure_ad_integration_demo.xml"],
     "assets": {

@@ -2,7 +2,7 @@
     "name": "Azure AD Contacts - Helpdesk",
     "summary": "Helpdesk tickets from your customers' Microsoft Entra ID (Azure AD) users land on "
     "the synced contact and its customer",
-    "version": "18.0.1.0.0",
+    "version": "1.0.0",
     "category": "After-Sales",
     "license": "LGPL-3",
     "author": "Azure AD Contacts contributors",

@@ -2,7 +2,7 @@
     "name": "Azure AD Contacts - Job Queue",
     "summary": "Sync your customers' Microsoft Entra ID (Azure AD) users as OCA queue jobs, "
     "in parallel and across several Odoo servers",
-    "version": "18.0.1.0.0",
+    "version": "1.0.0",
     "category": "Contacts",
     "license": "LGPL-3",
     "author": "Azure AD Contacts contributors",

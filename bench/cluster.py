@@ -117,7 +117,8 @@ def seed(conf, db, fake_url, tenant_list, capacity=None, auto_sync=False, env=No
             }})
         capacity = {capacity!r}
         if capacity is not None:
-            env.ref("azure_ad_contacts_queue.queue_job_channel_azure_ad").capacity = capacity
+            channel = env.ref("azure_ad_contacts_queue.queue_job_channel_azure_ad")
+            env["azure_ad.series"]._set_channel_capacity(channel.id, capacity)  # 18.0: the database's
         env.cr.commit()
         print("INTEGRATIONS", integrations.ids)
     """)
@@ -127,9 +128,10 @@ def seed(conf, db, fake_url, tenant_list, capacity=None, auto_sync=False, env=No
 
 
 @contextmanager
-def cluster(base_conf, db, servers, log_dir, env=None, max_capacity=8):
+def cluster(base_conf, db, servers, log_dir, env=None, max_capacity=8, channel_capacity=None):
     """`servers` Odoo servers of `db` behind one balancer, each with the job runner (only
-    one of them leads it at a time); yields (servers, balancer)."""
+    one of them leads it at a time); yields (servers, balancer). `channel_capacity`: the channel
+    root.azure_ad's where the configuration holds it (19.0; 18.0: seed() puts it in the database)."""
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     ports = [free_port() for _ in range(servers)]
@@ -143,6 +145,7 @@ def cluster(base_conf, db, servers, log_dir, env=None, max_capacity=8):
                 db,
                 runner_port=balancer.port,
                 max_capacity=max_capacity,
+                channel_capacity=channel_capacity,
             )
             server = OdooServer(f"{db}-{index}", conf, port, log_dir, env=env).start()
             stack.callback(server.stop)

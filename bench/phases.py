@@ -16,9 +16,9 @@ from pathlib import Path
 
 import psutil
 
-import odoo
 from odoo import api
-from odoo.tools import SQL, split_every
+from odoo.modules.registry import Registry
+from odoo.tools import SQL, config, split_every
 
 ADMIN_UID = 2  # base.user_admin: an administrator calling over RPC, as the API does
 BATCH = 1000
@@ -219,10 +219,10 @@ PHASES = {
 def main():
     phase, cfg_path = sys.argv[1:3]
     cfg = json.loads(Path(cfg_path).read_text())
-    odoo.tools.config.parse_config(
+    config.parse_config(
         ["-c", cfg["odoo_conf"], "-d", cfg["db"], "--log-level=warn"], setup_logging=True
     )
-    registry = odoo.modules.registry.Registry(cfg["db"])
+    registry = Registry(cfg["db"])
     rss_base_kb = psutil.Process().memory_info().rss // 1024
     with registry.cursor() as cr:
         result = PHASES[phase](api.Environment(cr, ADMIN_UID, {}), cfg)

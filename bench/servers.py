@@ -26,17 +26,26 @@ def free_port():
 
 
 def odoo_bin():
-    """odoo-bin of the source the virtualenv runs (the one `import odoo` finds)."""
-    import odoo
+    """odoo-bin of the source the virtualenv runs (odoo is a namespace package on 19.0: its
+    release module tells where)."""
+    import odoo.release
 
-    return str(Path(odoo.__file__).resolve().parent.parent / "odoo-bin")
+    return str(Path(odoo.release.__file__).resolve().parent.parent / "odoo-bin")
 
 
-def write_config(path, base_conf, db, *, runner_port, max_capacity):
+def channel_capacities_in_config():
+    """Whether OCA queue_job takes channel capacities from the configuration only (19.0), not
+    from the database (18.0): azure_ad_contacts/series.py, seen from outside Odoo."""
+    import odoo.release
+
+    return odoo.release.version_info[0] >= 19
+
+
+def write_config(path, base_conf, db, *, runner_port, max_capacity, channel_capacity=None):
     """An Odoo config for one server of `db`: the base config's database settings, queue_job
     as a server-wide module, and its job runner sending jobs to `runner_port` (the balancer in
-    front of all servers), at most `max_capacity` at once. The channels' capacities are the
-    database's (Job Queue › Channels)."""
+    front of all servers), at most `max_capacity` at once. The channel root.azure_ad's capacity
+    is the database's on 18.0 (Job Queue › Channels), `channel_capacity` here on 19.0."""
     lines = [line for line in Path(base_conf).read_text().splitlines() if line.strip()]
     keep = [line for line in lines if line.split("=")[0].strip() not in {"db_name", "dbfilter", "http_port"}]
     keep += [
@@ -51,6 +60,8 @@ def write_config(path, base_conf, db, *, runner_port, max_capacity):
         "host = 127.0.0.1",
         f"port = {runner_port}",
     ]
+    if channel_capacity and channel_capacities_in_config():
+        keep.append(f"channels = root:{max_capacity},root.azure_ad:{channel_capacity}")
     Path(path).write_text("\n".join(keep) + "\n")
     return path
 

@@ -19,7 +19,9 @@ from email.message import EmailMessage
 from email.utils import getaddresses, make_msgid
 from pathlib import Path
 
-import odoo
+from odoo.api import SUPERUSER_ID, Environment
+from odoo.modules.registry import Registry
+from odoo.tests.common import get_db_name
 from odoo.tools import config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,13 +81,13 @@ def main():
         sys.exit(f"{args.conf} not found: run bin/demo first.")
     os.environ.setdefault("REQUESTS_CA_BUNDLE", str(ROOT / ".local" / "certs" / "fake-entra-bundle.pem"))
     config.parse_config(["-c", args.conf, *(["-d", args.database] if args.database else [])])
-    args.database = config["db_name"]
+    args.database = get_db_name()  # the one database (config["db_name"] is a list on 19.0)
     if args.join:
         join_tenant(args.fake_entra, args.sender)
 
-    registry = odoo.modules.registry.Registry(args.database)
+    registry = Registry(args.database)
     with registry.cursor() as cr:
-        env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
+        env = Environment(cr, SUPERUSER_ID, {})
         ticket = env["helpdesk.ticket"].browse(
             env["mail.thread"].message_process(
                 "helpdesk.ticket", build_message(args.sender, args.subject, args.body)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import psycopg2
 
-import odoo
+from odoo.api import SUPERUSER_ID, Environment
+from odoo.modules.registry import Registry
 from odoo.tools import config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -41,9 +42,9 @@ def addon_installed(database):
 
 
 def configure(database, fake_entra_url, port):
-    registry = odoo.modules.registry.Registry(database)
+    registry = Registry(database)
     with registry.cursor() as cr:
-        env = odoo.api.Environment(cr, odoo.SUPERUSER_ID, {})
+        env = Environment(cr, SUPERUSER_ID, {})
         params = env["ir.config_parameter"]
         params.set_param("azure_ad_contacts.client_id", DEFAULT_CLIENT_ID)
         params.set_param("azure_ad_contacts.client_secret", DEFAULT_CLIENT_SECRET)

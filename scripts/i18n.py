@@ -23,12 +23,14 @@ HEADER = {
 }
 
 
-def export_pot(cr):
-    """The addon's terms as Odoo exports them (models, views, data, Python, JS, QWeb)."""
-    from odoo.tools.translate import trans_export
+def export_pot(cr, addon=ADDON):
+    """The addon's terms as Odoo exports them (models, views, data, Python, JS, QWeb): what
+    trans_export does, through the reader and writer it uses, which take a cursor on 18.0 and
+    19.0 alike (trans_export takes a cursor on 18.0, an environment on 19.0)."""
+    from odoo.tools.translate import TranslationFileWriter, TranslationModuleReader
 
     buffer = io.BytesIO()
-    trans_export(None, [ADDON], buffer, "po", cr)
+    TranslationFileWriter(buffer, fileformat="po").write_rows(TranslationModuleReader(cr, modules=[addon]))
     return buffer.getvalue().decode()
 
 
@@ -85,11 +87,11 @@ def main():
     parser.add_argument("-d", dest="database", required=True)
     args = parser.parse_args()
 
-    import odoo
+    from odoo.modules.registry import Registry
     from odoo.tools import config
 
     config.parse_config(["-c", args.conf, "-d", args.database])
-    with odoo.modules.registry.Registry(args.database).cursor() as cr:
+    with Registry(args.database).cursor() as cr:
         pot_text = export_pot(cr)
     write_if_changed(POT, pot_text)
     pot = polib.pofile(pot_text)

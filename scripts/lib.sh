@@ -3,9 +3,6 @@
 # Source it; it does nothing on its own.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# Documented default; override with ODOO_SRC=/path/to/odoo-18.0
-ODOO_SRC="${ODOO_SRC:-/opt/odoo-18.0}"
-VENV="${VENV:-$ROOT/.venv}"
 STATE="$ROOT/.local"
 PYTHON="${PYTHON:-python3}"
 export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-$(id -un)}"
@@ -13,19 +10,66 @@ export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-
 step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
 die() { printf '\n\033[1;31mERROR:\033[0m %s\n' "$*" >&2; exit 1; }
 
-check_odoo_src() {
-    step "Odoo 18.0 source: $ODOO_SRC"
-    if [ ! -f "$ODOO_SRC/odoo/release.py" ] || [ ! -f "$ODOO_SRC/requirements.txt" ]; then
-        die "Odoo 18.0 source not found at '$ODOO_SRC'.
-Get it and point ODOO_SRC at the folder that holds odoo/, odoo-bin and requirements.txt, e.g.:
+# --- The Odoo series seam: everything that differs between the series the addons support
+# lives here (and, inside Odoo, in azure_ad_contacts/series.py).
+SUPPORTED_SERIES=(18.0 19.0)
+# Documented default source of a series.
+default_odoo_src() { echo "/opt/odoo-$1"; }
+# The series of the Odoo source in folder $1 ("18.0"), empty when it is none.
+odoo_series() {
+    sed -n 's/^version_info = (\([0-9]*\), \([0-9]*\),.*/\1.\2/p' "$1/odoo/release.py" 2>/dev/null
+}
+# How to lay out a series' source (the die message of a missing one).
+how_to_get_odoo() {
+    case "$1" in
+    18.0) cat <<'TXT'
   curl -LO https://nightly.odoo.com/18.0/nightly/src/odoo_18.0.latest.tar.gz
   mkdir -p ~/odoo-18.0 && tar -xzf odoo_18.0.latest.tar.gz -C ~/odoo-18.0 --strip-components=1
   export ODOO_SRC=~/odoo-18.0
 or: git clone --depth 1 --branch 18.0 https://github.com/odoo/odoo ~/odoo-18.0
+TXT
+    ;;
+    19.0) cat <<'TXT'
+  git clone --depth 1 --branch 19.0 https://github.com/odoo/odoo ~/odoo-19.0
+  export ODOO_SRC=~/odoo-19.0
+or the nightly archive (https://nightly.odoo.com/19.0/nightly/src/odoo_19.0.latest.tar.gz), as for 18.0;
+DEVELOPERS.md says how CI lays out both series.
+TXT
+    ;;
+    esac
+}
+# Odoo's source: ODOO_SRC when set, else the first series found at its default place (18.0 is
+# the documented default when none is).
+if [ -z "${ODOO_SRC:-}" ]; then
+    ODOO_SRC="$(default_odoo_src "${SUPPORTED_SERIES[0]}")"
+    for _series in "${SUPPORTED_SERIES[@]}"; do
+        if [ -n "$(odoo_series "$(default_odoo_src "$_series")")" ]; then
+            ODOO_SRC="$(default_odoo_src "$_series")"
+            break
+        fi
+    done
+fi
+ODOO_SERIES="$(odoo_series "$ODOO_SRC")"
+# One virtualenv per series (Odoo's requirements and OCA's wheels differ), reused between runs.
+VENV="${VENV:-$ROOT/.venv-${ODOO_SERIES:-${SUPPORTED_SERIES[0]}}}"
+# Demo data is on by default on 18.0 and off on 19.0 (which takes --without-demo as a flag);
+# the partner form's tab of contacts is "Contacts" on 19.0.
+case "$ODOO_SERIES" in
+19.0) WITH_DEMO=(--with-demo) WITHOUT_DEMO=(--without-demo) CONTACTS_TAB="Contacts" ;;
+*) WITH_DEMO=() WITHOUT_DEMO=(--without-demo=all) CONTACTS_TAB="Contacts & Addresses" ;;
+esac
+# --- end of the series seam
+
+check_odoo_src() {
+    step "Odoo ${ODOO_SERIES:-source}: $ODOO_SRC"
+    if [ ! -f "$ODOO_SRC/odoo/release.py" ] || [ ! -f "$ODOO_SRC/requirements.txt" ]; then
+        die "Odoo source not found at '$ODOO_SRC'.
+Get Odoo 18.0 or 19.0 and point ODOO_SRC at the folder that holds odoo/, odoo-bin and requirements.txt, e.g.:
+$(how_to_get_odoo 18.0)
 or, with Docker, skip all of this: docker compose up (see README.md)."
     fi
-    grep -q "version_info = (18, 0" "$ODOO_SRC/odoo/release.py" \
-        || die "$ODOO_SRC is not Odoo 18.0 ($(grep -m1 '^version_info' "$ODOO_SRC/odoo/release.py"))."
+    [[ " ${SUPPORTED_SERIES[*]} " == *" $ODOO_SERIES "* ]] \
+        || die "$ODOO_SRC is Odoo ${ODOO_SERIES:-of no known series}; the addons are made for Odoo ${SUPPORTED_SERIES[*]}."
 }
 
 # Runs one setup step quietly: one line on the terminal, the tool's whole output in $SETUP_LOG,
@@ -46,19 +90,21 @@ quietly() {
 # Odoo itself is not installed into the virtualenv: a .pth file puts $ODOO_SRC on its path
 # (the way an editable install in setuptools' "compat" mode did, without depending on that
 # mode, which setuptools is removing, and without 185,000 lines of build output). The
-# odoo-addon-* wheels from requirements/odoo-addons.txt are installed without their declared
+# odoo-addon-* wheels from requirements/odoo-addons-<series>.txt are installed without their declared
 # "odoo" dependency for that reason; their site-packages/odoo/ folder has no __init__.py, so it
 # never shadows the source's odoo package, and Odoo finds their addons through odoo.addons.__path__.
 ensure_venv() {
     check_odoo_src
     local stamp_file="$VENV/.azure_ad_contacts.stamp" stamp pip_spec="${PIP_SPEC:-pip}"
-    stamp="setup-2 $(cat "$ROOT/requirements/"*.txt "$ODOO_SRC/requirements.txt" | sha256sum | cut -c1-16) $ODOO_SRC $pip_spec"
+    local addons_requirements="$ROOT/requirements/odoo-addons-$ODOO_SERIES.txt"
+    stamp="setup-3 $(cat "$ROOT/requirements/dev.txt" "$ROOT/requirements/build-constraints.txt" \
+        "$addons_requirements" "$ODOO_SRC/requirements.txt" | sha256sum | cut -c1-16) $ODOO_SRC $pip_spec"
     if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ]; then
         step "Virtualenv up to date: $VENV"
         return
     fi
     "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 10), sys.version' 2>/dev/null \
-        || die "Python 3.10+ is needed for Odoo 18 (found $("$PYTHON" --version 2>&1))."
+        || die "Python 3.10+ is needed for Odoo $ODOO_SERIES (found $("$PYTHON" --version 2>&1))."
     mkdir -p "$STATE"
     SETUP_LOG="$STATE/setup.log"
     : > "$SETUP_LOG"
@@ -80,11 +126,13 @@ ensure_venv() {
     printf '    putting Odoo on the path (%s) ... ok\n' "$site_packages/odoo-src.pth"
     quietly "installing msal, the test and lint tools" "$VENV/bin/pip" install -r "$ROOT/requirements/dev.txt"
     quietly "installing the OCA addons (helpdesk_mgmt, queue_job)" \
-        "$VENV/bin/pip" install --no-deps -r "$ROOT/requirements/odoo-addons.txt"
+        "$VENV/bin/pip" install --no-deps -r "$addons_requirements"
+    # odoo is a namespace package on 19.0 (no odoo/__init__.py): its release module tells.
     quietly "checking that odoo is the source's" "$VENV/bin/python" - "$ODOO_SRC" <<'PY'
 import os, sys
-import odoo
-assert os.path.samefile(os.path.dirname(odoo.__file__), os.path.join(sys.argv[1], "odoo")), odoo.__file__
+import odoo.release
+source = os.path.join(sys.argv[1], "odoo")
+assert os.path.samefile(os.path.dirname(odoo.release.__file__), source), odoo.release.__file__
 PY
     echo "$stamp" > "$stamp_file"
 }
@@ -134,8 +182,8 @@ write_odoo_conf() {
 db_host = $PGHOST
 db_port = $PGPORT
 db_user = $PGUSER
-db_password = ${PGPASSWORD:-False}
-db_name = $2
+${PGPASSWORD:+db_password = $PGPASSWORD
+}db_name = $2
 dbfilter = ^$2\$
 list_db = False
 addons_path = $(addons_path)

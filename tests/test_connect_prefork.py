@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from odoo import sql_db
+from odoo.tests import get_db_name
 from odoo.tools import config
 
 from bench.cluster import copy_database, drop_database
@@ -73,9 +74,9 @@ def fake():
 def server(fake, tmp_path_factory):
     """A prefork Odoo server on a copy of the test database (the addon installed, none of the
     tests' data: they roll back), pointed at the fake."""
-    db = f"{config['db_name']}_prefork"
-    sql_db.close_db(config["db_name"])  # a template database must have no connection
-    copy_database(config.rcfile, config["db_name"], db)
+    db = f"{get_db_name()}_prefork"
+    sql_db.close_db(get_db_name())  # a template database must have no connection
+    copy_database(config.rcfile, get_db_name(), db)
     # The ports after the test server's own: one for HTTP, one for the websocket worker.
     http_port = int(config["http_port"]) + 10
     log_dir = tmp_path_factory.mktemp("prefork")

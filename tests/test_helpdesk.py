@@ -1,7 +1,6 @@
 """The helpdesk bridge (azure_ad_contacts_helpdesk) with OCA's real helpdesk_mgmt: tickets from
 the mail gateway, the portal and the form land on the synced contact and its customer."""
 
-import io
 import re
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -11,7 +10,8 @@ import polib
 
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import Form, HttpCase, new_test_user, tagged
-from odoo.tools.translate import trans_export
+
+from scripts import i18n
 
 from .common import CONTOSO_ID, FABRIKAM_ID, AzureAdCase, FakeTenantMixin, user
 
@@ -482,9 +482,8 @@ class TestHelpdeskManualAndCounts(HelpdeskCase):
         self.assertEqual(self.customer.azure_ad_open_ticket_count, 1)
 
     def test_german_po_is_current_and_complete(self):
-        buffer = io.BytesIO()
-        trans_export(None, ["azure_ad_contacts_helpdesk"], buffer, "po", self.env.cr)
-        exported = {(entry.msgctxt, entry.msgid) for entry in polib.pofile(buffer.getvalue().decode())}
+        exported = i18n.export_pot(self.env.cr, "azure_ad_contacts_helpdesk")
+        exported = {(entry.msgctxt, entry.msgid) for entry in polib.pofile(exported)}
         german = polib.pofile(str(BRIDGE / "i18n" / "de.po"))
         committed = {(entry.msgctxt, entry.msgid) for entry in german}
         self.assertEqual(

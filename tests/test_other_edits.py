@@ -10,6 +10,8 @@ from pathlib import Path
 from odoo import Command
 from odoo.tests import HttpCase, new_test_user, tagged
 
+from odoo.addons.azure_ad_contacts import series
+
 from .common import CONTOSO_ID, FABRIKAM_ID, AzureAdCase, FakeTenantMixin, SyncHelpers, user
 from .test_helpdesk import HelpdeskCase
 
@@ -63,7 +65,7 @@ class OtherEditsCase(SyncHelpers, FakeTenantMixin, HttpCase):
                 {
                     "login": f"login_{partner.id}",
                     "partner_id": partner.id,
-                    "groups_id": [Command.set([self.env.ref(group).id])],
+                    series.GROUPS_FIELD: [Command.set([self.env.ref(group).id])],
                     **values,
                 }
             )
@@ -418,7 +420,7 @@ class TestUpgrade(AzureAdCase):
             {
                 "login": "upgrade_adele",
                 "partner_id": adele.id,
-                "groups_id": [Command.set(self.env.ref("base.group_portal").ids)],
+                series.GROUPS_FIELD: [Command.set(self.env.ref("base.group_portal").ids)],
             }
         )
         # As 1.0 created them: without a company.

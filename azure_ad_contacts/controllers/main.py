@@ -10,6 +10,7 @@ from odoo.http import request
 from odoo.tools.misc import hash_sign, verify_hash_signed
 
 from ..models.azure_ad_consent_mixin import CONSENT_STATE_SCOPE, CONSENT_WAIT, ConsentSpreading
+from ..series import JSON_ROUTE
 from ..utils.graph_client import clean_error_text
 
 _logger = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class AzureAdContactsController(http.Controller):
             return self._error_page(integration, str(failure))
         return request.redirect(self._customer_url(integration))
 
-    @http.route("/azure_ad_contacts/consent/prove", type="json", auth="user")
+    @http.route("/azure_ad_contacts/consent/prove", type=JSON_ROUTE, auth="user")
     def prove(self, pending=None):
         """The waiting page's check: proves the pending consent once. Answers where to go
         next, that Microsoft still spreads the consent (with the token for the next check), or

@@ -9,6 +9,7 @@ from collections import Counter
 from odoo import api, fields, models
 from odoo.tools import SQL, split_every
 
+from ..series import Constraint
 from ..utils import graph_client, reconcile
 from ..utils.incremental import user_key
 
@@ -32,9 +33,7 @@ class AzureAdDirectoryUser(models.Model):
     # Why the last plan gave the user no contact; empty when it has one.
     skip_reason = fields.Char(string="Skip reason")
 
-    _sql_constraints = [
-        ("integration_object_uniq", "unique(integration_id, object_id)", "One row per Entra user."),
-    ]
+    _integration_object_uniq = Constraint("unique(integration_id, object_id)", "One row per Entra user.")
 
     def init(self):
         self.env.cr.execute(

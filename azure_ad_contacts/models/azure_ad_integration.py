@@ -6,6 +6,7 @@ from datetime import timedelta
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, ValidationError
 
+from ..series import Constraint
 from ..utils import graph_client
 from .azure_ad_sync_mixin import option_values
 
@@ -210,22 +211,16 @@ class AzureAdIntegration(models.Model):
     last_run_summary = fields.Char(related="last_log_id.counts_summary", string="Contacts")
     contact_count = fields.Integer(compute="_compute_contact_count", string="Synced contacts")
 
-    _sql_constraints = [
-        # One integration per customer; an explicitly added tenant of it is the only exception.
-        (
-            "partner_uniq",
-            "EXCLUDE (partner_id WITH =) WHERE (additional_tenant IS NOT TRUE)",
-            (
-                "This customer already has an Azure AD integration. To connect another tenant to "
-                'it, use "Add another tenant" on that integration.'
-            ),
-        ),
-        (
-            "interval_positive",
-            "CHECK(sync_interval_hours > 0)",
-            "The sync interval must be at least one hour.",
-        ),
-    ]
+    # One integration per customer; an explicitly added tenant of it is the only exception.
+    _partner_uniq = Constraint(
+        "EXCLUDE (partner_id WITH =) WHERE (additional_tenant IS NOT TRUE)",
+        "This customer already has an Azure AD integration. To connect another tenant to "
+        'it, use "Add another tenant" on that integration.',
+    )
+    _interval_positive = Constraint(
+        "CHECK(sync_interval_hours > 0)",
+        "The sync interval must be at least one hour.",
+    )
 
     @api.model
     def _owned_fields_error(self, names):

@@ -13,6 +13,7 @@ from odoo.exceptions import UserError
 from odoo.tools import SQL
 from odoo.tools.misc import format_date
 
+from ..series import Constraint
 from ..utils import gdap, graph_client
 from ..utils.notification import display_notification
 from ..utils.partner_matching import Company, Matcher, email_domain, website_domain
@@ -109,9 +110,9 @@ class AzureAdPartnerCustomer(models.Model):
     warned_end_date = fields.Datetime(readonly=True, copy=False)
     warned_days = fields.Integer(readonly=True, copy=False)
 
-    _sql_constraints = [
-        ("tenant_uniq", "unique(partner_tenant_id, tenant_id)", "This customer tenant is already listed."),
-    ]
+    _tenant_uniq = Constraint(
+        "unique(partner_tenant_id, tenant_id)", "This customer tenant is already listed."
+    )
 
     @api.depends("match_state")
     def _compute_match_state_order(self):

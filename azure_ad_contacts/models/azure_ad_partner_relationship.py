@@ -2,6 +2,7 @@
 
 from odoo import fields, models
 
+from ..series import Constraint
 from ..utils import gdap
 
 
@@ -40,9 +41,9 @@ class AzureAdPartnerRelationship(models.Model):
         help="Active, with a role that reads the customer's users (Directory Readers, …).",
     )
 
-    _sql_constraints = [
-        ("relationship_uniq", "unique(customer_id, relationship_id)", "This relationship is already listed."),
-    ]
+    _relationship_uniq = Constraint(
+        "unique(customer_id, relationship_id)", "This relationship is already listed."
+    )
 
     def _as_relationship(self):
         self.ensure_one()

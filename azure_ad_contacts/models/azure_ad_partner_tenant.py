@@ -15,6 +15,7 @@ from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools.misc import hash_sign
 
+from ..series import Constraint
 from ..utils import delegated_auth, gdap, graph_client
 from .azure_ad_microsoft_mixin import _MSAL_HTTP_CACHE, CRON_MAX_WAIT, GRAPH_TIMEOUT, INTERACTIVE_MAX_WAIT
 
@@ -78,9 +79,7 @@ class AzureAdPartnerTenant(models.Model):
     to_confirm_count = fields.Integer(string="To confirm", compute="_compute_customer_counts")
     connected_count = fields.Integer(string="Connected", compute="_compute_customer_counts")
 
-    _sql_constraints = [
-        ("tenant_uniq", "unique(tenant_id)", "This partner tenant is already signed in."),
-    ]
+    _tenant_uniq = Constraint("unique(tenant_id)", "This partner tenant is already signed in.")
 
     @api.depends("customer_ids.match_state", "customer_ids.integration_id")
     def _compute_customer_counts(self):

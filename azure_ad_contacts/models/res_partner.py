@@ -5,6 +5,7 @@ from odoo import Command, api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL, split_every
 
+from ..series import Constraint
 from ..utils import reconcile
 
 CREATE_BATCH_SIZE = 1000
@@ -39,6 +40,10 @@ UNLINKED_VALUES = dict.fromkeys((*SYNC_OWNED_FIELDS, "azure_ad_archived", "azure
 class ResPartner(models.Model):
     _inherit = "res.partner"
 
+    # Entra's mobilePhone. Odoo 18.0 has the field, 19.0 keeps one phone number per contact:
+    # declared here it is Odoo's own on 18.0 and the addon's on 19.0, where the business phone
+    # mapping still writes `phone`, so no number is lost (data/series_data.xml shows it on 19.0).
+    mobile = fields.Char()
     azure_ad_object_id = fields.Char(
         string="Azure AD Object ID",
         copy=False,
@@ -143,13 +148,10 @@ class ResPartner(models.Model):
         groups="base.group_system",
     )
 
-    _sql_constraints = [
-        (
-            "azure_ad_object_uniq",
-            "unique(azure_ad_integration_id, azure_ad_object_id)",
-            "An Entra ID user can be linked to only one contact per integration.",
-        ),
-    ]
+    _azure_ad_object_uniq = Constraint(
+        "unique(azure_ad_integration_id, azure_ad_object_id)",
+        "An Entra ID user can be linked to only one contact per integration.",
+    )
 
     @api.model_create_multi
     def create(self, vals_list):

@@ -3,7 +3,6 @@ address's domain, and "Sync now" from the ticket."""
 
 from odoo import api, fields, models, tools
 from odoo.exceptions import UserError
-from odoo.osv import expression
 from odoo.tools.sql import escape_psql
 
 from odoo.addons.azure_ad_contacts.utils.notification import display_notification
@@ -107,7 +106,7 @@ class HelpdeskTicket(models.Model):
         if own:
             domain = ["|", ("partner_id", "child_of", own.ids), ("message_partner_ids", "in", own.ids)]
         else:
-            domain = expression.TRUE_DOMAIN
+            domain = [(1, "=", 1)]
         return domain if (operator == "=") == value else ["!", *domain]
 
     @api.depends("partner_id", "partner_email", "company_id")
@@ -277,18 +276,18 @@ class HelpdeskTicket(models.Model):
         """Open tickets that an (up to date) sync of `integration` may resolve: suggested for
         its customer, or from one of its domains, and without a synced requester."""
         domains = integration._azure_ad_domain_list()
-        candidates = expression.OR(
-            [[("azure_ad_suggested_customer_id", "=", integration.partner_id.id)]]
-            + [[("partner_email", "ilike", f"@{escape_psql(domain)}")] for domain in domains]
-        )
+        # Plain prefix domains (odoo.osv.expression is deprecated on 19.0).
+        candidates = [("azure_ad_suggested_customer_id", "=", integration.partner_id.id)]
+        for domain in domains:
+            candidates = ["|", ("partner_email", "ilike", f"@{escape_psql(domain)}"), *candidates]
         tickets = self.sudo().search(
-            expression.AND(
-                [
-                    [("closed", "=", False)],
-                    ["|", ("partner_id", "=", False), ("partner_id.azure_ad_synced", "=", False)],
-                    candidates,
-                ]
-            )
+            [
+                ("closed", "=", False),
+                "|",
+                ("partner_id", "=", False),
+                ("partner_id.azure_ad_synced", "=", False),
+                *candidates,
+            ]
         )
         # ilike '@contoso.example' also finds '@contoso.example.org': compare exactly.
         return tickets.filtered(

@@ -1,7 +1,6 @@
 """The queue_job bridge (azure_ad_contacts_queue) in one database: what is queued, by whom,
 and how a job ends. Runs on a database that has the bridge installed (bin/test makes one)."""
 
-import io
 from datetime import timedelta
 from pathlib import Path
 from unittest.mock import patch
@@ -11,11 +10,12 @@ import polib
 from odoo import fields
 from odoo.tests import HttpCase, TransactionCase
 from odoo.tools import config
-from odoo.tools.translate import trans_export
 
 from odoo.addons.azure_ad_contacts_queue.models.azure_ad_integration import ALREADY_RUNNING_RETRY
 from odoo.addons.queue_job.exception import FailedJobError, RetryableJobError
 from odoo.addons.queue_job.job import Job
+
+from scripts import i18n
 
 from ..common import CONTOSO_ID, FABRIKAM_ID, AddonTest, CommittedTransactions, FakeTenantMixin
 
@@ -268,9 +268,8 @@ class TestBusyCustomer(CommittedTransactions, AddonTest, TransactionCase):
 
 class TestQueueTranslations(QueueCase):
     def test_german_po_is_current_and_complete(self):
-        buffer = io.BytesIO()
-        trans_export(None, ["azure_ad_contacts_queue"], buffer, "po", self.env.cr)
-        exported = {(entry.msgctxt, entry.msgid) for entry in polib.pofile(buffer.getvalue().decode())}
+        exported = i18n.export_pot(self.env.cr, "azure_ad_contacts_queue")
+        exported = {(entry.msgctxt, entry.msgid) for entry in polib.pofile(exported)}
         german = polib.pofile(str(Path(__file__).parents[2] / "azure_ad_contacts_queue" / "i18n" / "de.po"))
         self.assertEqual({(entry.msgctxt, entry.msgid) for entry in german}, exported)
         self.assertEqual([entry.msgid for entry in german if not entry.msgstr.strip()], [])

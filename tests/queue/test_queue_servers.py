@@ -12,6 +12,7 @@ from datetime import datetime
 
 import pytest
 
+from odoo.tests import get_db_name
 from odoo.tools import config
 
 from bench.cluster import cluster, create_database, seed, tenants, wait_for_jobs
@@ -58,7 +59,7 @@ def fake():
 
 @pytest.fixture(scope="module")
 def database(fake):
-    db = f"{config['db_name']}_servers"
+    db = f"{get_db_name()}_servers"
     tenant_list = tenants(CUSTOMERS, USERS, seed=500)
     for tenant in tenant_list:
         fake.put_tenant(tenant)
@@ -71,7 +72,7 @@ def database(fake):
 def test_two_servers_sync_every_customer_and_survive_a_killed_server(fake, database, tmp_path):
     db, env, tenant_list, integration_ids = database
     fake.set_graph_latency(300)
-    with cluster(config.rcfile, db, 2, tmp_path, env=env) as (servers, _balancer):
+    with cluster(config.rcfile, db, 2, tmp_path, env=env, channel_capacity=CAPACITY) as (servers, _balancer):
         rpc = servers[0].rpc(db)
 
         uuids = rpc("azure.ad.integration", "sync_contacts_async", integration_ids)

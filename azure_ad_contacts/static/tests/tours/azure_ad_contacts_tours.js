@@ -6,12 +6,13 @@
  */
 import { rpc } from "@web/core/network/rpc";
 import { registry } from "@web/core/registry";
+import { contactsTab, leavesPage } from "./series";
 
 const tours = registry.category("web_tour.tours");
 
 const openContactsTab = {
-    content: "Open the customer's Contacts & Addresses tab",
-    trigger: ".o_notebook .nav-link:contains(Contacts & Addresses)",
+    content: "Open the customer's tab of contacts",
+    trigger: `.o_notebook .nav-link:contains(${contactsTab})`,
     run: "click",
 };
 const openSyncContactsMenu = {
@@ -43,11 +44,11 @@ const connectSteps = () => [
         content: "The wizard says what will happen",
         trigger: ".modal .o_azure_ad_connect_wizard:contains(administrator of the customer):contains(take a few minutes):contains(Credentials are never stored)",
     },
-    {
+    leavesPage({
         content: "Connect: off to Microsoft's consent page (the customer's admin accepts there)",
         trigger: ".modal .o_azure_ad_wizard_connect:contains(Connect)",
         run: "click",
-    },
+    }),
 ];
 
 const connectedSteps = [

@@ -5,6 +5,7 @@
  * partner administrator there (its account, then Accept); the tour resumes when Odoo is back.
  */
 import { registry } from "@web/core/registry";
+import { leavesPage } from "./series";
 
 registry.category("web_tour.tours").add("azure_ad_contacts_partner", {
     steps: () => [
@@ -13,11 +14,11 @@ registry.category("web_tour.tours").add("azure_ad_contacts_partner", {
             trigger: ".o_setting_box:contains(Connect every customer at once) .o_azure_ad_partner_open",
             run: "click",
         },
-        {
+        leavesPage({
             content: "Not signed in yet: sign in as a partner administrator (off to Microsoft)",
             trigger: ".o_form_view .o_azure_ad_partner_sign_in",
             run: "click",
-        },
+        }),
         {
             content: "Back from Microsoft: connected, with the administrator who signed in",
             trigger: ".o_form_view:contains(nancy.davolio@northwind-it.example) .o_statusbar_status .o_arrow_button_current:contains(Connected)",
