@@ -30,6 +30,9 @@ else:
 # JSON-RPC routes: type "jsonrpc" on 19.0, where "json" is its deprecated alias; 18.0 knows "json" only.
 JSON_ROUTE = "jsonrpc" if release.version_info[0] >= 19 else "json"
 
+# Odoo 19.0's JSON-2 API (POST /json/2/<model>/<method>, the rpc addon), beside XML-RPC.
+JSON2_API = release.version_info[0] >= 19
+
 # The field of a user's groups (and of an action's: data/series_data.xml): `group_ids` on 19.0,
 # `groups_id` on 18.0.
 GROUPS_FIELD = "group_ids" if release.version_info[0] >= 19 else "groups_id"

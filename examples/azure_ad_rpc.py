@@ -1,16 +1,23 @@
 #!/usr/bin/env python3
-"""azure_ad_contacts over XML-RPC, with nothing but the standard library.
+"""azure_ad_contacts over XML-RPC or Odoo 19.0's JSON-2 API, with nothing but the standard library.
 
     examples/azure_ad_rpc.py --url http://localhost:8069 --db azure_ad_demo --user admin --password admin list
     examples/azure_ad_rpc.py ... sync --all                 # every connected, not excluded customer
     examples/azure_ad_rpc.py ... sync --customer "Contoso Ltd"
     examples/azure_ad_rpc.py ... log --limit 10
+    examples/azure_ad_rpc.py --db azure_ad_demo --api-key KEY list     # JSON-2 (Odoo 19.0)
 
 The user must be an Odoo administrator (Settings rights); an API key works as the password.
+With --api-key (an API key of such a user, Preferences › Account Security) the calls go to
+Odoo 19.0's JSON-2 API (POST /json/2/<model>/<method>), which replaces XML-RPC there (/xmlrpc
+is deprecated on 19.0 and announced for removal in Odoo 20).
 """
 
 import argparse
+import json
 import sys
+import urllib.error
+import urllib.request
 import xmlrpc.client
 
 INTEGRATION = "azure.ad.integration"
@@ -25,6 +32,41 @@ def connect(url, db, user, password):
 
     def call(model, method, *args, **kwargs):
         return models.execute_kw(db, uid, password, model, method, list(args), kwargs)
+
+    return call
+
+
+class Refused(Exception):
+    """Odoo refused a call (access denied, excluded, ...): its message."""
+
+
+# JSON-2 takes named arguments: the domain of the model's searches, the ids of record methods.
+DOMAIN_METHODS = {"search", "search_read", "search_count"}
+
+
+def connect_json2(url, db, api_key):
+    def call(model, method, *args, **kwargs):
+        if args:
+            kwargs["domain" if method in DOMAIN_METHODS else "ids"] = args[0]
+        request = urllib.request.Request(
+            f"{url}/json/2/{model}/{method}",
+            data=json.dumps(kwargs).encode(),
+            headers={
+                "Authorization": f"bearer {api_key}",
+                "Content-Type": "application/json; charset=utf-8",
+                "X-Odoo-Database": db,
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=600) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as error:
+            body = error.read().decode(errors="replace")
+            try:
+                message = json.loads(body)["message"]
+            except (ValueError, KeyError):
+                message = body or str(error)
+            raise Refused(message) from error
 
     return call
 
@@ -89,7 +131,9 @@ def main(argv=None, out=sys.stdout):
     parser.add_argument("--url", default="http://localhost:8069")
     parser.add_argument("--db", required=True)
     parser.add_argument("--user", default="admin")
-    parser.add_argument("--password", required=True)
+    credentials = parser.add_mutually_exclusive_group(required=True)
+    credentials.add_argument("--password", help="password or API key (XML-RPC)")
+    credentials.add_argument("--api-key", help="API key: Odoo 19.0's JSON-2 API instead of XML-RPC")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="list the customers' integrations")
     sync_parser = commands.add_parser("sync", help="sync one customer or all")
@@ -100,7 +144,10 @@ def main(argv=None, out=sys.stdout):
     log_parser.add_argument("--limit", type=int, default=20)
     args = parser.parse_args(argv)
 
-    call = connect(args.url, args.db, args.user, args.password)
+    if args.api_key:
+        call = connect_json2(args.url, args.db, args.api_key)
+    else:
+        call = connect(args.url, args.db, args.user, args.password)
     try:
         if args.command == "list":
             list_integrations(call, out)
@@ -111,6 +158,8 @@ def main(argv=None, out=sys.stdout):
     except xmlrpc.client.Fault as fault:
         # Odoo's message is the last line of the fault string (access denied, excluded, ...).
         sys.exit(f"Odoo refused: {fault.faultString.strip().splitlines()[-1]}")
+    except Refused as refused:
+        sys.exit(f"Odoo refused: {refused}")
 
 
 if __name__ == "__main__":

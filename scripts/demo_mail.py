@@ -5,9 +5,9 @@ a mail fetched by an incoming mail server or piped by ``odoo-mailgate.py`` would
 becomes an OCA Helpdesk ticket.
 
 Usage (bin/demo must be running, or have run once):
-    .venv/bin/python scripts/demo_mail.py                       # from Adele Vance (Contoso)
-    .venv/bin/python scripts/demo_mail.py --from "Megan Bowen <MEGAN.bowen@contoso.example>"
-    .venv/bin/python scripts/demo_mail.py --from new.hire@contoso.example --join
+    .venv-18.0/bin/python scripts/demo_mail.py                       # from Adele Vance (Contoso)
+    .venv-18.0/bin/python scripts/demo_mail.py --from "Megan Bowen <MEGAN.bowen@contoso.example>"
+    .venv-18.0/bin/python scripts/demo_mail.py --from new.hire@contoso.example --join
         # --join: the person is added to the fake Contoso tenant first (a new employee who
         # is not synced yet): the ticket suggests "Sync now" instead of a new contact.
 """

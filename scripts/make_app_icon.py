@@ -1,7 +1,7 @@
 """Draws the addon's app icon, azure_ad_contacts/static/description/icon.png (Pillow).
 
 The Azure AD pyramid of static/src/img/azure_ad.svg in white on an Azure-blue tile, with a
-small contact badge: Entra ID users become contacts. Run: .venv/bin/python scripts/make_app_icon.py
+small contact badge: Entra ID users become contacts. Run: .venv-18.0/bin/python scripts/make_app_icon.py
 """
 
 from pathlib import Path

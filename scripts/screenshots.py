@@ -7,7 +7,7 @@ connect Contoso through the (fake) Microsoft consent page, sync, disconnect dial
 list and tooltip, German, an error an administrator can act on, and the partner tenant (GDAP):
 a partner administrator's sign-in, the partner's customers with their proposals, one confirmed.
 
-Usage: .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--keep-db]
+Usage: .venv-18.0/bin/python scripts/screenshots.py [--out docs/screenshots] [--keep-db]
 """
 
 import argparse

@@ -2,6 +2,7 @@
 XML-RPC API (over real HTTP), with the documented example script."""
 
 import io
+import unittest
 import xmlrpc.client
 from datetime import timedelta
 from unittest.mock import patch
@@ -10,6 +11,7 @@ from odoo import fields
 from odoo.exceptions import UserError
 from odoo.tests import HttpCase, new_test_user, tagged
 
+from odoo.addons.azure_ad_contacts import series
 from odoo.addons.azure_ad_contacts.models import azure_ad_sync_mixin
 
 from examples import azure_ad_rpc
@@ -278,4 +280,27 @@ class TestRpcApi(FakeTenantMixin, HttpCase):
             "rpc_plain_pw",
         ]
         with self.assertRaisesRegex(SystemExit, "Odoo refused"):
+            azure_ad_rpc.main([*plain, "sync", "--all"], io.StringIO())
+
+    @unittest.skipUnless(series.JSON2_API, "Odoo's JSON-2 API is new in 19.0")
+    def test_the_documented_example_script_over_json2(self):
+        def api_key(login):
+            user = self.env["res.users"].search([("login", "=", login)])
+            return self.env["res.users.apikeys"].with_user(user).sudo()._generate(None, "example", None)
+
+        common = ["--url", self.base_url(), "--db", self.env.cr.dbname, "--api-key", api_key("rpc_admin")]
+        out = io.StringIO()
+        azure_ad_rpc.main([*common, "list"], out)
+        self.assertIn("Contoso RPC", out.getvalue())
+        out = io.StringIO()
+        azure_ad_rpc.main([*common, "sync", "--customer", "Contoso RPC"], out)
+        self.assertIn(
+            f"integration {self.integration.id}: 0 created, 0 updated, 15 unchanged, 6 skipped",
+            out.getvalue(),
+        )
+        out = io.StringIO()
+        azure_ad_rpc.main([*common, "log", "--limit", "5"], out)
+        self.assertIn("api", out.getvalue())
+        plain = ["--url", self.base_url(), "--db", self.env.cr.dbname, "--api-key", api_key("rpc_plain")]
+        with self.assertRaisesRegex(SystemExit, "Odoo refused: Only administrators"):
             azure_ad_rpc.main([*plain, "sync", "--all"], io.StringIO())

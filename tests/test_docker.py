@@ -128,7 +128,7 @@ def dockerignore():
 
 def test_dockerignore_matching_follows_docker():
     patterns = ["*", "!setup", "!requirements/dev.txt", "**/__pycache__"]
-    assert ignored(".venv/bin/python", patterns) and ignored("requirements/odoo-addons.txt", patterns)
+    assert ignored(".venv/bin/python", patterns) and ignored("requirements/odoo-addons-18.0.txt", patterns)
     assert not ignored("setup/addon_wheel.py", patterns) and not ignored("requirements/dev.txt", patterns)
     assert ignored("setup/__pycache__/addon_wheel.cpython-311.pyc", patterns)
 
@@ -211,7 +211,8 @@ def odoo_of_the_image():
 
 def test_the_image_pip_lines_resolve_against_the_pinned_requirements(tmp_path):
     series, python = image()
-    pins = {**pinned(ROOT / "requirements" / "dev.txt"), **pinned(ROOT / "requirements" / "odoo-addons.txt")}
+    oca_pins = ROOT / "requirements" / f"odoo-addons-{series}.txt"
+    pins = {**pinned(ROOT / "requirements" / "dev.txt"), **pinned(oca_pins)}
     lines = pip_lines()
     assert len(lines) == 3, lines
     checks = []

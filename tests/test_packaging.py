@@ -185,7 +185,7 @@ def odoo_addon(name):
 
 def test_every_dependency_is_part_of_odoo_or_a_pinned_wheel():
     pinned = {}
-    for line in (ROOT / "requirements" / "odoo-addons.txt").read_text().splitlines():
+    for line in (ROOT / "requirements" / f"odoo-addons-{SERIES}.txt").read_text().splitlines():
         if line.split("#")[0].strip():
             req = Requirement(line.split("#")[0])
             pinned[canonicalize_name(req.name)] = req
@@ -243,7 +243,8 @@ def test_wheels_install_into_a_clean_virtualenv_beside_odoo_and_then_into_a_data
     libraries = [f"{name}{spec}" for name, spec in needs.items() if not name.startswith("odoo-addon-")]
     assert len(addons) == 2 and libraries
     pinned = ROOT / "requirements"
-    run([python, "-m", "pip", "install", "-q", "--no-deps", "-c", pinned / "odoo-addons.txt", *addons])
+    oca_pins = pinned / f"odoo-addons-{SERIES}.txt"
+    run([python, "-m", "pip", "install", "-q", "--no-deps", "-c", oca_pins, *addons])
     run([python, "-m", "pip", "install", "-q", "-c", pinned / "dev.txt", *libraries])
     # Every declared dependency is met, but Odoo's (its source, which pip does not see).
     check = subprocess.run(
