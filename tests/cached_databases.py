@@ -198,7 +198,7 @@ print("{}")
 def with_modules(modules):
     """A template with Odoo's (and OCA's) `modules` installed, without demo data."""
     modules = sorted(modules)
-    pinned = ROOT / "requirements" / "odoo-addons.txt"
+    pinned = ROOT / "requirements" / f"odoo-addons-{odoo.release.series}.txt"
 
     def make(dbname):
         odoo_bin("-d", dbname, "-i", ",".join(modules), "--without-demo=all", "--stop-after-init",

@@ -2,6 +2,7 @@
 session, the addon's settings pointed at it, and a customer company with its integration."""
 
 import atexit
+import contextlib
 import copy
 import json
 import os
@@ -36,6 +37,13 @@ def fake_entra():
         os.environ["REQUESTS_CA_BUNDLE"] = _fake.certs.bundle_file
         atexit.register(_fake.stop)
     return _fake
+
+
+def outside_requests(case):
+    """Lets a client outside the test (a script, `requests`) reach an HttpCase's server: Odoo
+    19.0 serves only requests that carry the test's cookie unless told so; 18.0 serves all."""
+    allow = getattr(case, "allow_requests", None)
+    return allow(all_requests=True) if allow else contextlib.nullcontext()
 
 
 def user(object_id, email, given="", surname="", **extra):

@@ -273,17 +273,25 @@ class TestAccess(FakeTenantMixin, HttpCase):
                 f"{login} export token",
                 allowed=(*DENIED, "odoo.exceptions.UserError"),
             )
-        # Odoo checks no field groups on a one2many in a domain: a plain user can find the
+        # Odoo 18.0 checks no field groups on a one2many in a domain: a plain user can find the
         # customers that have an integration (which the Azure mark on their contacts tells
-        # anyway), but nothing of the integration itself.
+        # anyway), but nothing of the integration itself; Odoo 19.0 refuses the search.
         found = self.jsonrpc(
             PLAIN, "res.partner", "search_read", [[("azure_ad_integration_ids", "!=", False)], []]
         )
-        self.assert_no_secret(json.dumps(found), "search by integration")
-        self.assertFalse({key for record in found["result"] for key in record} & set(restricted))
-        # All fields the plain user may read: the mark, nothing secret.
-        response = self.jsonrpc(PLAIN, "res.partner", "read", [self.contact.ids])
-        self.assert_no_secret(json.dumps(response), "plain read of all fields")
+        if "error" in found:
+            self.assert_denied(found, "search by integration")
+        else:
+            self.assert_no_secret(json.dumps(found), "search by integration")
+            self.assertFalse({key for record in found["result"] for key in record} & set(restricted))
+        # The fields the plain user is offered: the mark, nothing restricted; reading the addon's
+        # ones among them shows nothing secret. (Reading every field fails on Odoo 19.0 for
+        # reasons of its own: the contact's Discuss call sessions.)
+        offered = self.jsonrpc(PLAIN, "res.partner", "fields_get", [], {"attributes": ["type"]})["result"]
+        self.assertFalse(set(restricted) & set(offered))
+        own_fields = [name for name in offered if name.startswith("azure_ad_")]
+        response = self.jsonrpc(PLAIN, "res.partner", "read", [self.contact.ids, own_fields])
+        self.assert_no_secret(json.dumps(response), "plain read of the addon's fields")
         record = response["result"][0]
         self.assertIs(record["azure_ad_synced"], True)
         self.assertFalse(set(restricted) & set(record))

@@ -16,7 +16,7 @@ from odoo.addons.azure_ad_contacts.models import azure_ad_sync_mixin
 
 from examples import azure_ad_rpc
 
-from .common import CONTOSO_ID, FABRIKAM_ID, AzureAdCase, FakeTenantMixin, user
+from .common import CONTOSO_ID, FABRIKAM_ID, AzureAdCase, FakeTenantMixin, outside_requests, user
 
 
 class TestScheduledSync(AzureAdCase):
@@ -30,9 +30,9 @@ class TestScheduledSync(AzureAdCase):
     def run_cron(self, **kwargs):
         """The job as Odoo's scheduler runs it: with a progress record in the context."""
         _cron, progress = self.cron._add_progress()
-        self.env["azure.ad.integration"].with_context(ir_cron_progress_id=progress.id)._cron_sync_due(
-            **kwargs
-        )
+        self.env["azure.ad.integration"].with_context(
+            ir_cron_progress_id=progress.id, cron_id=progress.cron_id.id
+        )._cron_sync_due(**kwargs)
         return progress
 
     def connect_both(self):
@@ -246,41 +246,42 @@ class TestRpcApi(FakeTenantMixin, HttpCase):
             )
 
     def test_the_documented_example_script(self):
-        common = [
-            "--url",
-            self.base_url(),
-            "--db",
-            self.env.cr.dbname,
-            "--user",
-            "rpc_admin",
-            "--password",
-            "rpc_admin_pw",
-        ]
-        out = io.StringIO()
-        azure_ad_rpc.main([*common, "list"], out)
-        self.assertIn("Contoso RPC", out.getvalue())
-        self.assertIn("connected", out.getvalue())
-        out = io.StringIO()
-        azure_ad_rpc.main([*common, "sync", "--customer", "Contoso RPC"], out)
-        self.assertIn(
-            f"integration {self.integration.id}: 0 created, 0 updated, 15 unchanged, 6 skipped",
-            out.getvalue(),
-        )
-        out = io.StringIO()
-        azure_ad_rpc.main([*common, "log", "--limit", "5"], out)
-        self.assertIn("api", out.getvalue())
-        plain = [
-            "--url",
-            self.base_url(),
-            "--db",
-            self.env.cr.dbname,
-            "--user",
-            "rpc_plain",
-            "--password",
-            "rpc_plain_pw",
-        ]
-        with self.assertRaisesRegex(SystemExit, "Odoo refused"):
-            azure_ad_rpc.main([*plain, "sync", "--all"], io.StringIO())
+        with outside_requests(self):
+            common = [
+                "--url",
+                self.base_url(),
+                "--db",
+                self.env.cr.dbname,
+                "--user",
+                "rpc_admin",
+                "--password",
+                "rpc_admin_pw",
+            ]
+            out = io.StringIO()
+            azure_ad_rpc.main([*common, "list"], out)
+            self.assertIn("Contoso RPC", out.getvalue())
+            self.assertIn("connected", out.getvalue())
+            out = io.StringIO()
+            azure_ad_rpc.main([*common, "sync", "--customer", "Contoso RPC"], out)
+            self.assertIn(
+                f"integration {self.integration.id}: 0 created, 0 updated, 15 unchanged, 6 skipped",
+                out.getvalue(),
+            )
+            out = io.StringIO()
+            azure_ad_rpc.main([*common, "log", "--limit", "5"], out)
+            self.assertIn("api", out.getvalue())
+            plain = [
+                "--url",
+                self.base_url(),
+                "--db",
+                self.env.cr.dbname,
+                "--user",
+                "rpc_plain",
+                "--password",
+                "rpc_plain_pw",
+            ]
+            with self.assertRaisesRegex(SystemExit, "Odoo refused"):
+                azure_ad_rpc.main([*plain, "sync", "--all"], io.StringIO())
 
     @unittest.skipUnless(series.JSON2_API, "Odoo's JSON-2 API is new in 19.0")
     def test_the_documented_example_script_over_json2(self):
@@ -288,19 +289,20 @@ class TestRpcApi(FakeTenantMixin, HttpCase):
             user = self.env["res.users"].search([("login", "=", login)])
             return self.env["res.users.apikeys"].with_user(user).sudo()._generate(None, "example", None)
 
-        common = ["--url", self.base_url(), "--db", self.env.cr.dbname, "--api-key", api_key("rpc_admin")]
-        out = io.StringIO()
-        azure_ad_rpc.main([*common, "list"], out)
-        self.assertIn("Contoso RPC", out.getvalue())
-        out = io.StringIO()
-        azure_ad_rpc.main([*common, "sync", "--customer", "Contoso RPC"], out)
-        self.assertIn(
-            f"integration {self.integration.id}: 0 created, 0 updated, 15 unchanged, 6 skipped",
-            out.getvalue(),
-        )
-        out = io.StringIO()
-        azure_ad_rpc.main([*common, "log", "--limit", "5"], out)
-        self.assertIn("api", out.getvalue())
-        plain = ["--url", self.base_url(), "--db", self.env.cr.dbname, "--api-key", api_key("rpc_plain")]
-        with self.assertRaisesRegex(SystemExit, "Odoo refused: Only administrators"):
-            azure_ad_rpc.main([*plain, "sync", "--all"], io.StringIO())
+        with outside_requests(self):
+            common = ["--url", self.base_url(), "--db", self.env.cr.dbname, "--api-key", api_key("rpc_admin")]
+            out = io.StringIO()
+            azure_ad_rpc.main([*common, "list"], out)
+            self.assertIn("Contoso RPC", out.getvalue())
+            out = io.StringIO()
+            azure_ad_rpc.main([*common, "sync", "--customer", "Contoso RPC"], out)
+            self.assertIn(
+                f"integration {self.integration.id}: 0 created, 0 updated, 15 unchanged, 6 skipped",
+                out.getvalue(),
+            )
+            out = io.StringIO()
+            azure_ad_rpc.main([*common, "log", "--limit", "5"], out)
+            self.assertIn("api", out.getvalue())
+            plain = ["--url", self.base_url(), "--db", self.env.cr.dbname, "--api-key", api_key("rpc_plain")]
+            with self.assertRaisesRegex(SystemExit, "Odoo refused"):
+                azure_ad_rpc.main([*plain, "sync", "--all"], io.StringIO())

@@ -179,7 +179,7 @@ class TestCertificateLogin(CertificateCase):
         self.env.flush_all()
         neutralize_database(self.env.cr)
         self.env.invalidate_all()
-        self.env.registry.clear_cache()
+        self.env.registry.clear_all_caches()
         self.assertFalse(self.env["ir.config_parameter"].sudo().get_param(CERTIFICATE_PARAM))
         self.assertFalse(self.settings().azure_ad_certificate_thumbprint)
 

@@ -72,20 +72,28 @@ class TestFirstSyncAfterConsent(FakeTenantMixin, HttpCase):
     def connect_through_microsoft(self):
         action = self.make_jsonrpc_request(
             "/web/dataset/call_kw/azure.ad.integration/action_connect",
-            {"model": "azure.ad.integration", "method": "action_connect", "args": [[self.integration.id]],
-             "kwargs": {}},
+            {
+                "model": "azure.ad.integration",
+                "method": "action_connect",
+                "args": [[self.integration.id]],
+                "kwargs": {},
+            },
         )
         query = {k: v[0] for k, v in parse_qs(urlsplit(action["url"]).query).items()}
         accepted = requests.post(
-            action["url"].split("?")[0], data={**query, "tenant": CONTOSO_ID, "decision": "accept"},
-            allow_redirects=False, timeout=10,
+            action["url"].split("?")[0],
+            data={**query, "tenant": CONTOSO_ID, "decision": "accept"},
+            allow_redirects=False,
+            timeout=10,
         )
         callback = accepted.headers["Location"].removeprefix(self.base_url())
         return self.url_open(callback, allow_redirects=False)
 
     def run_scheduled_job(self):
         _cron, progress = self.cron._add_progress()
-        self.env["azure.ad.integration"].with_context(ir_cron_progress_id=progress.id)._cron_sync_due()
+        self.env["azure.ad.integration"].with_context(
+            ir_cron_progress_id=progress.id, cron_id=progress.cron_id.id
+        )._cron_sync_due()
         self.env.cr.precommit.run()  # the bus writes its notifications when the job commits
 
     def test_a_tenant_too_slow_for_a_request_syncs_in_the_background(self):
@@ -95,7 +103,9 @@ class TestFirstSyncAfterConsent(FakeTenantMixin, HttpCase):
         with patch.dict(config.options, {"limit_time_real": 4}):  # a second may run in a request
             response = self.connect_through_microsoft()
         self.assertIn(response.status_code, (302, 303), response.text[:300])
-        self.assertTrue(response.headers["Location"].endswith(f"/odoo/contacts/{self.customer.id}?azure_ad_connected=1"))
+        self.assertTrue(
+            response.headers["Location"].endswith(f"/odoo/contacts/{self.customer.id}?azure_ad_connected=1")
+        )
         self.assertEqual((self.integration.state, self.integration.tenant_id), ("connected", CONTOSO_ID))
         self.assertFalse(self.integration.sync_log_ids, "the first sync ran in the request")
         self.assertFalse(self.customer.child_ids)

@@ -44,7 +44,9 @@ class SelfHealingCase(AzureAdCase):
 
     def run_cron(self):
         _cron, progress = self.cron._add_progress()
-        self.env["azure.ad.integration"].with_context(ir_cron_progress_id=progress.id)._cron_sync_due()
+        self.env["azure.ad.integration"].with_context(
+            ir_cron_progress_id=progress.id, cron_id=progress.cron_id.id
+        )._cron_sync_due()
         return progress
 
     def time_passes(self, integrations=None):

@@ -169,7 +169,9 @@ class TestLeavers(BeyondCase):
         self.integration.next_sync_date = fields.Datetime.now()
         cron = self.env.ref("azure_ad_contacts.azure_ad_integration_cron_sync")
         _cron, progress = cron._add_progress()
-        self.env["azure.ad.integration"].with_context(ir_cron_progress_id=progress.id)._cron_sync_due()
+        self.env["azure.ad.integration"].with_context(
+            ir_cron_progress_id=progress.id, cron_id=progress.cron_id.id
+        )._cron_sync_due()
         log = self.integration._latest_log()
         self.assertEqual((log.trigger, log.state, log.archive_pending), ("cron", "confirm", 2))
         self.assertTrue(all(self.contacts().mapped("active")))
@@ -189,7 +191,9 @@ class TestLeavers(BeyondCase):
         def run_job():
             self.env["bus.bus"].search([]).unlink()
             _cron, progress = cron._add_progress()
-            self.env["azure.ad.integration"].with_context(ir_cron_progress_id=progress.id)._cron_sync_due()
+            self.env["azure.ad.integration"].with_context(
+                ir_cron_progress_id=progress.id, cron_id=progress.cron_id.id
+            )._cron_sync_due()
             self.env.cr.precommit.run()  # the bus writes its notifications when the job commits
             [bus] = self.env["bus.bus"].search([("message", "like", "simple_notification")])
             return json.loads(bus.message)["payload"]

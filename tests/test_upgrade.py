@@ -94,6 +94,12 @@ def manifest_version(folder, addon="azure_ad_contacts"):
     return ast.literal_eval((folder / addon / "__manifest__.py").read_text())["version"]
 
 
+def release_of(version):
+    """The release a manifest version names, whether it carries a series ("18.0.1.1.0", as
+    manifests had before they ran on two series) or not ("1.1.0")."""
+    return ".".join(version.split(".")[-3:])
+
+
 def fake_microsoft():
     """The session's fake, as each release meets it: the fake's own tenants, consent granted."""
     fake = fake_entra()
@@ -129,7 +135,7 @@ def release_database(name):
 
     fake_files = sorted((ROOT / "fake_entra").rglob("*.[pj][ys]*"))
     key = cached_databases.key_of(commit, cached_databases.odoo_source_key(), SEED, *fake_files,
-                                  ROOT / "requirements" / "odoo-addons.txt")
+                                  ROOT / "requirements" / f"odoo-addons-{odoo.release.series}.txt")
     template = cached_databases.cached(f"release_{name.replace('.', '')}", key, make, TEMPLATE_MAX_AGE)
     return template, cached_databases.note(template)
 
@@ -296,15 +302,15 @@ def test_every_earlier_version_has_a_release_to_upgrade_from():
     log = git("log", "--format=%H", "--", *[f"{addon}/__manifest__.py" for addon in ADDONS])
     if log.returncode != 0 or git("rev-parse", "--is-shallow-repository").stdout.strip() == "true":
         pytest.fail("this clone has no history (shallow?): `git fetch --unshallow` gets it")
-    current = {manifest_version(ROOT, addon) for addon in ADDONS}
+    current = {release_of(manifest_version(ROOT, addon)) for addon in ADDONS}
     seen = set()
     for commit in log.stdout.split():
         for addon in ADDONS:
             shown = git("show", f"{commit}:{addon}/__manifest__.py")
             if shown.returncode == 0:
-                seen.add(ast.literal_eval(shown.stdout)["version"])
+                seen.add(release_of(ast.literal_eval(shown.stdout)["version"]))
     covered = {
-        manifest_version(release_code(commit), addon)
+        release_of(manifest_version(release_code(commit), addon))
         for commit, _what in RELEASES.values() for addon in ADDONS if (release_code(commit) / addon).is_dir()
     }
     assert seen - current <= covered, f"no release to upgrade from for {sorted(seen - current - covered)}"

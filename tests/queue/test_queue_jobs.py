@@ -1,6 +1,8 @@
 """The queue_job bridge (azure_ad_contacts_queue) in one database: what is queued, by whom,
 and how a job ends. Runs on a database that has the bridge installed (bin/test makes one)."""
 
+import os
+import unittest
 from datetime import timedelta
 from pathlib import Path
 from unittest.mock import patch
@@ -11,6 +13,7 @@ from odoo import fields
 from odoo.tests import HttpCase, TransactionCase
 from odoo.tools import config
 
+from odoo.addons.azure_ad_contacts import series
 from odoo.addons.azure_ad_contacts_queue.models.azure_ad_integration import ALREADY_RUNNING_RETRY
 from odoo.addons.queue_job.exception import FailedJobError, RetryableJobError
 from odoo.addons.queue_job.job import Job
@@ -144,12 +147,26 @@ class TestQueueing(QueueCase):
         )
         self.assertEqual(len(self.jobs()), 2)  # the synchronous call queued nothing
 
+    @unittest.skipUnless(series.CHANNEL_CAPACITY_IN_DATABASE, "queue_job 19.0: capacities are configured")
     def test_capacity_setting_is_the_channel_capacity(self):
+        self.assertTrue(self.env["res.config.settings"].create({}).azure_ad_sync_capacity_editable)
         settings = self.env["res.config.settings"].create({"azure_ad_sync_capacity": 4})
         settings.execute()
         channel = self.env.ref("azure_ad_contacts_queue.queue_job_channel_azure_ad")
         self.assertEqual((channel.complete_name, channel.capacity), ("root.azure_ad", 4))
         self.assertEqual(self.env["res.config.settings"].create({}).azure_ad_sync_capacity, 4)
+
+    @unittest.skipIf(series.CHANNEL_CAPACITY_IN_DATABASE, "queue_job 18.0 keeps capacities in the database")
+    def test_capacity_setting_shows_the_configured_capacity(self):
+        with patch.dict(os.environ, {"ODOO_QUEUE_JOB_CHANNELS": "root:4,root.azure_ad:3"}):
+            shown = self.env["res.config.settings"].create({})
+            self.assertEqual(shown.azure_ad_sync_capacity, 3)
+            self.assertFalse(shown.azure_ad_sync_capacity_editable)
+            self.env["res.config.settings"].create({"azure_ad_sync_capacity": 5}).execute()
+            self.assertEqual(self.env["res.config.settings"].create({}).azure_ad_sync_capacity, 3)
+        # Not configured: the channel has what its parent, root, has.
+        with patch.dict(os.environ, {"ODOO_QUEUE_JOB_CHANNELS": "root:2"}):
+            self.assertEqual(self.env["res.config.settings"].create({}).azure_ad_sync_capacity, 2)
 
 
 class TestJobs(QueueCase):
