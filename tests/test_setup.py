@@ -115,5 +115,30 @@ def test_a_port_something_listens_on_is_taken():
 def test_missing_odoo_source_says_how_to_get_it(tmp_path):
     result = lib_sh("check_odoo_src", ODOO_SRC=str(tmp_path / "nowhere"))
     assert result.returncode == 1
-    assert "Odoo 18.0 source not found" in result.stderr and "ODOO_SRC" in result.stderr
+    assert "Odoo source not found" in result.stderr and "ODOO_SRC" in result.stderr
+    assert "18.0 or 19.0" in result.stderr
     assert "nightly" in result.stderr and "git clone" in result.stderr
+
+
+def test_each_series_gets_its_own_virtualenv_and_pins(tmp_path):
+    for series in ("18.0", "19.0"):
+        source = tmp_path / f"odoo-{series}"
+        (source / "odoo").mkdir(parents=True)
+        major = series.split(".")[0]
+        (source / "odoo" / "release.py").write_text(f"version_info = ({major}, 0, 0, FINAL, 0, '')\n")
+        result = lib_sh('echo "$ODOO_SERIES $VENV"', ODOO_SRC=str(source), VENV="")
+        assert result.stdout.split() == [series, str(ROOT / f".venv-{series}")], result.stderr
+        assert (ROOT / "requirements" / f"odoo-addons-{series}.txt").exists()
+
+
+def test_ci_fails_when_a_series_source_is_missing(tmp_path):
+    result = subprocess.run(
+        ["bin/test", "--version"],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "CI": "1", "TEST_SERIES": "17.0"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Odoo 17.0 source not found at /opt/odoo-17.0: CI tests every series" in result.stderr
