@@ -126,7 +126,8 @@ def test_wheels_are_named_versioned_and_depend_as_oca_addons(wheels):
 
 
 def test_the_root_setup_builds_the_core_addon(tmp_path, wheels):
-    output, _ = pip_wheel(tmp_path, ROOT).communicate()
+    env = cached_databases.pip_environment(ODOO_SERIES=SERIES)  # the series the suite runs on
+    output, _ = pip_wheel(tmp_path, ROOT, env=env).communicate()
     assert "ERROR" not in output, output
     (wheel,) = tmp_path.glob("*.whl")
     assert wheel.name == wheels["azure_ad_contacts"].name

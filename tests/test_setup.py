@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import odoo
+import odoo.release
 from odoo.tools import config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,13 +65,15 @@ def test_the_screenshot_script_names_only_folders_that_exist(tmp_path, monkeypat
 
 def test_the_running_suite_has_no_missing_addons_folder():
     # Odoo only warns about a missing folder at start, then fails every HTTP request.
-    paths = config["addons_path"].split(",")
+    paths = config["addons_path"]  # a comma-separated string on 18.0, a list on 19.0
+    paths = paths.split(",") if isinstance(paths, str) else paths
     assert all(Path(path).is_dir() for path in paths), paths
 
 
 def test_odoo_comes_from_the_source_and_addon_wheels_cannot_shadow_it():
     site_packages = Path(sysconfig.get_paths()["purelib"])
-    assert not Path(odoo.__file__).is_relative_to(site_packages), odoo.__file__
+    # odoo is a namespace package on 19.0 (no odoo/__init__.py): its release module tells.
+    assert not Path(odoo.release.__file__).is_relative_to(site_packages), odoo.release.__file__
     # OCA's wheels install odoo/addons/<name> into site-packages: a namespace portion only.
     assert not (site_packages / "odoo" / "__init__.py").exists()
     # ... and Odoo finds the wheel's addon beside the source's.
