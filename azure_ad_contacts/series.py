@@ -56,7 +56,9 @@ def channel_capacity(channel):
 
     manager = ChannelManager()
     manager.simple_configure(_channels())
-    return manager.get_channel_by_name(channel.complete_name, parent_fallback=True).capacity or 0
+    configured = manager.get_channel_by_name(channel.complete_name, parent_fallback=True)
+    # Not configured on its own: the runner's root capacity bounds it.
+    return configured.capacity or manager.get_channel_by_name("root").capacity or 0
 
 
 class AzureAdSeries(models.AbstractModel):

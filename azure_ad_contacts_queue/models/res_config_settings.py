@@ -16,7 +16,9 @@ class ResConfigSettings(models.TransientModel):
         "only: [queue_job] channels = root:4,root.azure_ad:2.",
     )
     # Odoo 19.0's queue_job takes capacities from the configuration only.
-    azure_ad_sync_capacity_editable = fields.Boolean(default=series.CHANNEL_CAPACITY_IN_DATABASE)
+    azure_ad_sync_capacity_editable = fields.Boolean(
+        string="Capacity set here", default=series.CHANNEL_CAPACITY_IN_DATABASE
+    )
 
     def get_values(self):
         values = super().get_values()
