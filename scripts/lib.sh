@@ -97,7 +97,7 @@ ensure_venv() {
     check_odoo_src
     local stamp_file="$VENV/.azure_ad_contacts.stamp" stamp pip_spec="${PIP_SPEC:-pip}"
     local addons_requirements="$ROOT/requirements/odoo-addons-$ODOO_SERIES.txt"
-    stamp="setup-3 $(cat "$ROOT/requirements/dev.txt" "$ROOT/requirements/build-constraints.txt" \
+    stamp="setup-2 $(cat "$ROOT/requirements/build-constraints.txt" "$ROOT/requirements/dev.txt" \
         "$addons_requirements" "$ODOO_SRC/requirements.txt" | sha256sum | cut -c1-16) $ODOO_SRC $pip_spec"
     if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ]; then
         step "Virtualenv up to date: $VENV"
