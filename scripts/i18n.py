@@ -7,6 +7,7 @@ Usage: i18n.py -c CONF -d DB
 
 import argparse
 import io
+import re
 import sys
 from pathlib import Path
 
@@ -32,6 +33,22 @@ def export_pot(cr, addon=ADDON):
     buffer = io.BytesIO()
     TranslationFileWriter(buffer, fileformat="po").write_rows(TranslationModuleReader(cr, modules=[addon]))
     return buffer.getvalue().decode()
+
+
+MAGIC_FIELD_LABELS = re.compile(
+    r"model:ir\.model\.fields,field_description:\w+\.field_\w+__(id|display_name)$"
+)
+
+
+def without_magic_field_labels(catalog):
+    """The entries but the labels of the magic fields (ID, Display Name): Odoo 19.0 exports them
+    for the models an addon only extends too, 18.0 for its own models only."""
+    return [
+        entry
+        for entry in catalog
+        if not entry.occurrences
+        or not all(MAGIC_FIELD_LABELS.match(place) for place, _line in entry.occurrences)
+    ]
 
 
 def write_if_changed(path, text):

@@ -483,7 +483,9 @@ class TestHelpdeskManualAndCounts(HelpdeskCase):
 
     def test_german_po_is_current_and_complete(self):
         exported = i18n.export_pot(self.env.cr, "azure_ad_contacts_helpdesk")
-        exported = {(entry.msgctxt, entry.msgid) for entry in polib.pofile(exported)}
+        exported = {
+            (entry.msgctxt, entry.msgid) for entry in i18n.without_magic_field_labels(polib.pofile(exported))
+        }
         german = polib.pofile(str(BRIDGE / "i18n" / "de.po"))
         committed = {(entry.msgctxt, entry.msgid) for entry in german}
         self.assertEqual(

@@ -395,12 +395,13 @@ class AzureAdIntegration(models.Model):
 
     def action_view_contacts(self):
         self.ensure_one()
+        domain = [("azure_ad_integration_id", "=", self.id)]  # before the name: see sync log's
         return {
             "type": "ir.actions.act_window",
             "name": self.env._("Synced contacts"),
             "res_model": "res.partner",
             "view_mode": "list,kanban,form",
-            "domain": [("azure_ad_integration_id", "=", self.id)],
+            "domain": domain,
             "context": {"active_test": False},
         }
 

@@ -129,12 +129,15 @@ class AzureAdSyncLog(models.Model):
 
     def action_view_changed_contacts(self):
         self.ensure_one()
+        # The domain before the translated name: Odoo 19.0's term extractor takes a tuple that
+        # follows a translated string in the same expression for another term.
+        domain = [("id", "in", self.changed_partner_ids.ids)]
         return {
             "type": "ir.actions.act_window",
             "name": self.env._("Contacts changed by this run"),
             "res_model": "res.partner",
             "view_mode": "list,form",
-            "domain": [("id", "in", self.changed_partner_ids.ids)],
+            "domain": domain,
             "context": {"active_test": False},
         }
 
