@@ -6,7 +6,7 @@
  */
 import { rpc } from "@web/core/network/rpc";
 import { registry } from "@web/core/registry";
-import { contactsTab, leavesPage } from "./series";
+import { contactsTab, contactsTabGerman, leavesPage } from "./series";
 
 const tours = registry.category("web_tour.tours");
 
@@ -109,10 +109,10 @@ tours.add("azure_ad_contacts_connect_waiting", {
             trigger: "#azure_ad_consent_check_again:enabled",
             run: "click",
         },
-        {
-            content: "Microsoft still spreads it: a second check, still waiting",
+        leavesPage({
+            content: "Microsoft still spreads it: a second check, still waiting (then the page goes back to the customer)",
             trigger: "#azure_ad_consent_waiting:not(.d-none) .o_azure_ad_checks:contains(2)",
-        },
+        }),
         ...connectedSteps,
     ],
 });
@@ -368,7 +368,7 @@ tours.add("azure_ad_contacts_german", {
     steps: () => [
         {
             content: "Kontakte & Adressen",
-            trigger: ".o_notebook .nav-link:contains(Kontakte & Adressen)",
+            trigger: `.o_notebook .nav-link:contains(${contactsTabGerman})`,
             run: "click",
         },
         {

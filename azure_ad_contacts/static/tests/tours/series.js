@@ -13,5 +13,6 @@ export function leavesPage(step) {
     return odoo19 ? { ...step, expectUnloadPage: true } : step;
 }
 
-/** The tab of a company's contacts in the partner form. */
+/** The tab of a company's contacts in the partner form, in English and in German. */
 export const contactsTab = odoo19 ? "Contacts" : "Contacts & Addresses";
+export const contactsTabGerman = odoo19 ? "Kontakte" : "Kontakte & Adressen";
