@@ -84,6 +84,12 @@ class FakeEntraControl:
     def expire_delta_tokens(self, tenant_id):
         return self._call("POST", f"tenants/{tenant_id}/delta_tokens/expire")
 
+    def set_delta_quirks(self, **quirks):
+        return self._call("POST", "delta_quirks", quirks)
+
+    def set_stale_listing(self, tenant_id, stale=True):
+        return self._call("POST", f"tenants/{tenant_id}/stale_listing", {"stale": stale})
+
     def add_app(self, client_id, client_secret, secret_expired=False, **extra):
         payload = dict(extra, client_id=client_id, client_secret=client_secret,
                        secret_expired=secret_expired)

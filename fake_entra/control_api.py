@@ -90,6 +90,17 @@ def _expire_delta_tokens(fake, body, tenant_id):
     return 200, {"tenant_id": tenant_id, "expired": True}
 
 
+def _set_delta_quirks(fake, body):
+    fake.set_delta_quirks(**_as_dict(body or {}))
+    return 200, fake.delta_quirks()
+
+
+def _set_stale_listing(fake, body, tenant_id):
+    stale = bool(_as_dict(body).get("stale", True))
+    fake.set_stale_listing(tenant_id, stale)
+    return 200, {"tenant_id": tenant_id, "stale": stale}
+
+
 def _add_app(fake, body):
     fake.add_app(**_as_dict(body))
     return 201, {"client_id": body["client_id"]}
@@ -146,6 +157,8 @@ CONTROL_ROUTES = [(m, re.compile(p + "$"), a) for m, p, a in [
     ("POST", "opaque_tokens", _set_opaque_tokens),
     ("POST", "index_lag", _set_index_lag),
     ("POST", _TENANT + "/delta_tokens/expire", _expire_delta_tokens),
+    ("POST", "delta_quirks", _set_delta_quirks),
+    ("POST", _TENANT + "/stale_listing", _set_stale_listing),
     ("POST", "apps", _add_app),
     ("GET", _TENANT + "/gdap_relationships", lambda fake, body, tid: (200, fake.relationships(tid))),
     ("POST", _TENANT + "/gdap_relationships", _add_relationship),

@@ -1,10 +1,11 @@
 """Fault injection: scripted failures that the fake serves instead of (or before) a normal answer.
 
-A fault matches a request by ``target`` (the endpoint kind: ``users``, ``count``, ``token``,
-``openid``, ``domains``, ``groups``, ``delta``, ``gdap`` (a partner's GDAP relationships and
-customers), or ``any`` of these) and optionally by ``tenant``. Faults are considered in the order
-they were added; the first one matching a request decides. ``after=N`` lets the first N matching
-requests through untouched, then the fault fires ``count`` times (``count=None``: until cleared).
+A fault matches a request by ``target`` (the endpoint kind: ``users``, ``user`` (one user read
+by id), ``count``, ``token``, ``openid``, ``domains``, ``groups``, ``delta``, ``gdap`` (a partner's
+GDAP relationships and customers), or ``any`` of these) and optionally by ``tenant``. Faults are
+considered in the order they were added; the first one matching a request decides. ``after=N``
+lets the first N matching requests through untouched, then the fault fires ``count`` times
+(``count=None``: until cleared).
 
 Microsoft's answers that a fake tenant cannot produce by itself: ``identity_not_found`` (Graph
 401 Authorization_IdentityNotFound: Graph does not know the app's service principal yet),
@@ -25,7 +26,7 @@ KINDS = (
     "foreign_next_link", "repeat_page", "revoke", "identity_not_found", "app_disabled",
     "resource_not_found", "redirect", "transient",
 )
-TARGETS = ("users", "count", "token", "openid", "domains", "groups", "delta", "gdap", "any")
+TARGETS = ("users", "user", "count", "token", "openid", "domains", "groups", "delta", "gdap", "any")
 STATUS_KINDS = {"429": 429, "500": 500, "502": 502, "503": 503, "504": 504}
 FOREIGN_NEXT_LINK = "https://graph.evil.example/v1.0/users?$skiptoken=x"
 DEFAULT_RETRY_AFTER_429 = 1

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, quote, unquote, unquote_plus, urlsplit
 from . import consent, control_api, protocol
 from .faults import FOREIGN_NEXT_LINK, STATUS_KINDS
 from .gdap_handler import USER_GRANTS, DelegatedHandler
-from .state import DELTA_PAGE_SIZE, DELTA_TOKEN_LIFETIME, HIDDEN_MEMBERS_ROLE
+from .state import DELTA_TOKEN_LIFETIME, HIDDEN_MEMBERS_ROLE
 
 _logger = logging.getLogger("fake_entra")
 
@@ -40,6 +40,7 @@ ROUTES = [
     (("GET",), r"/v1\.0/users", "users", "_users"),
     (("GET",), r"/v1\.0/users/(?:\$|%24)count", "count", "_users_count"),
     (("GET",), r"/v1\.0/users/(?:microsoft\.graph\.)?delta", "delta", "_users_delta"),
+    (("GET",), r"/v1\.0/users/([^/$][^/]*)", "user", "_user"),
     (("GET",), r"/v1\.0/domains", "domains", "_domains"),
     (("GET",), r"/v1\.0/tenantRelationships/delegatedAdminCustomers", "gdap", "_gdap_customers"),
     (("GET",), r"/v1\.0/tenantRelationships/delegatedAdminRelationships", "gdap",
@@ -51,10 +52,10 @@ ROUTES = [
     (("GET", "POST", "PUT", "PATCH", "DELETE"), r"/_fake/(.*)", "control", "_control"),
 ]
 ROUTES = [(m, re.compile(p + "$", re.IGNORECASE), k, h) for m, p, k, h in ROUTES]
-GRAPH_KINDS = ("users", "count", "domains", "groups", "delta", "gdap")
+GRAPH_KINDS = ("users", "user", "count", "domains", "groups", "delta", "gdap")
 GRAPH_FAULT_CODES = {429: "TooManyRequests", 500: "InternalServerError", 502: "BadGateway",
                      503: "serviceNotAvailable", 504: "GatewayTimeout"}
-FAULTABLE_KINDS = ("openid", "token", "users", "count", "domains", "groups", "delta", "gdap")
+FAULTABLE_KINDS = ("openid", "token", "users", "user", "count", "domains", "groups", "delta", "gdap")
 
 
 def _route(path):
@@ -397,7 +398,9 @@ class EntraRequestHandler(DelegatedHandler, BaseHTTPRequestHandler):
         return=minimal`` only the changed ones (and the id); removed users as ``{"id",
         "@removed": {"reason": "changed"}}`` (restorable) or ``"deleted"`` (for good). A
         state token that expired (seven days) or that the service does not know any more is
-        answered 410 ``resyncRequired`` with a Location to start over."""
+        answered 410 ``resyncRequired`` with a Location to start over. Where Microsoft's
+        documentation allows other answers, the fake gives them when asked (see
+        EntraState.set_delta_quirks)."""
         tenant_id = self._graph_tenant(protocol.USERS_ROLES)
         if tenant_id is None:
             return
@@ -413,6 +416,7 @@ class EntraRequestHandler(DelegatedHandler, BaseHTTPRequestHandler):
                                      "$select goes in the first request of a delta round; "
                                      "its links carry it.")
         version, epoch = self.fake.delta_version(tenant_id)
+        quirks = self.fake.delta_quirks()
         since, round_version, after = None, version, ""
         try:
             if skiptoken:  # the next page of a round
@@ -438,24 +442,30 @@ class EntraRequestHandler(DelegatedHandler, BaseHTTPRequestHandler):
         start = round_version if since is None else since
         if (state.get("tenant") != tenant_id or start < epoch or max(start, round_version) > version
                 or time.time() - issued > DELTA_TOKEN_LIFETIME):
-            query = f"&$select={','.join(select)}" if select else ""
-            return self._graph_error(
-                410, "resyncRequired", protocol.RESYNC_REQUIRED,
-                [("Location", f"{self._base_url()}/v1.0/users/delta?$deltatoken={query}")])
+            return self._delta_expired(quirks["expired"], select)
         minimal = "return=minimal" in (self.headers.get("Prefer") or "").replace(" ", "").lower()
 
         tracked = set(select or protocol.DEFAULT_USER_PROPERTIES)
 
-        def project(user, changed):
+        def project(user, changed, restored):
             if changed is not None and not changed & tracked:
                 return None  # only the selected properties are tracked
+            if restored and (select or minimal) and quirks["restored"] != "full":
+                return {"id": user["id"]} if quirks["restored"] == "id" else None
             return protocol.delta_properties(user, select, changed if minimal else None)
 
-        page, more = ([], False) if deltatoken == "latest" else self.fake.delta_page(
-            tenant_id, since, after, DELTA_PAGE_SIZE, project)
         base = {"tenant": tenant_id, "version": round_version, "select": select,
                 "issued": issued}
         payload = {"@odata.context": protocol.users_context(select)}
+        if quirks["empty_pages"] and deltatoken != "latest" and not state.get("padded"):
+            # An empty page whose nextLink leads to the items this request stands for.
+            token = protocol.encode_state_token(
+                {**base, "since": since, "after": after, "padded": True})
+            payload["@odata.nextLink"] = f"{self._base_url()}/v1.0/users/delta?$skiptoken={token}"
+            payload["value"] = []
+            return self._send_json(200, payload)
+        page, more = ([], False) if deltatoken == "latest" else self.fake.delta_page(
+            tenant_id, since, after, quirks["page_size"], project, replay=quirks["replay"])
         if more:
             token = protocol.encode_state_token(
                 {**base, "since": since, "after": page[-1]["id"]})
@@ -466,6 +476,16 @@ class EntraRequestHandler(DelegatedHandler, BaseHTTPRequestHandler):
                 f"{self._base_url()}/v1.0/users/delta?$deltatoken={token}"
         payload["value"] = page
         self._send_json(200, payload)
+
+    def _delta_expired(self, answer, select):
+        """An expired or unknown state token: 410 resyncRequired with a Location that starts
+        over, or (as Microsoft may answer too) 400 syncStateNotFound."""
+        if answer == "syncStateNotFound":
+            return self._graph_error(400, "syncStateNotFound", protocol.SYNC_STATE_NOT_FOUND)
+        query = f"&$select={','.join(select)}" if select else ""
+        return self._graph_error(
+            410, "resyncRequired", protocol.RESYNC_REQUIRED,
+            [("Location", f"{self._base_url()}/v1.0/users/delta?$deltatoken={query}")])
 
     def _eventual(self):
         """Whether the client sent the advanced query header ConsistencyLevel: eventual."""
@@ -498,6 +518,26 @@ class EntraRequestHandler(DelegatedHandler, BaseHTTPRequestHandler):
             payload["@odata.nextLink"] = self._users_link(top, page[-1]["id"])
         payload["value"] = page
         self._send_json(200, payload)
+
+    def _user(self, user_id):
+        """``GET /v1.0/users/{id}`` with ``$select``: one user as the listing gives it, or 404
+        ``Request_ResourceNotFound`` (deleted, or never there)."""
+        tenant_id = self._graph_tenant(protocol.USERS_ROLES)
+        if tenant_id is None:
+            return
+        try:
+            selected = protocol.parse_select(self._query("$select"))
+        except ValueError as exc:
+            return self._graph_error(400, "Request_BadRequest", str(exc))
+        found = self.fake.user(tenant_id, user_id)
+        if found is None:
+            return self._graph_error(
+                404, "Request_ResourceNotFound",
+                f"Resource '{user_id}' does not exist or one of its queried reference-property "
+                "objects are not present.")
+        properties = selected or list(protocol.DEFAULT_USER_PROPERTIES)
+        self._send_json(200, {"@odata.context": f"{protocol.users_context(selected)}/$entity",
+                              **protocol.project_user(found, properties)})
 
     def _users_count(self):
         """``GET /v1.0/users/$count``: the number of users as ``text/plain``. Counting is an

@@ -326,3 +326,5 @@ def delta_properties(user, selected, only=None):
 
 
 RESYNC_REQUIRED = "The delta token is no longer valid, and the app must reset the sync state."
+SYNC_STATE_NOT_FOUND = ("The sync state generation is not found. The delta token is expired and "
+                        "the app must reset the sync state.")

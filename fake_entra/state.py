@@ -24,8 +24,8 @@ DEFAULT_CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 DEFAULT_CLIENT_SECRET = "fake-entra-secret"
 DEFAULT_APP_NAME = "Odoo Azure AD Contacts"
 TOKEN_LIFETIME = 3599
-STAT_KINDS = ("openid", "token", "users", "count", "domains", "groups", "consent", "delta", "authorize",
-              "gdap")
+STAT_KINDS = ("openid", "token", "users", "user", "count", "domains", "groups", "consent", "delta",
+              "authorize", "gdap")
 # Microsoft's delta tokens for directory objects are valid for seven days.
 DELTA_TOKEN_LIFETIME = 7 * 24 * 3600
 # Users per /users/delta page: Microsoft documents no size and does not take $top there.
@@ -112,11 +112,14 @@ class Tenant:
             self._removed[user_id] = (self.version, removed)
             self._property_versions.pop(user_id, None)
             return
+        restored = created and user_id in self._removed  # deleted, then added with its id
         self._removed.pop(user_id, None)
         versions = self._property_versions.setdefault(user_id, {})
         if created:
             versions.clear()
             versions["@created"] = self.version
+            if restored:
+                versions["@restored"] = self.version
         for name in properties:
             versions[name] = self.version
 
@@ -127,12 +130,12 @@ class Tenant:
 
     def change(self, user_id, since):
         """What happened to a user after version ``since``: ("removed", reason),
-        ("created", None) or ("changed", names of the properties changed)."""
+        ("created", None), ("restored", None) or ("changed", names of the properties changed)."""
         if user_id in self._removed and user_id not in self.users:
             return "removed", self._removed[user_id][1]
         versions = self._property_versions.get(user_id, {})
         if versions.get("@created", 0) > since:
-            return "created", None
+            return ("restored" if versions.get("@restored", 0) > since else "created"), None
         return "changed", {name for name, version in versions.items() if version > since}
 
     def changed(self):
@@ -239,6 +242,8 @@ class EntraState:
             self.set_graph_latency(*self._initial_latency)
             self.set_opaque_tokens(False)
             self.set_index_lag(0)
+            self.set_delta_quirks()
+            self._stale_listings = {}
             self.reset_stats()
 
     def add_app(self, client_id, client_secret=None, secret_expired=False, name=DEFAULT_APP_NAME,
@@ -325,6 +330,52 @@ class EntraState:
             tenant = self._tenant(tenant_id)
             tenant.delta_epoch = tenant.version + 1
             tenant.version += 1
+
+    def set_delta_quirks(self, restored="full", expired="resyncRequired", replay=False,
+                         empty_pages=False, page_size=DELTA_PAGE_SIZE):
+        """How /users/delta answers where Microsoft's documentation allows several answers:
+
+        ``restored``: a user deleted and then restored, in a round with ``$select`` or
+        ``Prefer: return=minimal``, comes back with its properties (``"full"``), as its id only
+        (``"id"``) or not at all (``"none"``) (microsoft-graph-docs-contrib#6555);
+        ``expired``: an expired state token is answered 410 ``resyncRequired`` with a Location,
+        or 400 ``syncStateNotFound`` without one; ``replay``: each page starts again with the
+        last item of the page before (Microsoft: expect replays within a round);
+        ``empty_pages``: before each page of items comes an empty one with a nextLink;
+        ``page_size``: items per page (Microsoft documents none)."""
+        if restored not in ("full", "id", "none"):
+            raise ValueError(f"unknown restored answer {restored!r}")
+        if expired not in ("resyncRequired", "syncStateNotFound"):
+            raise ValueError(f"unknown expired answer {expired!r}")
+        if int(page_size) < (2 if replay else 1):  # a replayed item alone would page forever
+            raise ValueError("page_size must be at least 1 (2 with replay)")
+        with self._lock:
+            self._delta_quirks = {"restored": restored, "expired": expired, "replay": bool(replay),
+                                  "empty_pages": bool(empty_pages), "page_size": int(page_size)}
+
+    def delta_quirks(self):
+        with self._lock:
+            return dict(self._delta_quirks)
+
+    def set_stale_listing(self, tenant_id, stale=True):
+        """``/users`` answers from a replica frozen now, which sees no change made from now on
+        until ``stale`` is False again, while the delta query (``$deltatoken=latest`` too) sees
+        every change: Microsoft documents replication delays for ``/users`` and documents
+        neither as consistent with the other."""
+        with self._lock:
+            tenant = self._tenant(tenant_id)
+            if stale:
+                self._stale_listings[tenant.tenant_id] = copy.deepcopy(tenant.sorted_users())
+            else:
+                self._stale_listings.pop(tenant.tenant_id, None)
+
+    def user(self, tenant_id, user_id):
+        """A copy of one user, or None when the tenant has none with that id."""
+        with self._lock:
+            found = self._tenants[tenant_id].users.get(str(user_id).lower()) or next(
+                (user for uid, user in self._tenants[tenant_id].users.items()
+                 if uid.lower() == str(user_id).lower()), None)
+            return copy.deepcopy(found)
 
     def set_groups(self, tenant_id, groups):
         """Replace a tenant's groups: ``[{"id", "displayName", "members": [ids]}]``; members
@@ -596,7 +647,7 @@ class EntraState:
     def users_page(self, tenant_id, after_id, top, project):
         """Up to ``top`` projected users after ``after_id``, and whether more follow."""
         with self._lock:
-            ids, users = self._tenants[tenant_id].sorted_users()
+            ids, users = self._stale_listings.get(tenant_id) or self._tenants[tenant_id].sorted_users()
             start = bisect.bisect_right(ids, after_id.lower()) if after_id else 0
             page = [project(user) for user in users[start:start + top]]
             return page, start + top < len(users)
@@ -635,21 +686,23 @@ class EntraState:
             tenant = self._tenants[tenant_id]
             return tenant.version, tenant.delta_epoch
 
-    def delta_page(self, tenant_id, since, after_id, size, project):
-        """(items, more?) of a delta round after user ``after_id``: with ``since`` None, every
-        current user (``project(user, None)``); else the users changed after version
-        ``since``: ``project(user, changed property names or None if created)`` (None leaves
+    def delta_page(self, tenant_id, since, after_id, size, project, replay=False):
+        """(items, more?) of a delta round after user ``after_id`` (``replay``: from that user
+        on, which the page before ended with): with ``since`` None, every current user
+        (``project(user, None, False)``); else the users changed after version ``since``:
+        ``project(user, changed property names or None if created, restored?)`` (None leaves
         the user out) or ``{"id", "@removed": {"reason"}}`` for removed ones."""
         with self._lock:
             tenant = self._tenants[tenant_id]
+            after = bisect.bisect_left if replay else bisect.bisect_right
             if since is None:
                 ids, users = tenant.sorted_users()
-                start = bisect.bisect_right(ids, after_id.lower()) if after_id else 0
-                return ([project(user, None) for user in users[start:start + size]],
+                start = after(ids, after_id.lower()) if after_id else 0
+                return ([project(user, None, False) for user in users[start:start + size]],
                         start + size < len(users))
             items = []
             changed = tenant.changes_since(since)
-            start = bisect.bisect_right(changed, after_id) if after_id else 0
+            start = after(changed, after_id) if after_id else 0
             for user_id in changed[start:]:
                 if len(items) == size:
                     return items, True
@@ -658,7 +711,7 @@ class EntraState:
                     items.append({"id": user_id, "@removed": {"reason": detail}})
                 elif user_id in tenant.users:
                     item = project(copy.deepcopy(tenant.users[user_id]),
-                                   None if kind == "created" else detail)
+                                   detail if kind == "changed" else None, kind == "restored")
                     if item is not None:
                         items.append(item)
             return items, False

@@ -229,6 +229,116 @@ class TestFullRounds(DeltaCase):
         self.assertEqual(len(self.stored_users()), 21)
 
 
+class TestDeltaEdgeCases(DeltaCase):
+    """What Microsoft's documentation allows a delta round to answer beyond the plain case,
+    each switched on in the fake (see EntraState.set_delta_quirks)."""
+
+    def restore_lee(self, restored):
+        """Lee deleted (archived by a sync), then restored; Microsoft sends the restore as
+        `restored` says."""
+        self.integration.deleted_action = "archive"
+        self.fake.delete_user(CONTOSO_ID, LEE)
+        self.sync()
+        lee = self.contact("lee.gu@contoso.example")
+        self.assertFalse(lee.active)
+        self.fake.set_delta_quirks(restored=restored)
+        self.fake.add_user(CONTOSO_ID, next(u for u in CONTOSO["users"] if u["id"] == LEE))
+        self.fake.reset_stats()
+        return lee
+
+    def test_a_restored_user_sent_as_its_id_only_is_read_by_id(self):
+        lee = self.restore_lee("id")
+        result = self.sync()
+        self.assertEqual((self.last_log().sync_mode, result["updated"], result["archived"]), ("delta", 1, 0))
+        self.assertTrue(lee.active)
+        self.assertEqual(self.stored_users()[LEE]["mail"], "lee.gu@contoso.example")
+        self.assertEqual(self.fake.stats()["counts"]["user"], 1)  # GET /users/{id}, once
+        again = self.sync()
+        self.assertEqual((again["updated"], again["unchanged"]), (0, 15))
+
+    def test_a_restored_user_not_sent_comes_back_with_the_next_full_round(self):
+        lee = self.restore_lee("none")
+        result = self.sync()
+        self.assertEqual((self.last_log().sync_mode, result["updated"]), ("delta", 0))
+        self.assertFalse(lee.active)  # nothing told the sync so far
+        self.integration.last_full_sync_date = fields.Datetime.now() - timedelta(days=8)
+        result = self.sync()
+        self.assertEqual((self.last_log().sync_mode, result["updated"]), ("full", 1))
+        self.assertTrue(lee.active)
+
+    def test_a_new_user_is_read_by_id_and_one_deleted_meanwhile_is_not_stored(self):
+        self.fake.add_user(CONTOSO_ID, user(NEW, "new@contoso.example", "N", "Ew"))
+        self.fake.add_user(CONTOSO_ID, user(DUP, "gone@contoso.example", "G", "One"))
+        # Between the delta page and the read by id, the second one is deleted.
+        self.adapt_graph_clients(lambda client: setattr(client, "get_user", self.deleting(client.get_user)))
+        result = self.sync()
+        self.assertEqual((self.last_log().sync_mode, result["created"]), ("delta", 1))
+        self.assertEqual(self.contact("new@contoso.example").name, "N Ew")
+        self.assertNotIn(DUP, self.stored_users())
+        self.assertFalse(self.contact("gone@contoso.example"))
+
+    def deleting(self, get_user):
+        def read(object_id, *args, **kwargs):
+            if object_id == DUP and DUP in {u["id"] for u in self.fake.tenant(CONTOSO_ID)["users"]}:
+                self.fake.delete_user(CONTOSO_ID, DUP)
+            return get_user(object_id, *args, **kwargs)
+
+        return read
+
+    def test_an_expired_state_answered_400_sync_state_not_found_lists_every_user(self):
+        self.fake.set_delta_quirks(expired="syncStateNotFound")
+        self.fake.expire_delta_tokens(CONTOSO_ID)
+        self.fake.update_user(CONTOSO_ID, ADELE, {"jobTitle": "CFO"})
+        result = self.sync()
+        self.assertEqual(self.last_log().sync_mode, "full")
+        self.assertEqual((result["updated"], result["unchanged"]), (1, 14))
+        answers = [(r["path"].split("?")[0], r["status"]) for r in self.fake.stats()["requests"]]
+        self.assertIn(("/v1.0/users/delta", 400), answers)
+        self.assertEqual(self.contact("adele.vance@contoso.example").function, "CFO")
+        self.sync()
+        self.assertEqual(self.last_log().sync_mode, "delta")
+
+    def test_a_listing_behind_the_new_link_loses_no_change(self):
+        """The listing of a full round lags behind `$deltatoken=latest`: a change (and a new
+        user) the listing misses is past the new link, and only the last round's link still
+        reports it."""
+        self.sync()
+        self.fake.set_stale_listing(CONTOSO_ID)
+        self.fake.update_user(CONTOSO_ID, ADELE, {"jobTitle": "CFO"})
+        self.fake.add_user(CONTOSO_ID, user(NEW, "new@contoso.example", "N", "Ew"))
+        self.integration.last_full_sync_date = fields.Datetime.now() - timedelta(days=8)
+        result = self.sync()
+        self.assertEqual(self.last_log().sync_mode, "full")
+        self.assertEqual((result["created"], result["updated"]), (1, 1))
+        self.fake.set_stale_listing(CONTOSO_ID, False)
+        self.assertEqual(self.contact("adele.vance@contoso.example").function, "CFO")
+        self.assertEqual(self.contact("new@contoso.example").name, "N Ew")
+        again = self.sync()
+        self.assertEqual(self.last_log().sync_mode, "delta")
+        self.assertEqual((again["created"], again["updated"], again["unchanged"]), (0, 0, 16))
+
+    def test_replayed_items_and_empty_pages_change_nothing(self):
+        self.integration.write({"deleted_action": "archive", "disabled_action": "archive"})
+        self.fake.set_delta_quirks(replay=True, empty_pages=True, page_size=2)
+        self.fake.update_user(CONTOSO_ID, ADELE, {"jobTitle": "CFO"})
+        self.fake.update_user(CONTOSO_ID, ALEX, {"mail": "alex.new@contoso.example"})
+        self.fake.update_user(CONTOSO_ID, MEGAN, {"accountEnabled": False})
+        self.fake.delete_user(CONTOSO_ID, LEE)
+        self.fake.add_user(CONTOSO_ID, user(NEW, "new@contoso.example", "N", "Ew"))
+        result = self.sync()
+        self.assertEqual(self.last_log().sync_mode, "delta")
+        pages = [r for r in self.fake.stats()["requests"] if r["path"].startswith("/v1.0/users/delta")]
+        self.assertEqual(len(pages), 8)  # four pages of two items (one replayed), each after an empty one
+        counts = (result["created"], result["updated"], result["archived"], result["unchanged"])
+        # New and Alex (a new address: a new contact, the old one unlinked), Adele; Megan and Lee.
+        self.assertEqual(counts, (2, 2, 2, 11))
+        self.assertEqual(self.contact("adele.vance@contoso.example").function, "CFO")
+        # A full reconcile finds nothing left to do, and the same skips.
+        full = self.integration.with_context(azure_ad_full_sync=True).sync_contacts()[0]
+        self.assertEqual((full["created"], full["updated"], full["archived"]), (0, 0, 0))
+        self.assertEqual(full["skipped"], result["skipped"])
+
+
 class TestOverlappedListing(DeltaCase):
     """The full round fetches the next page in a worker thread while this one is stored."""
 

@@ -660,6 +660,82 @@ def test_users_delta_select_only_on_the_first_request(fake):
     assert graph(fake).get(f"{fake.base_url}/v1.0/users/delta").status_code == 403
 
 
+@pytest.mark.parametrize("restored", ["id", "none"])
+def test_users_delta_restored_users_as_microsoft_may_send_them(fake, restored):
+    """microsoft-graph-docs-contrib#6555: with $select (or Prefer: return=minimal) a restored
+    user may come back as its id only, or not at all."""
+    session = graph(fake)
+    _items, delta_link, _pages = delta_round(
+        session, f"{fake.base_url}/v1.0/users/delta?$select={DELTA_SELECT}"
+    )
+    ann, bob = fake.tenant(BIG)["users"][:2]
+    fake.delete_user(BIG, ann["id"])
+    _items, delta_link, _pages = delta_round(session, delta_link)
+    fake.set_delta_quirks(restored=restored)
+    fake.add_user(BIG, ann)  # restored with its id
+    fake.add_user(BIG, {"displayName": "New Hire", "mail": "new@big.example"})  # not restored: whole
+    fake.update_user(BIG, bob["id"], {"jobTitle": "Baker"})
+    items, _link, _pages = delta_round(session, delta_link)
+    by_id = {item["id"]: item for item in items}
+    assert by_id.get(ann["id"]) == ({"id": ann["id"]} if restored == "id" else None)
+    assert by_id[bob["id"]]["jobTitle"] == "Baker"
+    assert any(item.get("mail") == "new@big.example" for item in items)
+
+
+def test_users_delta_expired_token_answered_sync_state_not_found(fake):
+    session = graph(fake)
+    _items, delta_link, _pages = delta_round(session, f"{fake.base_url}/v1.0/users/delta")
+    fake.set_delta_quirks(expired="syncStateNotFound")
+    fake.expire_delta_tokens(BIG)
+    gone = session.get(delta_link, allow_redirects=False)
+    assert gone.status_code == 400 and "Location" not in gone.headers
+    assert gone.json()["error"]["code"] == "syncStateNotFound"
+
+
+def test_users_delta_replays_and_empty_pages(fake):
+    session = graph(fake)
+    latest = session.get(f"{fake.base_url}/v1.0/users/delta?$deltatoken=latest").json()
+    users = fake.tenant(BIG)["users"][:5]
+    for user in users:
+        fake.update_user(BIG, user["id"], {"jobTitle": "Updated"})
+    fake.set_delta_quirks(replay=True, empty_pages=True, page_size=2)
+    items, _link, pages = delta_round(session, latest["@odata.deltaLink"])
+    assert [len(page["value"]) for page in pages] == [0, 2, 0, 2, 0, 2, 0, 2]
+    ids = sorted(user["id"] for user in users)
+    # Each page starts with the item the page before ended with.
+    assert [item["id"] for item in items] == [ids[0], *[i for i in ids[1:4] for _ in "12"], ids[4]]
+    with pytest.raises(ValueError):
+        fake.set_delta_quirks(replay=True, page_size=1)
+
+
+def listed_user(session, fake, user_id):
+    pages = fetch_all(session, users_url(fake))
+    return next(u for page in pages for u in page["value"] if u["id"] == user_id)
+
+
+def test_one_user_by_id_and_a_listing_behind_the_delta_query(fake):
+    session = graph(fake)
+    ann = fake.tenant(BIG)["users"][0]
+    one = session.get(f"{fake.base_url}/v1.0/users/{ann['id']}?$select={SELECT}")
+    assert one.status_code == 200
+    listed = listed_user(session, fake, ann["id"])
+    assert {k: v for k, v in one.json().items() if not k.startswith("@odata")} == listed
+    missing = session.get(f"{fake.base_url}/v1.0/users/{UNKNOWN}?$select=id")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "Request_ResourceNotFound"
+    assert fake.stats()["counts"]["user"] == 2
+    # A listing from a replica that lags: it misses the change the delta query already has.
+    fake.set_stale_listing(BIG)
+    latest = session.get(f"{fake.base_url}/v1.0/users/delta?$deltatoken=latest").json()
+    fake.update_user(BIG, ann["id"], {"jobTitle": "Moved on"})
+    listed = listed_user(session, fake, ann["id"])
+    assert listed["jobTitle"] == ann.get("jobTitle")
+    items, _link, _pages = delta_round(session, latest["@odata.deltaLink"])
+    assert [item["jobTitle"] for item in items] == ["Moved on"]
+    fake.set_stale_listing(BIG, False)
+    listed = listed_user(session, fake, ann["id"])
+    assert listed["jobTitle"] == "Moved on"
+
+
 # ---------------------------------------------------------------------------- latency
 def test_graph_latency_with_jitter_on_graph_only(fake):
     session = graph(fake)

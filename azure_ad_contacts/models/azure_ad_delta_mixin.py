@@ -31,8 +31,8 @@ class TenantRound:
     full: bool
     scope: str
     delta_link: str | None = None
-    changes: int = 0  # users a changes-only round reported
-    # A changes-only round: the users it reported, and the email keys they had before.
+    # The users a round of changes reported (merged over a full round's listing, too), and
+    # the email keys they had before.
     changed_ids: set = dataclasses.field(default_factory=set)
     changed_keys: set = dataclasses.field(default_factory=set)
     # Users of a full round that are not stored (no usable id, or listed twice), by skip reason.
@@ -113,17 +113,22 @@ class AzureAdDeltaMixin(models.AbstractModel):
         Writes only inside the caller's transaction."""
         self.ensure_one()
         scope = self._delta_scope(select)
+        integration = self.sudo()
+        chain = integration.delta_link if integration.delta_scope == scope else None
         if not self._needs_full_round(scope):
             try:
-                return self._read_changes(client, self.sudo().delta_link, scope)
+                return self._read_changes(client, chain, scope, select)
             except graph_client.DeltaExpiredError:
+                # 410 resyncRequired or 400 syncStateNotFound: the link is of no more use.
                 _logger.info("Azure AD delta state of %s expired: listing every user", self.name)
-        return self._read_all(client, select, scope, on_page)
+                chain = None
+        return self._read_all(client, select, scope, on_page, chain)
 
-    def _read_changes(self, client, delta_link, scope):
+    def _read_changes(self, client, delta_link, scope, select):
         users = self.env["azure.ad.directory.user"]
         delta = client.user_delta(delta_link, changed_properties_only=True)  # merged into what is stored
         tenant_round = TenantRound(full=False, scope=scope)
+        unknown = set()  # users the store lacked: what was sent of them may not be all
         for page in delta:
             latest = {}  # object id -> its properties sent, None once removed (the last item counts)
             for item in page:
@@ -137,23 +142,40 @@ class AzureAdDeltaMixin(models.AbstractModel):
                     latest[object_id] = {**(latest.get(object_id) or {}), **item}
             changed = {object_id: item for object_id, item in latest.items() if item is not None}
             removed = [object_id for object_id, item in latest.items() if item is None]
-            tenant_round.changed_keys |= users._merge(self.id, changed, removed)
+            before, new = users._merge(self.id, changed, removed)
+            tenant_round.changed_keys |= before
             tenant_round.changed_ids |= latest.keys()
-            tenant_round.changes += len(page)
+            unknown = (unknown - set(removed)) | new
         tenant_round.delta_link = delta.delta_link
+        # A restored user may come back as its id only, with only some properties, or not at
+        # all until the next full round (with $select or Prefer: return=minimal): each user
+        # the store lacked is read whole, by id.
+        for object_id in sorted(unknown):
+            record = client.get_user(object_id, select)
+            if record is None:
+                users._remove(self.id, [object_id])
+            else:
+                users._replace(self.id, {object_id: record})
         return tenant_round
 
-    def _read_all(self, client, select, scope, on_page=None):
-        """A full round: the link for the changes from now on, then the documented listing
-        of every user (999 a page). The next page is fetched (in a worker thread, HTTP only)
-        while the current one is stored (the ORM and the cursor stay in this thread).
-        A change made while the listing runs comes again in the next round: merged twice, the
-        same."""
+    def _read_all(self, client, select, scope, on_page=None, chain=None):
+        """A full round: the documented listing of every user (999 a page), and the link
+        for the changes from then on. The next page is fetched (in a worker thread, HTTP
+        only) while the current one is stored (the ORM and the cursor stay in this thread).
+
+        Microsoft documents neither the listing nor `$deltatoken=latest` as consistent with
+        the other: the listing may lag behind a change the new link is already past. So with
+        `chain` (the link the last round left, when it still fits) the changes since it are
+        read after the listing and merged over it (current values: merged twice, the same),
+        and the round goes on from there; without, the link is asked for before the listing
+        (a change made meanwhile comes again in the next round)."""
         users = self.env["azure.ad.directory.user"]
         users._forget(self.ids)
-        from_now = client.user_delta(select=select, from_now=True)
-        for _page in from_now:
-            pass
+        from_now = None
+        if not chain:
+            from_now = client.user_delta(select=select, from_now=True)
+            for _page in from_now:
+                pass
         if tuple(select) == graph_client.USER_SELECT:
             pages = client.iter_user_pages()  # the documented request, as it is
         else:
@@ -171,7 +193,17 @@ class AzureAdDeltaMixin(models.AbstractModel):
                 elif object_id in seen:
                     tenant_round.skipped["duplicate_user"] += 1
                 seen.add(object_id)
-        tenant_round.delta_link = from_now.delta_link
+        if from_now is not None:
+            tenant_round.delta_link = from_now.delta_link
+            return tenant_round
+        try:
+            replayed = self._read_changes(client, chain, scope, select)
+        except graph_client.DeltaExpiredError:
+            # No link from before the listing: the next round lists every user again.
+            _logger.info("Azure AD delta state of %s expired: the next sync is full too", self.name)
+        else:
+            tenant_round.delta_link = replayed.delta_link
+            tenant_round.changed_ids = replayed.changed_ids
         return tenant_round
 
     def _early_creator(self, contacts, rules):
@@ -214,7 +246,12 @@ class AzureAdDeltaMixin(models.AbstractModel):
                 run.skips[object_id] = reason
 
         directory = self.env["azure.ad.directory.user"]
-        if tenant_round.full and not contacts and len(run.early_ids) == directory._count(self.id):
+        if (
+            tenant_round.full
+            and not contacts
+            and not tenant_round.changed_ids  # nothing merged over the listing after the creates
+            and len(run.early_ids) == directory._count(self.id)
+        ):
             # A first sync that created a contact for every user as it listed them: the
             # plan, made now, would find every one of them unchanged.
             plan = reconcile.Plan(precreated=len(run.early_ids), linked=len(run.early_ids))

@@ -75,15 +75,22 @@ class AzureAdDirectoryUser(models.Model):
     def _merge(self, integration_id, changes, removed):
         """Merges a changes-only round into what is stored: `changes` ({object id: the
         properties sent}, which may be only the changed ones), `removed` (object ids).
-        Returns the email keys these users had before."""
+        Returns the email keys these users had before, and the ids of those it lacked."""
         stored = self._users(integration_id, object_ids=[*changes, *removed])
         before = {user_key(data) for data in stored.values()}
         self._remove(integration_id, removed)
-        merged = {object_id: {**stored.get(object_id, {}), **user} for object_id, user in changes.items()}
-        self._upsert(
-            integration_id, merged, SQL("DO UPDATE SET data = EXCLUDED.data, email_key = EXCLUDED.email_key")
+        self._replace(
+            integration_id,
+            {object_id: {**stored.get(object_id, {}), **user} for object_id, user in changes.items()},
         )
-        return before
+        return before, changes.keys() - stored.keys()
+
+    @api.model
+    def _replace(self, integration_id, users):
+        """Stores `users` ({object id: record}) in place of what is stored of them."""
+        self._upsert(
+            integration_id, users, SQL("DO UPDATE SET data = EXCLUDED.data, email_key = EXCLUDED.email_key")
+        )
 
     def _upsert(self, integration_id, rows, conflict):
         for batch in split_every(MIRROR_BATCH_SIZE, rows.items(), list):

@@ -154,6 +154,18 @@ class GraphClient:
         yield from self._pages(f"{self.graph_endpoint}/v1.0/users?$select={','.join(select)}"
                                f"&$top={top}")
 
+    def get_user(self, object_id, select=USER_SELECT):
+        """One user with the selected properties, as the listing gives it (`GET /users/{id}`),
+        or None when the tenant has no such user (deleted meanwhile)."""
+        try:
+            body = self._get(f"{self.graph_endpoint}/v1.0/users/{quote(object_id, safe='')}"
+                             f"?$select={','.join(select)}")
+        except GraphError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return {name: value for name, value in body.items() if not name.startswith("@odata.")}
+
     @property
     def token_tenant_id(self):
         """The `tid` claim of the token used for the last request: None before any request,
