@@ -17,6 +17,8 @@ NESTOR = "bb594223-9888-4076-bca5-fa291f3654d9"
 NEW = "00000000-0000-4000-8000-000000000001"
 DUP = "0000000a-0000-4000-8000-000000000003"
 CUSTOMER_FACING = "0d7c2f4e-3b1a-4e5f-9c8d-7a6b5c4d3e22"
+GRADY = "4c928a8a-39b3-4ee9-9af0-af18767b5abf"  # disabled
+CHRISTIE = "682c86bf-7c5b-4998-bebd-fd63659054a4"  # a guest
 
 
 class DeltaCase(AzureAdCase):
@@ -203,7 +205,8 @@ class TestFullRounds(DeltaCase):
                 group["members"].append(NESTOR)
         self.fake.set_groups(CONTOSO_ID, groups)
         result = self.sync()
-        self.assertEqual(self.last_log().sync_mode, "delta")
+        # Of Nestor, filtered out so far, only what filtered him out was kept: listed again.
+        self.assertEqual(self.last_log().sync_mode, "full")
         self.assertEqual((result["archived"], result["updated"]), (1, 1))
         self.assertFalse(self.contact("adele.vance@contoso.example").active)
         self.assertTrue(nestor.active)
@@ -337,6 +340,71 @@ class TestDeltaEdgeCases(DeltaCase):
         full = self.integration.with_context(azure_ad_full_sync=True).sync_contacts()[0]
         self.assertEqual((full["created"], full["updated"], full["archived"]), (0, 0, 0))
         self.assertEqual(full["skipped"], result["skipped"])
+
+
+class TestFilteredOutUsers(DeltaCase):
+    """Of a user the options filter out, the store keeps only what decided it: no name,
+    address, phone or title. What would need the rest reads it from Microsoft again."""
+
+    def stored_rows(self):
+        self.env.cr.execute(
+            "SELECT object_id, data, email_key, skip_reason FROM azure_ad_directory_user"
+            " WHERE integration_id = %s",
+            [self.integration.id],
+        )
+        return {row[0]: row[1:] for row in self.env.cr.fetchall()}
+
+    def test_a_guest_or_disabled_user_is_stored_with_only_what_filtered_it_out(self):
+        rows = self.stored_rows()
+        christie, grady = rows[CHRISTIE], rows[GRADY]
+        kept = {"id": CHRISTIE, "userType": "Guest", "accountEnabled": True}
+        self.assertEqual(christie, (kept, None, "guest"))
+        kept = {"id": GRADY, "userType": "Member", "accountEnabled": False}
+        self.assertEqual(grady, (kept, None, "disabled"))
+        self.assertEqual(rows[ADELE][1], "adele.vance@contoso.example")  # users let in: all of it
+        self.assertEqual(rows[ADELE][0]["jobTitle"], "Retail Manager")
+        # A change of what they have no contact for stores nothing of it, and reads nothing more.
+        self.fake.update_user(CONTOSO_ID, CHRISTIE, {"jobTitle": "Consultant", "mobilePhone": "+1 555"})
+        result = self.sync()
+        self.assertEqual((self.last_log().sync_mode, result["created"]), ("delta", 0))
+        self.assertEqual(self.stored_rows()[CHRISTIE], christie)
+        self.assertEqual(self.graph_reads(), (0, 1))
+
+    def test_a_filtered_out_user_let_in_by_microsoft_is_read_whole(self):
+        self.fake.update_user(CONTOSO_ID, CHRISTIE, {"userType": "Member"})
+        self.fake.update_user(CONTOSO_ID, GRADY, {"accountEnabled": True})
+        result = self.sync()
+        self.assertEqual((self.last_log().sync_mode, result["created"]), ("delta", 2))
+        self.assertEqual(self.fake.stats()["counts"]["user"], 2)  # GET /users/{id} each
+        christie = self.contact("christie.cline@fabrikam.example")
+        self.assertEqual((christie.name, christie.function), ("Christie Cline", "Buyer"))
+        self.assertEqual(self.contact("grady.archie@contoso.example").name, "Grady Archie")
+
+    def test_a_user_joining_the_filter_group_lists_every_user_again(self):
+        self.integration.group_ids = CUSTOMER_FACING
+        self.sync()
+        self.sync()
+        self.assertEqual(self.last_log().sync_mode, "delta")
+        self.assertEqual(self.stored_rows()[NESTOR][2], "not_in_group")
+        self.assertEqual(set(self.stored_rows()[NESTOR][0]), {"id", "userType", "accountEnabled"})
+        groups = self.fake.tenant(CONTOSO_ID)["groups"]
+        for group in groups:
+            if group["id"] == CUSTOMER_FACING:
+                group["members"].append(NESTOR)
+        self.fake.set_groups(CONTOSO_ID, groups)
+        result = self.sync()
+        self.assertEqual(self.last_log().sync_mode, "full")  # Nestor's data was not kept
+        self.assertEqual(result["updated"], 0)
+        nestor = self.contact("nestor.wilke@contoso.example")
+        self.assertEqual((nestor.name, nestor.sudo().azure_ad_object_id), ("Nestor Wilke", NESTOR))
+        # Leaving the group again needs nothing but the id: changes only.
+        for group in groups:
+            if group["id"] == CUSTOMER_FACING:
+                group["members"].remove(NESTOR)
+        self.fake.set_groups(CONTOSO_ID, groups)
+        self.sync()
+        self.assertEqual(self.last_log().sync_mode, "delta")
+        self.assertEqual(set(self.stored_rows()[NESTOR][0]), {"id", "userType", "accountEnabled"})
 
 
 class TestOverlappedListing(DeltaCase):

@@ -50,11 +50,34 @@ def without_integration_nothing(column):
     return lambda contact, after: None if contact["azure_ad_integration_id"] is None else contact[column]
 
 
+# 1.1.0: of a stored user the options filter out, only what decided it is kept (post-40).
+FILTERED_KEEP = {
+    "guest": {"id", "userType", "accountEnabled", "assignedLicenses"},
+    "disabled": {"id", "userType", "accountEnabled", "assignedLicenses"},
+    "unlicensed": {"id", "userType", "accountEnabled", "assignedLicenses"},
+    "not_in_group": {"id", "userType", "accountEnabled", "assignedLicenses"},
+    "excluded": {"id", "userType", "accountEnabled", "assignedLicenses", "mail", "proxyAddresses",
+                 "userPrincipalName"},
+}
+
+
+def filtered_user_data(row, _after):
+    keep = FILTERED_KEEP.get(row["skip_reason"])
+    return row["data"] if keep is None else {k: v for k, v in row["data"].items() if k in keep}
+
+
+def filtered_user_email_key(row, _after):
+    filtered = row["skip_reason"] in FILTERED_KEEP and row["skip_reason"] != "excluded"
+    return None if filtered else row["email_key"]
+
+
 # What an upgrade step changes on purpose: {"table.column": what the row's value becomes,
 # given the row before the upgrade and the tables after it}. A column named here may also be
 # gone (an upgrade step that moves its data elsewhere checks it there).
 CHANGED_ON_PURPOSE = {
     "res_partner.company_id": customer_company,
+    "azure_ad_directory_user.data": filtered_user_data,
+    "azure_ad_directory_user.email_key": filtered_user_email_key,
     **{
         f"res_partner.{column}": without_integration_nothing(column)
         for column in ("azure_ad_synced", "azure_ad_object_id", "azure_ad_guest", "azure_ad_archived",
@@ -189,7 +212,7 @@ def snapshot(database):
 
 def same(value, other):
     """Equal as Odoo reads them (an empty boolean or number is False or 0)."""
-    return value == other or {value, other} <= {None, False}
+    return value == other or (value in (None, False) and other in (None, False))
 
 
 def differences(before, after, changed_on_purpose=None, stamps=True):

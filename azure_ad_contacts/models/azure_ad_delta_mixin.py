@@ -98,24 +98,28 @@ class AzureAdDeltaMixin(models.AbstractModel):
         ]
         return hashlib.sha256(json.dumps(options).encode()).hexdigest()
 
-    def _needs_full_round(self, scope):
+    def _needs_full_round(self, scope, rules=None):
         integration = self.sudo()
         if self.env.context.get("azure_ad_full_sync") or not integration.delta_link:
             return True
         if integration.delta_scope != scope or not self.full_sync_interval_days:
             return True
+        if rules is not None and self.env["azure.ad.directory.user"]._admits_filtered(self.id, rules):
+            _logger.info("Azure AD rules of %s let in users filtered out so far: listing all", self.name)
+            return True
         now = fields.Datetime.now()
         return now >= (self.last_full_sync_date or now) + timedelta(days=self.full_sync_interval_days)
 
-    def _read_tenant(self, client, select, on_page=None):
+    def _read_tenant(self, client, select, on_page=None, rules=None):
         """Brings the stored users up to date with Microsoft (all of them, or only the
-        changes since the last round) and returns the round; plan with `_plan_stored()`.
-        Writes only inside the caller's transaction."""
+        changes since the last round, unless `rules` let in users whose data is not kept)
+        and returns the round; plan with `_plan_stored()`. Writes only inside the caller's
+        transaction."""
         self.ensure_one()
         scope = self._delta_scope(select)
         integration = self.sudo()
         chain = integration.delta_link if integration.delta_scope == scope else None
-        if not self._needs_full_round(scope):
+        if not self._needs_full_round(scope, rules):
             try:
                 return self._read_changes(client, chain, scope, select)
             except graph_client.DeltaExpiredError:
@@ -149,7 +153,8 @@ class AzureAdDeltaMixin(models.AbstractModel):
         tenant_round.delta_link = delta.delta_link
         # A restored user may come back as its id only, with only some properties, or not at
         # all until the next full round (with $select or Prefer: return=minimal): each user
-        # the store lacked is read whole, by id.
+        # the store lacked is read whole, by id, and so is a filtered-out one (of which only
+        # what filtered it out is kept) when what decided it changed.
         for object_id in sorted(unknown):
             record = client.get_user(object_id, select)
             if record is None:

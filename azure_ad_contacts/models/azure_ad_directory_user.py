@@ -14,12 +14,26 @@ from ..utils import graph_client, reconcile
 from ..utils.incremental import user_key
 
 MIRROR_BATCH_SIZE = 1000
+# Users the integration's options filter out keep only what decided it (the planner gives them
+# the same reason from it while the options stay as they are): no name, phone or title, and
+# no email unless an exclusion pattern matched it.
+FILTERED_KEEP = {
+    "guest": ("id", "userType", "accountEnabled", "assignedLicenses"),
+    "disabled": ("id", "userType", "accountEnabled", "assignedLicenses"),
+    "unlicensed": ("id", "userType", "accountEnabled", "assignedLicenses"),
+    "not_in_group": ("id", "userType", "accountEnabled", "assignedLicenses"),
+    "excluded": ("id", "userType", "accountEnabled", "assignedLicenses", "mail", "proxyAddresses",
+                 "userPrincipalName"),
+}
+# A change of one of these may let a filtered-out user in: it is read whole again.
+DECIDING = frozenset(name for names in FILTERED_KEEP.values() for name in names) - {"id"}
 
 
 class AzureAdDirectoryUser(models.Model):
-    """The tenant's users as Microsoft last reported them (the selected properties): a
-    changes-only round is merged into it, and the sync plans from it exactly as it would
-    from a full listing. Written and read with SQL by the sync only."""
+    """The tenant's users as Microsoft last reported them (the selected properties; of a user
+    the options filter out, only what decided it, see FILTERED_KEEP): a changes-only round
+    is merged into it, and the sync plans from it exactly as it would from a full listing.
+    Written and read with SQL by the sync only."""
 
     _name = "azure.ad.directory.user"
     _description = "Azure AD user (as last read)"
@@ -75,15 +89,74 @@ class AzureAdDirectoryUser(models.Model):
     def _merge(self, integration_id, changes, removed):
         """Merges a changes-only round into what is stored: `changes` ({object id: the
         properties sent}, which may be only the changed ones), `removed` (object ids).
-        Returns the email keys these users had before, and the ids of those it lacked."""
+        Returns the email keys these users had before, and the ids of those it lacked, or
+        kept only what filtered them out of and that changed in it: what was sent of them may
+        not be all."""
         stored = self._users(integration_id, object_ids=[*changes, *removed])
         before = {user_key(data) for data in stored.values()}
+        deciding = [oid for oid in changes.keys() & stored.keys() if changes[oid].keys() & DECIDING]
+        partial = self._filtered(integration_id, deciding)
         self._remove(integration_id, removed)
         self._replace(
             integration_id,
             {object_id: {**stored.get(object_id, {}), **user} for object_id, user in changes.items()},
         )
-        return before, changes.keys() - stored.keys()
+        return before, (changes.keys() - stored.keys()) | partial
+
+    def _filtered(self, integration_id, object_ids):
+        """The ids among `object_ids` of users stored as the options filtered them out."""
+        if not object_ids:
+            return set()
+        self.env.cr.execute(
+            SQL(
+                """SELECT object_id FROM azure_ad_directory_user
+                    WHERE integration_id = %s AND object_id = ANY(%s) AND skip_reason = ANY(%s)""",
+                integration_id,
+                list(object_ids),
+                list(FILTERED_KEEP),
+            )
+        )
+        return {row[0] for row in self.env.cr.fetchall()}
+
+    @api.model
+    def _admits_filtered(self, integration_id, rules):
+        """Whether `rules` would let in a user stored as filtered out, whose other properties
+        are not kept (e.g. one that joined a filter group): then every user is listed again."""
+        let_in = [
+            reason
+            for reason, admitted in (
+                ("guest", rules.include_guests),
+                ("disabled", rules.include_disabled),
+                ("unlicensed", not rules.licensed_only),
+                ("not_in_group", rules.group_member_ids is None),
+            )
+            if admitted
+        ]
+        cr = self.env.cr
+        cr.execute(
+            SQL(
+                """SELECT 1 FROM azure_ad_directory_user
+                    WHERE integration_id = %s AND skip_reason = ANY(%s) LIMIT 1""",
+                integration_id,
+                let_in,
+            )
+        )
+        if cr.fetchone():
+            return True
+        if rules.group_member_ids is None:
+            return False
+        # A join, not `= ANY(members)`: a group may have as many members as the tenant users.
+        cr.execute(
+            SQL(
+                """SELECT 1 FROM azure_ad_directory_user AS stored
+                     JOIN unnest(%s::text[]) AS member(id) ON member.id = lower(stored.object_id)
+                    WHERE stored.integration_id = %s AND stored.skip_reason = 'not_in_group'
+                    LIMIT 1""",
+                sorted(rules.group_member_ids),
+                integration_id,
+            )
+        )
+        return bool(cr.fetchone())
 
     @api.model
     def _replace(self, integration_id, users):
@@ -190,6 +263,41 @@ class AzureAdDirectoryUser(models.Model):
                     integration_id,
                 )
             )
+            filtered = [object_id for object_id, reason in skipped.items() if reason in FILTERED_KEEP]
+            self._strip_filtered(integration_id, filtered)
+
+    @api.model
+    def _strip_filtered(self, integration_id=None, object_ids=None):
+        """Of the users stored as the options filtered them out (of one integration, or all;
+        only those of `object_ids` when given), drops every property but those that decided
+        it (see FILTERED_KEEP), and the email key unless a pattern excluded the user by it."""
+        if object_ids is not None and not object_ids:
+            return
+        integration = SQL("AND stored.integration_id = %s", integration_id) if integration_id else SQL()
+        users = SQL("AND stored.object_id = ANY(%s)", list(object_ids)) if object_ids else SQL()
+        keep = SQL(
+            "CASE stored.skip_reason %s END",
+            SQL(" ").join(
+                SQL("WHEN %s THEN %s::text[]", reason, list(names)) for reason, names in FILTERED_KEEP.items()
+            ),
+        )
+        self.env.cr.execute(
+            SQL(
+                """UPDATE azure_ad_directory_user AS stored
+                      SET data = (SELECT coalesce(jsonb_object_agg(property.key, property.value), '{}')
+                                    FROM jsonb_each(stored.data) AS property
+                                   WHERE property.key = ANY(%(keep)s)),
+                          email_key = CASE WHEN stored.skip_reason = 'excluded' THEN stored.email_key END
+                    WHERE stored.skip_reason = ANY(%(reasons)s) %(integration)s %(users)s
+                      AND (EXISTS (SELECT 1 FROM jsonb_object_keys(stored.data) AS name
+                                    WHERE NOT name = ANY(%(keep)s))
+                           OR (stored.email_key IS NOT NULL AND stored.skip_reason != 'excluded'))""",
+                keep=keep,
+                reasons=list(FILTERED_KEEP),
+                integration=integration,
+                users=users,
+            )
+        )
 
 
 def _jsonb_text(value):

@@ -300,7 +300,7 @@ class AzureAdSyncMixin(models.AbstractModel):
         rules = self._tenant_rules(client)
         select = tuple(dict.fromkeys(graph_client.USER_SELECT + rules.graph_properties()))
         early = self._early_creator(contacts, rules)
-        tenant_round = self._read_tenant(client, select, on_page=early)
+        tenant_round = self._read_tenant(client, select, on_page=early, rules=rules)
         plan, run = self._plan_stored(tenant_round, contacts, rules, early)
         return plan, tenant_round, run
 
