@@ -78,6 +78,9 @@ class FakeEntraControl:
     def set_opaque_tokens(self, opaque=True):
         return self._call("POST", "opaque_tokens", {"opaque": bool(opaque)})
 
+    def cut_handshakes(self, count=1):
+        return self._call("POST", "handshakes/cut", {"count": count})
+
     def set_index_lag(self, seconds):
         return self._call("POST", "index_lag", {"seconds": seconds})
 

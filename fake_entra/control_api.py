@@ -79,6 +79,12 @@ def _set_opaque_tokens(fake, body):
     return 200, {"opaque": opaque}
 
 
+def _cut_handshakes(fake, body):
+    count = _as_dict(body).get("count", 1)
+    fake.cut_handshakes(count)
+    return 200, {"count": count}
+
+
 def _set_index_lag(fake, body):
     seconds = _as_dict(body)["seconds"]
     fake.set_index_lag(seconds)
@@ -156,6 +162,7 @@ CONTROL_ROUTES = [(m, re.compile(p + "$"), a) for m, p, a in [
     ("POST", "graph_latency", _set_graph_latency),
     ("POST", "opaque_tokens", _set_opaque_tokens),
     ("POST", "index_lag", _set_index_lag),
+    ("POST", "handshakes/cut", _cut_handshakes),
     ("POST", _TENANT + "/delta_tokens/expire", _expire_delta_tokens),
     ("POST", "delta_quirks", _set_delta_quirks),
     ("POST", _TENANT + "/stale_listing", _set_stale_listing),

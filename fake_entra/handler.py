@@ -213,8 +213,10 @@ class EntraRequestHandler(DelegatedHandler, BaseHTTPRequestHandler):
                 self._send_json(status, protocol.aad_error(error, 90033), headers)
             return True
         if fault.kind == "timeout":
-            if self.server.stopping.wait(fault.delay):
-                self._reset_connection()  # the server is stopping: don't answer
+            if self.fake.held_requests_released().wait(fault.delay):
+                # Reset or stopping meanwhile: no answer, and not counted in the new stats.
+                self.recorded = True
+                self._reset_connection()
                 return True
             return False
         if fault.kind == "reset":

@@ -120,6 +120,9 @@ class _HttpsServer(ThreadingHTTPServer):
         # Headers and body go out as separate writes; without NODELAY, Nagle + delayed ACK
         # add ~40 ms to every keep-alive response.
         request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.fake.take_cut_handshake():
+            request.close()  # before the TLS handshake: the client reads an unexpected EOF
+            return
         try:
             conn = self.ssl_context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError) as exc:
@@ -142,6 +145,7 @@ class _HttpsServer(ThreadingHTTPServer):
                       sys.exc_info()[1])
 
     def close_connections(self):
+        """Closes every open connection, as a server ending idle keep-alive connections does."""
         with self._connections_lock:
             connections = list(self._connections)
         for conn in connections:
@@ -199,10 +203,17 @@ class FakeEntra(DelegatedState, GdapState, EntraState):
         if server is None:
             return
         server.stopping.set()  # releases requests sleeping in a 'timeout' fault
+        self.held_requests_released().set()
         server.shutdown()
         server.server_close()
         server.close_connections()
         self._thread.join(timeout=5)
+
+    def close_connections(self):
+        """The server closes its open connections (e.g. idle keep-alive ones, after its
+        timeout): a client's pooled connection is gone, its next request opens a new one."""
+        if self._server is not None:
+            self._server.close_connections()
 
     def __enter__(self):
         return self.start()

@@ -238,6 +238,12 @@ class EntraState:
                 self.put_tenant(data)
             self._tokens = {}
             self._faults = faults_module.FaultQueue()
+            self._cut_handshakes = 0
+            # Requests a 'timeout' fault still holds belong to the state before: they end
+            # now, unanswered and uncounted (they would otherwise land in the next test's stats).
+            released, self._released = getattr(self, "_released", None), threading.Event()
+            if released is not None:
+                released.set()
             self.set_consent_delay(*self._initial_consent_delay)
             self.set_graph_latency(*self._initial_latency)
             self.set_opaque_tokens(False)
@@ -458,6 +464,28 @@ class EntraState:
         with self._lock:
             self._faults.add(fault)
         return fault.as_dict()
+
+    def cut_handshakes(self, count=1):
+        """The next ``count`` TLS connections are closed before their handshake, as a server or
+        a load balancer dropping connections does: the client sees an ``SSLEOFError``. With
+        ``close_connections()`` (the pooled keep-alive connections closed) a client's next
+        request meets a dropped connection whichever way it reconnects."""
+        with self._lock:
+            self._cut_handshakes = max(0, int(count))
+
+    def take_cut_handshake(self):
+        """Whether the TLS connection being accepted is to be cut (see cut_handshakes)."""
+        with self._lock:
+            if not self._cut_handshakes:
+                return False
+            self._cut_handshakes -= 1
+            return True
+
+    def held_requests_released(self):
+        """The event that ends the requests a 'timeout' fault holds: set by ``reset()`` and
+        when the server stops."""
+        with self._lock:
+            return self._released
 
     def clear_faults(self):
         with self._lock:

@@ -1025,6 +1025,44 @@ def test_stop_does_not_hang_on_timeout_fault(cert_dir):
     assert errors  # the sleeping request was dropped, not answered
 
 
+def test_reset_ends_the_requests_a_timeout_fault_holds_uncounted(fake):
+    """A request held by a 'timeout' fault belongs to the test that asked for it: a reset ends
+    it unanswered, and it never shows in the stats that follow (it would land in another
+    test's counts whenever its delay ends)."""
+    fake.add_fault(kind="timeout", target="token", delay=30)
+    outcome = []
+
+    def call():
+        try:
+            outcome.append(token_response(fake, CONTOSO).status_code)
+        except requests.RequestException as exc:
+            outcome.append(exc)
+
+    client = threading.Thread(target=call)
+    client.start()
+    while not fake.stats()["faults_fired"]:
+        time.sleep(0.01)
+    fake.reset()
+    client.join(35)
+    assert len(outcome) == 1 and isinstance(outcome[0], requests.ConnectionError), outcome
+    assert fake.stats()["counts"]["token"] == 0 and not fake.stats()["requests"]
+
+
+def test_dropped_connections_and_cut_handshakes(fake):
+    """What a client sees when a server drops connections: its pooled one is gone, and a new
+    one cut before the TLS handshake fails with an SSL EOF (requests' SSLError)."""
+    session = graph(fake)
+    assert session.get(users_url(fake, top=1)).status_code == 200
+    fake.close_connections()
+    fake.cut_handshakes(1)
+    with pytest.raises(requests.exceptions.SSLError, match="EOF"):
+        session.get(users_url(fake, top=1))
+    assert session.get(users_url(fake, top=1)).status_code == 200
+    FakeEntraControl(fake.base_url, ca_file=fake.certs.bundle_file).cut_handshakes(1)
+    with pytest.raises(requests.exceptions.SSLError, match="EOF"):
+        requests.get(users_url(fake, top=1), verify=fake.certs.bundle_file)
+
+
 def test_reset_fault_drops_connection(fake):
     session = graph(fake)
     fake.add_fault(kind="reset", target="users")

@@ -3,6 +3,7 @@
 import base64
 import json
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -12,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import msal
 import pytest
 import requests
+import urllib3
 
 from odoo.addons.azure_ad_contacts.utils import graph_client as gc
 
@@ -383,6 +385,11 @@ def test_timeouts_exhausted(graph, rec):
         list(client.iter_user_pages())
 
 
+def _ssl_error(reason):
+    return requests.exceptions.SSLError(urllib3.exceptions.MaxRetryError(
+        None, "/v1.0/users", urllib3.exceptions.SSLError(reason)))
+
+
 class ScriptedSession:
     """A Session stand-in that raises the given exceptions, then answers an empty page."""
 
@@ -402,7 +409,13 @@ class ScriptedSession:
     [
         (requests.exceptions.ChunkedEncodingError("connection dropped mid-body"), True),
         (requests.exceptions.ConnectTimeout("no answer"), True),
-        (requests.exceptions.SSLError("certificate verify failed"), False),
+        # What requests raises: urllib3's errors around the ssl module's.
+        (_ssl_error(ssl.SSLCertVerificationError(1, "CERTIFICATE_VERIFY_FAILED")), False),
+        # A pooled connection the server closed: the TLS layer's EOF, or a reset.
+        (_ssl_error(ssl.SSLEOFError(8, "EOF occurred in violation of protocol")), True),
+        (requests.exceptions.ConnectionError(
+            urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(104, "reset"))),
+         True),
         (requests.exceptions.InvalidHeader("bad header"), False),
     ],
 )

@@ -4,8 +4,10 @@ after a consent, with permissions, groups, other clouds and redirects."""
 import threading
 import time
 
+import certifi
 import msal
 import pytest
+import requests
 
 from odoo.addons.azure_ad_contacts.utils import graph_client as gc
 
@@ -371,3 +373,43 @@ def test_user_delta_from_now_keeps_the_select(fake):
     [[item]] = list(later)
     # Every selected property the user has, not only Microsoft's defaults.
     assert item["jobTitle"] == "Chief" and "accountEnabled" in item and "userType" in item
+
+
+# ---------------------------------------------------------------------- dropped connections
+def test_a_dropped_connection_is_retried_like_a_timeout_on_graph_and_the_token_endpoint(fake):
+    """The server closes the pooled keep-alive connections, and the new connection is cut
+    before its TLS handshake (SSLEOFError): a network failure like a timeout, retried within
+    the same budget, whether it meets a Graph request or a token request."""
+    sleeps = []
+    app = new_app(fake)
+    client = new_client(fake, app, jitter=lambda: 0.0)
+    client.sleep = sleeps.append
+    client.probe()
+    fake.close_connections()
+    fake.cut_handshakes(1)
+    client.probe()  # Graph
+    assert sleeps == [5.0]
+    app.remove_tokens_for_client()
+    client._token = None
+    fake.close_connections()
+    fake.cut_handshakes(1)
+    client.probe()  # the token endpoint
+    assert sleeps == [5.0, 5.0]
+    fake.close_connections()
+    fake.cut_handshakes(100)
+    with pytest.raises(gc.ServiceUnavailableError, match="EOF"):
+        client.probe()
+    assert sleeps == [5.0, 5.0, 5.0, 10.0, 20.0] and fake.stats()["counts"]["users"] == 3
+
+
+def test_a_refused_certificate_is_not_retried(fake):
+    """A server certificate that does not verify stays refused: no retry."""
+    session = requests.Session()
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would trust the fake's CA
+    session.verify = certifi.where()
+    sleeps = []
+    client = new_client(fake, session=session, jitter=lambda: 0.0)
+    client.sleep = sleeps.append
+    with pytest.raises(gc.ServiceUnavailableError, match="CERTIFICATE_VERIFY_FAILED"):
+        client.probe()
+    assert sleeps == [] and client.request_count == 1

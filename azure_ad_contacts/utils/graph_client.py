@@ -2,6 +2,7 @@
 
 import random
 import re
+import ssl
 import time
 import uuid
 from collections import Counter
@@ -372,8 +373,10 @@ class GraphClient:
         except (requests.ConnectionError, requests.Timeout,
                 requests.exceptions.ChunkedEncodingError) as exc:
             error = ServiceUnavailableError(str(exc) or type(exc).__name__)
-            if isinstance(exc, requests.exceptions.SSLError):  # a bad certificate stays bad
+            if _certificate_refused(exc):  # a bad certificate stays bad
                 raise error from exc
+            # Anything else is the network: e.g. a pooled connection the server closed
+            # (ConnectionResetError, or SSLEOFError from the TLS layer).
             return None, error
         except requests.RequestException as exc:
             raise ServiceUnavailableError(str(exc) or type(exc).__name__) from exc
@@ -391,6 +394,21 @@ class GraphClient:
         return body
 
     _error = staticmethod(graph_error)
+
+
+def _certificate_refused(exc):
+    """Whether a connection failed because the server's certificate was refused (not worth a
+    retry), rather than cut (worth one): the ssl error under requests' and urllib3's wrappers."""
+    seen = set()
+    while isinstance(exc, BaseException) and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return True
+        reason = getattr(exc, "reason", None)  # urllib3's MaxRetryError
+        nested = exc.args[0] if exc.args else None
+        exc = reason if isinstance(reason, BaseException) else nested if isinstance(
+            nested, BaseException) else exc.__cause__ or exc.__context__
+    return False
 
 
 def _count(response):
