@@ -74,7 +74,13 @@ class OdooServer:
         self.conf = conf
         self.port = port
         self.log_path = Path(log_dir) / f"odoo-{name}.log"
-        self.env = {**os.environ, **(env or {})}
+        # Its job runner follows its config file (write_config), never the environment of
+        # whoever starts it (the test process runs no runner: tests/queue/conftest.py).
+        self.env = {
+            name: value
+            for name, value in {**os.environ, **(env or {})}.items()
+            if not name.startswith("ODOO_QUEUE_JOB_")
+        }
         self.process = None
 
     def start(self):

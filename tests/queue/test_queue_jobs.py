@@ -15,6 +15,7 @@ from odoo.tools import config
 
 from odoo.addons.azure_ad_contacts import series
 from odoo.addons.azure_ad_contacts_queue.models.azure_ad_integration import ALREADY_RUNNING_RETRY
+from odoo.addons.queue_job import jobrunner
 from odoo.addons.queue_job.exception import FailedJobError, RetryableJobError
 from odoo.addons.queue_job.job import Job
 
@@ -269,6 +270,11 @@ class TestBusyCustomer(CommittedTransactions, AddonTest, TransactionCase):
             env["azure.ad.integration"].browse(self.integration_id).unlink()
             env["res.partner"].browse(self.customer_id).unlink()
 
+    def test_the_test_process_runs_no_job_runner(self):
+        """Else it would take the job this class commits and run it meanwhile: the test's
+        own transactions then meet the runner's (could not serialize access)."""
+        self.assertIsNone(jobrunner.runner_thread)
+
     def test_a_sync_running_elsewhere_is_a_short_retry_not_a_failure(self):
         with self.committed() as elsewhere:
             # The other server's sync holds this customer's lock while this job starts.
@@ -281,6 +287,9 @@ class TestBusyCustomer(CommittedTransactions, AddonTest, TransactionCase):
                 job.perform()
         self.assertEqual(raised.exception.seconds, ALREADY_RUNNING_RETRY)
         self.assertTrue(raised.exception.ignore_retry)
+        with self.committed() as env:  # the retry is queue_job's: nobody ran the job meanwhile
+            job = env["queue.job"].search([("uuid", "=", self.job_uuid)])
+            self.assertEqual((job.state, job.retry), ("pending", 0))
 
 
 class TestQueueTranslations(QueueCase):
