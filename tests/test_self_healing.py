@@ -268,6 +268,44 @@ class TestFailureActivity(SelfHealingCase):
         self.assertFalse(self.failing_activities(self.integration))
         self.assertTrue([m for m in self.integration.message_ids if "Synced again" in m.body])
 
+    def test_the_apps_credential_refused_for_every_customer_gives_one_activity_for_all(self):
+        """An expired secret fails every customer alike, and one new secret heals them all: an
+        MSP with 200 customers wants one to-do saying so, not 200 (one per customer), renewed
+        at every try."""
+        self.connect_both()
+        self.fake.add_app(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, secret_expired=True)
+        self.forget_tokens()
+        self.both[0].sync_contacts()
+        self.both[1].sync_contacts()
+        anchor = self.integration._credential_activity_anchor()
+        credential_type = self.env.ref("azure_ad_contacts.mail_activity_type_credential_failing")
+
+        def credential_activities():
+            return anchor.activity_ids.filtered(lambda activity: activity.activity_type_id == credential_type)
+
+        self.assertFalse(credential_activities(), "one failure may be a blip")
+        for _round in range(3):
+            self.time_passes()
+            self.assertEqual(self.run_cron().done, 2)
+            self.assertEqual(self.both.mapped("last_error_kind"), ["secret", "secret"])
+            for integration in self.both:
+                self.assertFalse(self.failing_activities(integration))
+            activities = credential_activities()
+            # One for each administrator, as the expiry warnings: whoever is around replaces it.
+            self.assertEqual(activities.user_id, self.integration._administrators())
+            self.assertEqual(len(activities), len(activities.user_id))
+        note = activities.filtered(lambda activity: activity.user_id == self.admin).note
+        self.assertIn("AADSTS7000222", note, "what failed")
+        self.assertIn("Settings", note, "what to do")
+        self.assertIn("2 customers cannot sync", note)
+        self.assertIn("Contoso Ltd, Fabrikam", note)
+        # A new secret in the settings: every customer tried at once, and the activity is done.
+        self.fake.add_app(DEFAULT_CLIENT_ID, NEW_SECRET)
+        self.env["res.config.settings"].create({"azure_ad_client_secret": NEW_SECRET}).execute()
+        self.assertEqual(self.run_cron().done, 2)
+        self.assertEqual(self.both.mapped("state"), ["connected", "connected"])
+        self.assertFalse(credential_activities())
+
     def test_disconnect_removes_the_activity(self):
         self.connect()
         self.fake.add_fault(kind="503", target="delta", count=None)

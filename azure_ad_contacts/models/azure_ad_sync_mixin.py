@@ -13,7 +13,7 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 
-from ..utils import graph_client, reconcile
+from ..utils import graph_client, graph_errors, reconcile
 from ..utils.notification import display_notification
 from .azure_ad_microsoft_mixin import CRON_MAX_WAIT, INTERACTIVE_MAX_WAIT
 
@@ -245,7 +245,9 @@ class AzureAdSyncMixin(models.AbstractModel):
         self.sudo().write(values)
         # Whatever failed may go away (a new secret, consent granted again, Microsoft back):
         # the scheduled job tries again later, never sooner than Microsoft asked.
-        self._schedule_retry(message, error.retry_after)
+        self._schedule_retry(
+            message, error.retry_after, credential=isinstance(error, graph_errors.AppCredentialError)
+        )
 
     def _sync_rules(self):
         """The reconciliation rules this integration's options ask for."""
