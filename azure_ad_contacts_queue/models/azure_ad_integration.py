@@ -4,7 +4,9 @@ the same customer."""
 
 import logging
 
-from odoo import models
+import psycopg2
+
+from odoo import fields, models
 from odoo.exceptions import UserError
 
 from odoo.addons.azure_ad_contacts.utils import graph_client
@@ -86,6 +88,11 @@ class AzureAdIntegration(models.Model):
             raise FailedJobError(self._fail_job_run(error, trigger)) from error
         except UserError as error:  # excluded or disconnected since it was queued
             raise FailedJobError(str(error)) from error
+        except (RetryableJobError, psycopg2.OperationalError):
+            raise  # queue_job retries these itself (busy customer, database conflicts)
+        except Exception as error:  # a crash: the job fails, the customer is tried again later
+            self._crash_job_run(error, trigger)
+            raise
         log.sudo().job_id = self._current_job()  # run logs are written by the sync only
         self._notify_job_user(log, trigger)
         return log._outcome_message()
@@ -127,6 +134,28 @@ class AzureAdIntegration(models.Model):
                 integration._announce_first_sync(log)
             integration._notify_job_user(log, trigger)
             return log.error
+
+    def _crash_job_run(self, error, trigger):
+        """A job that crashed heals as a crashed scheduled sync does: tried again later with a
+        growing delay, an activity after two failures in a row. The job's transaction is rolled
+        back, so its run log and the next try are written in a transaction of their own."""
+        with self.env.registry.cursor() as cr:
+            integration = self.with_env(self.env(cr=cr))
+            message = integration.env._("Unexpected error: %(error)s", error=error)
+            log = (
+                integration.env["azure.ad.sync.log"]
+                .sudo()
+                .create(
+                    {
+                        "integration_id": integration.id,
+                        "trigger": trigger,
+                        "job_id": integration._current_job().id,
+                    }
+                )
+            )
+            log.write({"state": "failed", "date_end": fields.Datetime.now(), "error": message})
+            integration._schedule_retry(message)
+            integration._notify_job_user(log, trigger)
 
     def _last_job_try(self):
         """Whether queue_job gives up on this job if it asks for a retry now."""

@@ -237,6 +237,44 @@ class TestJobs(QueueCase):
         self.perform(job)
         self.assertEqual((self.integration.state, self.integration.retry_date), ("connected", False))
 
+    def test_a_crashed_job_heals_as_a_crashed_scheduled_sync_does(self):
+        """A crash fails the job (Job Queue › Jobs shows its traceback), and the customer is
+        tried again later with a growing delay, an activity after two crashes in a row, whether
+        or not it syncs on a schedule."""
+        self.assertFalse(self.integration.auto_sync)
+        integration_class = type(self.env["azure.ad.integration"])
+
+        def broken(integration, *args, **kwargs):
+            raise RuntimeError("boom")
+
+        self.patch(integration_class, "_existing_contacts", broken)
+        failing = self.env.ref("azure_ad_contacts.mail_activity_type_sync_failing")
+        for crashes, hours in ((1, 1), (2, 2)):
+            job = self.integration._enqueue_sync("cron")
+            try:
+                self.perform(job)
+            except RuntimeError:
+                pass
+            else:
+                self.fail("the job did not crash")
+            self.env.invalidate_all()  # written by a transaction of its own
+            log = self.integration.sync_log_ids[:1]
+            self.assertEqual((log.state, log.job_id, log.trigger), ("failed", job, "cron"))
+            self.assertIn("boom", log.error)
+            self.assertEqual(self.integration.failed_runs, crashes)
+            self.assertAlmostEqual(
+                self.integration.retry_date,
+                fields.Datetime.now() + timedelta(hours=hours),
+                delta=timedelta(minutes=2),
+            )
+            activities = self.integration.activity_ids.filtered(lambda a: a.activity_type_id == failing)
+            self.assertEqual(len(activities), crashes - 1, "an activity after two failures in a row")
+        # Its next try comes: the scheduled job queues it.
+        self.integration.sudo().retry_date = fields.Datetime.now() - timedelta(minutes=1)
+        self.env["queue.job"].sudo().search([]).unlink()
+        self.env["azure.ad.integration"]._cron_sync_due()
+        self.assertEqual(self.jobs().records, self.integration)
+
     def test_the_last_try_of_a_throttled_job_fails_like_a_failed_run(self):
         job = self.integration._enqueue_sync("cron")
         job.max_retries = 1  # this try is the last one queue_job allows
