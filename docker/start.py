@@ -7,7 +7,8 @@ nothing (a restart does not reinstall anything). AZURE_AD_WITH chooses the extra
 `helpdesk` (OCA's helpdesk_mgmt and the bridge azure_ad_contacts_helpdesk) and `queue` (OCA's
 queue_job and the bridge azure_ad_contacts_queue); empty, the addon alone. OCA's queue_job is
 loaded server-wide whenever it is asked for or installed: its job runner lives in the server, and
-without it queued syncs would never run.
+without it queued syncs would never run. A database another Odoo series made is refused: Odoo
+does not upgrade one series' database to the next.
 
 Then the official image's entrypoint takes over: it adds the database connection (HOST, PORT,
 USER, PASSWORD) and waits for PostgreSQL.
@@ -19,6 +20,12 @@ import time
 
 import psycopg2
 
+from odoo import release
+
+SERIES = release.major_version
+# Odoo's option for a new database without demo data, per series, as scripts/lib.sh's series
+# block has it (WITHOUT_DEMO): 19.0 takes a flag there (and leaves demo data out by default).
+WITHOUT_DEMO = {"18.0": "--without-demo=all", "19.0": "--without-demo"}
 CORE = "azure_ad_contacts"
 EXTRAS = {"helpdesk": "azure_ad_contacts_helpdesk", "queue": "azure_ad_contacts_queue"}
 SERVER_WIDE_MODULES = "base,web,queue_job"
@@ -36,7 +43,8 @@ def wanted_modules(choice):
 
 
 def installed_modules(connect, database, timeout=60):
-    """The modules installed in `database`; None when it does not exist or Odoo never set it up."""
+    """{module: its version} of the modules installed in `database`; None when it does not exist
+    or Odoo never set it up."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -59,20 +67,29 @@ def installed_modules(connect, database, timeout=60):
             cr.execute("SELECT to_regclass('ir_module_module') IS NOT NULL")
             if not cr.fetchone()[0]:
                 return None
-            cr.execute("SELECT name FROM ir_module_module WHERE state IN ('installed', 'to upgrade')")
-            return {name for (name,) in cr.fetchall()}
+            cr.execute(
+                "SELECT name, latest_version FROM ir_module_module WHERE state IN ('installed', 'to upgrade')"
+            )
+            return dict(cr.fetchall())
     finally:
         connection.close()
 
 
-def odoo_arguments(database, wanted, installed):
-    """Odoo's command line for `database`, given the `wanted` and the `installed` modules."""
+def odoo_arguments(database, wanted, installed, series=SERIES):
+    """Odoo's command line (Odoo `series`) for `database`, given the `wanted` and the `installed`
+    modules."""
+    made_by = (installed or {}).get("base") or f"{series}."
+    if not made_by.startswith(f"{series}."):
+        raise SystemExit(
+            f"The database {database} is Odoo {'.'.join(made_by.split('.')[:2])}'s, this is Odoo {series}: "
+            "start it with the series that made it (ODOO_VERSION), or use another database or project."
+        )
     arguments = [f"--database={database}", f"--db-filter=^{database}$"]
     missing = [module for module in wanted if module not in (installed or ())]
     if missing:
         arguments.append(f"--init={','.join(missing)}")
     if installed is None:
-        arguments.append("--without-demo=all")
+        arguments.append(WITHOUT_DEMO[series])
     if EXTRAS["queue"] in wanted or "queue_job" in (installed or ()):
         arguments.append(f"--load={SERVER_WIDE_MODULES}")
     return arguments
