@@ -112,23 +112,21 @@ class AzureAdIntegration(models.Model):
             raise error
         return super()._fail_run(log, error, client)
 
+    def _create_job_run_log(self, trigger):
+        """The run log of the job that runs now, as `trigger`."""
+        return (
+            self.env["azure.ad.sync.log"]
+            .sudo()
+            .create({"integration_id": self.id, "trigger": trigger, "job_id": self._current_job().id})
+        )
+
     def _fail_job_run(self, error, trigger):
         """Keeps the run log of a failed job and tells the user; returns the error message.
         The job's transaction is rolled back when it fails, so the log, the integration's
         error and the notification are written in a transaction of their own."""
         with self.env.registry.cursor() as cr:
             integration = self.with_env(self.env(cr=cr))
-            log = (
-                integration.env["azure.ad.sync.log"]
-                .sudo()
-                .create(
-                    {
-                        "integration_id": integration.id,
-                        "trigger": trigger,
-                        "job_id": integration._current_job().id,
-                    }
-                )
-            )
+            log = integration._create_job_run_log(trigger)
             integration._fail_run(log, error, None)
             if trigger == "connect":
                 integration._announce_first_sync(log)
@@ -142,17 +140,7 @@ class AzureAdIntegration(models.Model):
         with self.env.registry.cursor() as cr:
             integration = self.with_env(self.env(cr=cr))
             message = integration.env._("Unexpected error: %(error)s", error=error)
-            log = (
-                integration.env["azure.ad.sync.log"]
-                .sudo()
-                .create(
-                    {
-                        "integration_id": integration.id,
-                        "trigger": trigger,
-                        "job_id": integration._current_job().id,
-                    }
-                )
-            )
+            log = integration._create_job_run_log(trigger)
             log.write({"state": "failed", "date_end": fields.Datetime.now(), "error": message})
             integration._schedule_retry(message)
             integration._notify_job_user(log, trigger)
