@@ -245,43 +245,31 @@ class TestRpcApi(FakeTenantMixin, HttpCase):
                 "rpc_admin", "rpc_admin_pw", "azure.ad.integration", "sync_contacts", [self.integration.id]
             )
 
-    def test_the_documented_example_script(self):
+    def run_the_example(self, admin, plain):
+        """The example script's commands, signed in as `admin` (its options), refused as `plain`."""
+        common = ["--url", self.base_url(), "--db", self.env.cr.dbname]
         with outside_requests(self):
-            common = [
-                "--url",
-                self.base_url(),
-                "--db",
-                self.env.cr.dbname,
-                "--user",
-                "rpc_admin",
-                "--password",
-                "rpc_admin_pw",
-            ]
             out = io.StringIO()
-            azure_ad_rpc.main([*common, "list"], out)
+            azure_ad_rpc.main([*common, *admin, "list"], out)
             self.assertIn("Contoso RPC", out.getvalue())
             self.assertIn("connected", out.getvalue())
             out = io.StringIO()
-            azure_ad_rpc.main([*common, "sync", "--customer", "Contoso RPC"], out)
+            azure_ad_rpc.main([*common, *admin, "sync", "--customer", "Contoso RPC"], out)
             self.assertIn(
                 f"integration {self.integration.id}: 0 created, 0 updated, 15 unchanged, 6 skipped",
                 out.getvalue(),
             )
             out = io.StringIO()
-            azure_ad_rpc.main([*common, "log", "--limit", "5"], out)
+            azure_ad_rpc.main([*common, *admin, "log", "--limit", "5"], out)
             self.assertIn("api", out.getvalue())
-            plain = [
-                "--url",
-                self.base_url(),
-                "--db",
-                self.env.cr.dbname,
-                "--user",
-                "rpc_plain",
-                "--password",
-                "rpc_plain_pw",
-            ]
             with self.assertRaisesRegex(SystemExit, "Odoo refused"):
-                azure_ad_rpc.main([*plain, "sync", "--all"], io.StringIO())
+                azure_ad_rpc.main([*common, *plain, "sync", "--all"], io.StringIO())
+
+    def test_the_documented_example_script(self):
+        self.run_the_example(
+            ["--user", "rpc_admin", "--password", "rpc_admin_pw"],
+            ["--user", "rpc_plain", "--password", "rpc_plain_pw"],
+        )
 
     @unittest.skipUnless(series.JSON2_API, "Odoo's JSON-2 API is new in 19.0")
     def test_the_documented_example_script_over_json2(self):
@@ -289,20 +277,4 @@ class TestRpcApi(FakeTenantMixin, HttpCase):
             user = self.env["res.users"].search([("login", "=", login)])
             return self.env["res.users.apikeys"].with_user(user).sudo()._generate(None, "example", None)
 
-        with outside_requests(self):
-            common = ["--url", self.base_url(), "--db", self.env.cr.dbname, "--api-key", api_key("rpc_admin")]
-            out = io.StringIO()
-            azure_ad_rpc.main([*common, "list"], out)
-            self.assertIn("Contoso RPC", out.getvalue())
-            out = io.StringIO()
-            azure_ad_rpc.main([*common, "sync", "--customer", "Contoso RPC"], out)
-            self.assertIn(
-                f"integration {self.integration.id}: 0 created, 0 updated, 15 unchanged, 6 skipped",
-                out.getvalue(),
-            )
-            out = io.StringIO()
-            azure_ad_rpc.main([*common, "log", "--limit", "5"], out)
-            self.assertIn("api", out.getvalue())
-            plain = ["--url", self.base_url(), "--db", self.env.cr.dbname, "--api-key", api_key("rpc_plain")]
-            with self.assertRaisesRegex(SystemExit, "Odoo refused"):
-                azure_ad_rpc.main([*plain, "sync", "--all"], io.StringIO())
+        self.run_the_example(["--api-key", api_key("rpc_admin")], ["--api-key", api_key("rpc_plain")])

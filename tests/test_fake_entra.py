@@ -84,8 +84,8 @@ def scopes(fake):
     return [f"{fake.base_url}/.default"]
 
 
-def token(fake, tenant):
-    response = requests.post(
+def token_response(fake, tenant):
+    return requests.post(
         f"{fake.base_url}/{tenant}/oauth2/v2.0/token",
         verify=fake.certs.bundle_file,
         data={
@@ -95,6 +95,10 @@ def token(fake, tenant):
             "scope": f"{fake.base_url}/.default",
         },
     )
+
+
+def token(fake, tenant):
+    response = token_response(fake, tenant)
     assert response.status_code == 200, response.text
     return response.json()["access_token"]
 
@@ -841,19 +845,6 @@ def test_user_count_is_an_advanced_query_with_a_lagging_index(fake):
     assert fake.user_count(BIG) == 2502
     with pytest.raises(ValueError):
         fake.set_index_lag(-1)
-
-
-def token_response(fake, tenant):
-    return requests.post(
-        f"{fake.base_url}/{tenant}/oauth2/v2.0/token",
-        verify=fake.certs.bundle_file,
-        data={
-            "grant_type": "client_credentials",
-            "client_id": DEFAULT_CLIENT_ID,
-            "client_secret": DEFAULT_CLIENT_SECRET,
-            "scope": f"{fake.base_url}/.default",
-        },
-    )
 
 
 def test_consent_delay_token_endpoint_does_not_know_the_app_yet(fake):
