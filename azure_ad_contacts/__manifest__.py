@@ -2,7 +2,7 @@
     "name": "Azure AD Contacts",
     "summary": "Import and keep your customers' Microsoft Entra ID (Azure AD) users "
     "up to date as Odoo contacts",
-    "version": "1.1.0",
+    "version": "1.2.0",
     "category": "Sales/CRM",
     "license": "LGPL-3",
     "author": "Azure AD Contacts contributors",

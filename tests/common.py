@@ -184,8 +184,8 @@ class FakeTenantMixin(AddonTest):
         plan_stored = integration_class._plan_stored
         differences = []
 
-        def checked(integration, tenant_round, contacts, rules, early):
-            plan, run = plan_stored(integration, tenant_round, contacts, rules, early)
+        def checked(integration, tenant_round, rules, early):
+            plan, run = plan_stored(integration, tenant_round, rules, early)
             if run.planned_ids is None and not plan.precreated:
                 return plan, run  # every stored user was planned as they are now
             difference = full_plan_difference(integration, tenant_round, rules, plan, run)

@@ -3,11 +3,14 @@ delta query) and still gives exactly what a full reconciliation would: local edi
 overwritten, leavers archived, filters applied. Real HTTPS against the fake, real MSAL."""
 
 import random
+import traceback
 from datetime import timedelta
 
-from odoo import fields
+from odoo import Command, fields
 
-from .common import CONTOSO, CONTOSO_ID, AzureAdCase, user
+from odoo.addons.azure_ad_contacts import series
+
+from .common import CONTOSO, CONTOSO_ID, AzureAdCase, full_plan_difference, user
 
 ADELE = "f27609e2-827e-404b-bf93-1d0b96d8975b"
 ALEX = "4b895896-54e7-4034-a960-7933dca6c91b"
@@ -230,6 +233,94 @@ class TestFullRounds(DeltaCase):
         self.connect()
         self.assertEqual(self.last_log().sync_mode, "full")
         self.assertEqual(len(self.stored_users()), 21)
+
+
+class TestContactState(DeltaCase):
+    """What a run keeps of the contacts for the next one is one row per contact, and a
+    changes-only run reads and writes the rows, and the contacts, that it touches only."""
+
+    def state_rows(self):
+        """{contact id: (email key, object id, standing edit, the row's version)}."""
+        self.env.cr.execute(
+            """SELECT contact_id, email_key, object_id, standing_edit, xmin::text
+                 FROM azure_ad_contact_state WHERE integration_id = %s""",
+            [self.integration.id],
+        )
+        return {row[0]: row[1:] for row in self.env.cr.fetchall()}
+
+    def contacts_read(self):
+        """Records the contact ids each read of the customer's contacts asked for (None: all)."""
+        calls = []
+        partner_class = type(self.env["res.partner"])
+        read = partner_class._azure_ad_existing_contacts
+
+        def recorded(partners, integration, contact_ids=None):
+            # Not the reads of this suite's check against the full plan (see common.py).
+            if not any(frame.name == full_plan_difference.__name__ for frame in traceback.extract_stack()):
+                calls.append(None if contact_ids is None else set(contact_ids))
+            return read(partners, integration, contact_ids)
+
+        self.patch(partner_class, "_azure_ad_existing_contacts", recorded)
+        return calls
+
+    def test_every_contact_has_a_row_as_the_run_left_it(self):
+        rows = self.state_rows()
+        contacts = self.contacts().with_context(active_test=False)
+        self.assertEqual(set(rows), set(contacts.ids))
+        adele = self.contact("adele.vance@contoso.example")
+        self.assertEqual(rows[adele.id][:3], ("adele.vance@contoso.example", ADELE, None))
+
+    def test_a_change_rewrites_the_rows_of_its_contacts_only(self):
+        before = self.state_rows()
+        calls = self.contacts_read()
+        self.fake.update_user(CONTOSO_ID, ADELE, {"jobTitle": "Chief Financial Officer"})
+        megan = self.contact("megan.bowen@contoso.example")
+        megan.email = "megan.private@example.com"  # edited in Odoo: her user gets a new contact
+        result = self.sync()
+        self.assertEqual((self.last_log().sync_mode, result["created"], result["updated"]), ("delta", 1, 2))
+        after = self.state_rows()
+        adele = self.contact("adele.vance@contoso.example")
+        new_megan = self.contact("megan.bowen@contoso.example")
+        rewritten = {contact_id for contact_id in after if after[contact_id] != before.get(contact_id)}
+        self.assertEqual(rewritten, {adele.id, megan.id, new_megan.id})
+        self.assertEqual(after[megan.id][:2], ("megan.private@example.com", None))
+        self.assertEqual(after[new_megan.id][:2], ("megan.bowen@contoso.example", MEGAN))
+        # Never every contact: only those changed, tied to a change, or written.
+        self.assertNotIn(None, calls)
+        self.assertLessEqual(set().union(*calls), {adele.id, megan.id, new_megan.id})
+
+    def test_nothing_changed_reads_no_contact_and_writes_no_row(self):
+        before = self.state_rows()
+        calls = self.contacts_read()
+        self.sync()
+        self.assertEqual(self.state_rows(), before)
+        self.assertEqual([ids for ids in calls if ids], [])
+        self.assertNotIn(None, calls)
+
+    def test_a_login_given_to_a_contact_is_seen_without_a_change_of_the_contact(self):
+        """A contact's user changes what the planner reads of it, not the contact's row."""
+        self.integration.deleted_action = "archive"
+        adele = self.contact("adele.vance@contoso.example")
+        self.env["res.users"].create(
+            {
+                "login": "adele",
+                "partner_id": adele.id,
+                series.GROUPS_FIELD: [Command.set(self.env.ref("base.group_portal").ids)],
+            }
+        )
+        self.fake.delete_user(CONTOSO_ID, ADELE)
+        result = self.sync()
+        self.assertEqual((self.last_log().sync_mode, result["archived"]), ("delta", 0))
+        self.assertEqual(self.state_rows()[adele.id][2], "has_login")
+        self.assertTrue(adele.active)
+        # Kept so while she stays so, though no later change concerns her.
+        self.fake.update_user(CONTOSO_ID, ALEX, {"jobTitle": "Boss"})
+        self.sync()
+        self.assertEqual(self.last_log().other_edits, {"has_login": 1})
+
+    def test_disconnect_forgets_the_rows(self):
+        self.integration.action_disconnect()
+        self.assertEqual(self.state_rows(), {})
 
 
 class TestDeltaEdgeCases(DeltaCase):

@@ -35,6 +35,10 @@ RELEASES = {
         "e89ede3afebbc7fedaadc7dbac71fefac382acdb",
         "1.0.0 as main had it when 1.1.0's work began: delta sync, the helpdesk and queue bridges",
     ),
+    "1.1.0": (
+        "84e96e85561cd1d6e8db588f6bb4aaac6b1deaf3",
+        "1.1.0 as main had it when 1.2.0's work began: other people's edits, self-healing, Odoo 19.0, GDAP",
+    ),
 }
 
 
@@ -78,6 +82,8 @@ CHANGED_ON_PURPOSE = {
     "res_partner.company_id": customer_company,
     "azure_ad_directory_user.data": filtered_user_data,
     "azure_ad_directory_user.email_key": filtered_user_email_key,
+    # 1.2.0: the contacts as the last run left them are rows of their own (post-10 drops the document).
+    "azure_ad_integration.delta_rest": lambda _row, _after: None,
     **{
         f"res_partner.{column}": without_integration_nothing(column)
         for column in ("azure_ad_synced", "azure_ad_object_id", "azure_ad_guest", "azure_ad_archived",
@@ -271,7 +277,8 @@ def point_at(database, old_url, new_url):
 def test_a_database_of_an_earlier_release_upgrades_keeping_its_data(name):
     commit, what = RELEASES[name]
     version = manifest_version(release_code(commit))
-    if not version.startswith(f"{odoo.release.series}."):
+    # A manifest version with a series ("18.0.1.0.0") is for that series only.
+    if version.count(".") == 4 and not version.startswith(f"{odoo.release.series}."):
         pytest.skip(f"release {name} ({what}) is for Odoo {version[:4]}, this is Odoo {odoo.release.series}")
     template, noted = release_database(name)
     made = noted["made"]
@@ -305,6 +312,8 @@ def test_a_database_of_an_earlier_release_upgrades_keeping_its_data(name):
     bookkeeping |= {"mail_message", "mail_tracking_value"}
     if not before.get("azure_ad_directory_user"):
         bookkeeping.add("azure_ad_directory_user")
+    if not before.get("azure_ad_contact_state"):  # filled by the first sync after 1.2.0's upgrade
+        bookkeeping.add("azure_ad_contact_state")
     written = differences(
         {table: rows for table, rows in upgraded.items() if table not in bookkeeping},
         after_sync,

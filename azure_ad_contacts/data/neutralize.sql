@@ -14,8 +14,9 @@ UPDATE azure_ad_integration
        failed_runs = 0,
        delta_link = NULL,
        delta_scope = NULL,
-       delta_rest = NULL;
+       delta_rules = NULL;
 DELETE FROM azure_ad_directory_user;
+DELETE FROM azure_ad_contact_state;
 
 DELETE FROM ir_config_parameter
  WHERE key IN ('azure_ad_contacts.client_secret', 'azure_ad_contacts.client_certificate');

@@ -2,6 +2,7 @@ from . import azure_ad_app_credential_mixin
 from . import azure_ad_microsoft_mixin
 from . import azure_ad_consent_mixin
 from . import azure_ad_directory_user
+from . import azure_ad_contact_state
 from . import azure_ad_sync_mixin
 from . import azure_ad_delta_mixin
 from . import azure_ad_recovery_mixin

@@ -12,7 +12,6 @@ from collections import Counter
 from datetime import timedelta
 
 from odoo import fields, models
-from odoo.tools import SQL
 
 from ..utils import graph_client, incremental, reconcile
 
@@ -44,10 +43,12 @@ class PlannedRun:
     """What settling a run needs besides its plan: which users were planned (None: all of
     them), why each skipped one was, and the contacts as they were planned against."""
 
-    stored_rest: dict  # what the last run kept (see _delta_rest)
     planned_ids: set | None
     skips: dict
-    contact_state: dict
+    # The contacts planned against (all of them when every user was planned) and, of a
+    # changes-only run, the ids of those changed, created or deleted in Odoo since the last run.
+    contacts: list
+    changed_ids: set
     rules_digest: str
     early_ids: set = dataclasses.field(default_factory=set)
 
@@ -66,10 +67,9 @@ class AzureAdDeltaMixin(models.AbstractModel):
         "last one. A full sync lists every user again as a safety net. 0: every sync is full.",
     )
     last_full_sync_date = fields.Datetime(string="Last full sync", readonly=True, copy=False)
-    # After a run: the rules it applied and the contacts as it left them, to tell which
-    # users the next changes-only round must plan again (see _plan_stored).
-    # JSON kept as text: PostgreSQL need not parse a few MB into jsonb it never queries.
-    delta_rest = fields.Text(groups="base.group_system", copy=False, readonly=True, prefetch=False)
+    # The rules the last run applied: other rules, every user is planned again (the contacts
+    # as the run left them are in azure.ad.contact.state).
+    delta_rules = fields.Char(groups="base.group_system", copy=False, readonly=True, prefetch=False)
 
     def action_full_sync(self):
         """ "Full sync": lists every user of the tenant instead of only the changes. Without
@@ -81,8 +81,9 @@ class AzureAdDeltaMixin(models.AbstractModel):
 
     def _forget_delta_state(self):
         """A new start: the next sync lists every user (after Disconnect, for instance)."""
-        self.sudo().write({"delta_link": False, "delta_scope": False, "delta_rest": False})
+        self.sudo().write({"delta_link": False, "delta_scope": False, "delta_rules": False})
         self.env["azure.ad.directory.user"]._forget(self.ids)
+        self.env["azure.ad.contact.state"]._forget(self.ids)
 
     def _delta_scope(self, select):
         """A fingerprint of who is in scope and what is read: when it changes, the stored
@@ -211,37 +212,42 @@ class AzureAdDeltaMixin(models.AbstractModel):
             tenant_round.changed_ids = replayed.changed_ids
         return tenant_round
 
-    def _early_creator(self, contacts, rules):
+    def _early_creator(self, rules):
         """For a full round: creates, page by page while the next one is fetched, the contacts
         of users no contact can match (see reconcile.early_creates); None when the run must
-        write exactly a plan shown before (a preview's "Apply") or contacts follow emails."""
+        write exactly a plan shown before (a preview's "Apply") or contacts follow emails.
+        The contacts are read at the first page: a changes-only round needs not all of them."""
         if self.env.context.get("azure_ad_preview_digest") or rules.follow_email:
             return None
-        taken = {contact.email for contact in contacts if contact.email}
-        seen = {contact.object_id for contact in contacts if contact.object_id}
         partners = self.env["res.partner"]
 
         def create(page):
-            creates = reconcile.early_creates(page, rules, taken, seen)
+            if create.taken is None:
+                contacts = self._existing_contacts()
+                create.had_contacts = bool(contacts)
+                create.taken = {contact.email for contact in contacts if contact.email}
+                create.seen = {contact.object_id for contact in contacts if contact.object_id}
+            creates = reconcile.early_creates(page, rules, create.taken, create.seen)
             if creates:
                 create.ids.update(partners._azure_ad_apply_plan(self, reconcile.Plan(creates=creates)))
 
         create.ids = set()
+        create.taken = create.seen = None
+        create.had_contacts = True
         return create
 
     # ------------------------------------------------ planning from the stored users
 
-    def _plan_stored(self, tenant_round, contacts, rules, early):
-        """Plans from the stored users against `contacts` (as they are now): all of them after
-        a full round or when the rules changed, else only those the changes concern (see
-        utils/incremental.py), the others counted as the last plan left them. The plan of a
-        full listing either way. Returns (plan, PlannedRun)."""
-        state = self._delta_rest()
+    def _plan_stored(self, tenant_round, rules, early):
+        """Plans from the stored users against the contacts as they are now: all of them after
+        a full round or when the rules changed, else only those the changes concern, in
+        Microsoft or in Odoo (see utils/incremental.py), the others counted as the last plan
+        left them. The plan of a full listing either way. Returns (plan, PlannedRun)."""
         run = PlannedRun(
-            stored_rest=state,
             planned_ids=None,
             skips={},
-            contact_state=incremental.contact_state(contacts),
+            contacts=[],
+            changed_ids=set(),
             rules_digest=_rules_digest(rules),
             early_ids=early.ids if early else set(),
         )
@@ -253,7 +259,8 @@ class AzureAdDeltaMixin(models.AbstractModel):
         directory = self.env["azure.ad.directory.user"]
         if (
             tenant_round.full
-            and not contacts
+            and run.early_ids
+            and not early.had_contacts
             and not tenant_round.changed_ids  # nothing merged over the listing after the creates
             and len(run.early_ids) == directory._count(self.id)
         ):
@@ -262,42 +269,56 @@ class AzureAdDeltaMixin(models.AbstractModel):
             plan = reconcile.Plan(precreated=len(run.early_ids), linked=len(run.early_ids))
             plan.skipped.update(tenant_round.skipped)
             return plan, run
-        if tenant_round.full or state.get("rules") != run.rules_digest or "contacts" not in state:
-            if run.early_ids:  # their contacts exist now: plan against them
-                contacts = reconcile.mark_new(self._existing_contacts(), run.early_ids)
-            plan = reconcile.build_plan(directory._pages(self.id), contacts, rules=rules, on_skip=on_skip)
+        if tenant_round.full or self.sudo().delta_rules != run.rules_digest:
+            run.contacts = reconcile.mark_new(self._existing_contacts(), run.early_ids)
+            plan = reconcile.build_plan(directory._pages(self.id), run.contacts, rules=rules, on_skip=on_skip)
             plan.skipped.update(tenant_round.skipped)
-            if run.early_ids:
+            if run.early_ids:  # their contacts exist now: planned against them
                 plan.count_precreated(run.early_ids)
             return plan, run
-        keys = set(tenant_round.changed_keys)
-        object_ids = set(tenant_round.changed_ids)
-        for email, object_id, _digest in incremental.changed_contacts(state["contacts"], run.contact_state):
-            keys.add(email)
-            if object_id:
-                object_ids.add(object_id)
-        users = {}
+        return self._plan_changes(tenant_round, rules, run, on_skip)
+
+    def _plan_changes(self, tenant_round, rules, run, on_skip):
+        """The plan of a changes-only round: the users tied to what changed in Microsoft or in
+        Odoo since the last run, against the contacts tied to them; the others as the last run
+        left them. Reads only those users and contacts."""
+        directory = self.env["azure.ad.directory.user"]
+        states = self.env["azure.ad.contact.state"]
+        partners = self.env["res.partner"]
+        changed = states._changed(self.id, partners._azure_ad_contact_query(self, rules))
+        run.changed_ids = set(changed)
+        known = {contact.id: contact for contact in self._existing_contacts(contact_ids=run.changed_ids)}
+        # The contacts changed since show as they were and as they are.
+        keys = set(tenant_round.changed_keys) | {key for key, _object_id in changed.values()}
+        keys |= {contact.email for contact in known.values()}
+        object_ids = set(tenant_round.changed_ids) | {object_id for _key, object_id in changed.values()}
+        object_ids |= {contact.object_id for contact in known.values()}
+        object_ids.discard(None)
+
+        def load_contacts(keys, object_ids):
+            missing = states._tied(self.id, keys, object_ids, excluding=run.changed_ids) - known.keys()
+            known.update((contact.id, contact) for contact in self._existing_contacts(contact_ids=missing))
+            return [c for c in known.values() if c.email in keys or c.object_id in object_ids]
+
+        users, tied = {}, []
+        keys.discard(None)
         if keys or object_ids:
-            users = incremental.concerned_users(
-                keys, object_ids, contacts, lambda ids, keys: directory._users(self.id, ids, keys)
+            users, tied = incremental.concerned_users(
+                keys, object_ids, load_contacts, lambda ids, keys: directory._users(self.id, ids, keys)
             )
         # Only the contacts tied to these users matter to their plan; the count of linked ones
         # (for the archive threshold) is of all.
-        keys.discard(None)
-        tied = [c for c in contacts if c.email in keys or c.object_id in object_ids]
         plan = reconcile.build_plan(
             [list(users.values())], tied, rules=rules, on_skip=on_skip, leavers_among=object_ids
         )
-        plan.linked = sum(
-            1 for c in contacts if c.linked and c.object_id and not c.flags & reconcile.INACTIVE
-        )
-        # Contacts that stay as someone made them (see STANDING_EDITS), not concerned by
-        # any change: as the last run left them.
+        plan.linked = partners._azure_ad_count_linked(self)
+        # Contacts that stay as someone made them (see STANDING_EDITS), not concerned by any
+        # change: as the last run left them.
         tied_ids = {c.id for c in tied}
-        present = {c.id for c in contacts}
-        for contact_id, reason in state.get("standing_edits", {}).items():
-            if int(contact_id) in present and int(contact_id) not in tied_ids:
-                plan.other_edits[int(contact_id)] = reason
+        for contact_id, reason in states._standing_edits(self.id, self.partner_id.id).items():
+            if contact_id not in tied_ids:
+                plan.other_edits[contact_id] = reason
+        run.contacts = list(known.values())
         run.planned_ids = set(users)
         kept, skipped = directory._outcomes(self.id, excluding=run.planned_ids)
         plan.unchanged += kept
@@ -306,48 +327,30 @@ class AzureAdDeltaMixin(models.AbstractModel):
 
     def _settle(self, tenant_round, plan, run, created_ids):
         """What the integration keeps of a successful run: the round's link, what the plan
-        made of each user, and the contacts as the run left them (see _plan_stored)."""
+        made of each user, and the contacts as the run left them: all of them when every user
+        was planned, else those planned against, changed since the last run, or written."""
         self.env["azure.ad.directory.user"]._record_outcomes(self.id, run.skips, run.planned_ids)
         self.env["res.partner"].flush_model()  # all fields at once: one UPDATE per contact
         touched = plan.updates.keys() | set(plan.unlink_ids) | plan.archives.keys()
         touched |= set(created_ids) | run.early_ids
-        contact_state = run.contact_state
-        if len(touched) * 2 > len(contact_state):  # most of them: one query for all
-            contact_state = incremental.contact_state(self._existing_contacts())
+        contacts = {contact.id: contact for contact in run.contacts}
+        if run.planned_ids is None and len(touched) * 2 > len(contacts):  # most of them: one query for all
+            contacts = {contact.id: contact for contact in self._existing_contacts()}
         elif touched:
-            contact_state.update(incremental.contact_state(self._existing_contacts(contact_ids=touched)))
-        values = {"delta_link": tenant_round.delta_link, "delta_scope": tenant_round.scope}
-        if tenant_round.full:
-            values["last_full_sync_date"] = fields.Datetime.now()
-        self.sudo().write(values)
-        rest = {"rules": run.rules_digest, "contacts": contact_state}
+            contacts.update((contact.id, contact) for contact in self._existing_contacts(contact_ids=touched))
         standing = {
-            str(contact_id): reason
+            contact_id: reason
             for contact_id, reason in plan.other_edits.items()
             if reason in reconcile.STANDING_EDITS
         }
-        if standing:
-            rest["standing_edits"] = standing
-        if rest != run.stored_rest:  # most changes-only runs leave it as it was
-            self._write_delta_rest(rest)
-
-    # A large document (a few MB for 50,000 contacts): read and written with SQL, without the
-    # ORM's copies of a Json value.
-    def _delta_rest(self):
-        self.flush_recordset(["delta_rest"])
-        self.env.cr.execute(SQL("SELECT delta_rest FROM azure_ad_integration WHERE id = %s", self.id))
-        rest = self.env.cr.fetchone()[0]
-        return json.loads(rest) if rest else {}
-
-    def _write_delta_rest(self, rest):
-        self.env.cr.execute(
-            SQL(
-                "UPDATE azure_ad_integration SET delta_rest = %s WHERE id = %s",
-                json.dumps(rest, separators=(",", ":")),
-                self.id,
-            )
-        )
-        self.invalidate_recordset(["delta_rest"])
+        replacing = None if run.planned_ids is None else contacts.keys() | run.changed_ids
+        self.env["azure.ad.contact.state"]._write_states(self.id, contacts.values(), standing, replacing)
+        values = {"delta_link": tenant_round.delta_link, "delta_scope": tenant_round.scope}
+        if tenant_round.full:
+            values["last_full_sync_date"] = fields.Datetime.now()
+        if self.sudo().delta_rules != run.rules_digest:
+            values["delta_rules"] = run.rules_digest
+        self.sudo().write(values)
 
 
 def _rules_digest(rules):

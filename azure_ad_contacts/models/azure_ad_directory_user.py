@@ -201,11 +201,26 @@ class AzureAdDirectoryUser(models.Model):
 
     @api.model
     def _pages(self, integration_id, size=graph_client.PAGE_SIZE):
-        """The stored users as pages, as a listing of the tenant would give them."""
+        """The stored users as pages, as a listing of the tenant would give them: one page in
+        memory at a time (a query for all would hold every user in the client at once)."""
         cr = self.env.cr
-        cr.execute(SQL("SELECT data FROM azure_ad_directory_user WHERE integration_id = %s", integration_id))
-        while rows := cr.fetchmany(size):
-            yield [row[0] for row in rows]
+        after = ""
+        while True:
+            cr.execute(
+                SQL(
+                    """SELECT object_id, data FROM azure_ad_directory_user
+                        WHERE integration_id = %s AND object_id > %s
+                     ORDER BY object_id LIMIT %s""",
+                    integration_id,
+                    after,
+                    size,
+                )
+            )
+            rows = cr.fetchall()
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield [row[1] for row in rows]
 
     @api.model
     def _count(self, integration_id):

@@ -32,7 +32,7 @@ OWNED_FIELDS = (
     "first_sync_pending_since",
     "delta_link",
     "delta_scope",
-    "delta_rest",
+    "delta_rules",
     "last_full_sync_date",
     "retry_date",
     "failed_runs",

@@ -298,12 +298,11 @@ class AzureAdSyncMixin(models.AbstractModel):
         """Brings the stored users up to date (every user, or Microsoft's changes since the
         last run) and plans from them against the contacts as they are now: the plan of a
         full listing, local edits included. Returns (plan, the round read, PlannedRun)."""
-        contacts = self._existing_contacts()  # read whole, before the cursor streams the users
         rules = self._tenant_rules(client)
         select = tuple(dict.fromkeys(graph_client.USER_SELECT + rules.graph_properties()))
-        early = self._early_creator(contacts, rules)
+        early = self._early_creator(rules)
         tenant_round = self._read_tenant(client, select, on_page=early, rules=rules)
-        plan, run = self._plan_stored(tenant_round, contacts, rules, early)
+        plan, run = self._plan_stored(tenant_round, rules, early)
         return plan, tenant_round, run
 
     def _existing_contacts(self, contact_ids=None):

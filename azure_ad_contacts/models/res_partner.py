@@ -246,7 +246,32 @@ class ResPartner(models.Model):
 
         Read with one SQL query: a re-sync of a 100,000-user tenant must not load
         100,000 records into the ORM cache just to compare five columns."""
+        if contact_ids is not None and not contact_ids:
+            return []
         rules = integration._sync_rules()
+        self.env.cr.execute(self._azure_ad_contact_query(integration, rules, contact_ids))
+        return [
+            reconcile.Contact(
+                id=row[0],
+                email=reconcile.normalize_email(row[1]),
+                object_id=row[2] or None,
+                linked=bool(row[3]),
+                name=row[4],
+                function=row[5],
+                mobile=row[6],
+                flags=row[7],
+                synced_email=reconcile.normalize_email(row[8]),
+                extra=row[9:-1] or None,
+                digest=row[-1],
+            )
+            for row in self.env.cr.fetchall()
+        ]
+
+    @api.model
+    def _azure_ad_contact_query(self, integration, rules, contact_ids=None):
+        """The SQL query of the customer's contacts (those of `contact_ids` only, if given) as
+        the planner reads them, and last a digest of all that: id, email, linked object id,
+        linked, name, function, mobile, flags, synced email, the extra fields, digest."""
         self.flush_model(
             [
                 "parent_id",
@@ -271,61 +296,64 @@ class ResPartner(models.Model):
         other_tenants = integration.search(
             [("partner_id", "=", integration.partner_id.id), ("id", "!=", integration.id)]
         ).ids
+        return SQL(
+            """SELECT contact.*, left(md5(contact::text), 16) AS digest
+                 FROM (SELECT res_partner.id, email,
+                              CASE WHEN azure_ad_integration_id = %s THEN azure_ad_object_id END,
+                              azure_ad_integration_id = %s AND azure_ad_synced IS TRUE,
+                              name, function, mobile,
+                              (res_partner.active IS NOT TRUE)::int * %s
+                              + (azure_ad_archived IS TRUE)::int * %s
+                              + (azure_ad_never_overwrite IS TRUE)::int * %s
+                              + (azure_ad_never_archive IS TRUE)::int * %s
+                              + (azure_ad_synced IS TRUE
+                                 AND azure_ad_integration_id = ANY(%s::int[]))::int * %s
+                              + (azure_ad_guest IS TRUE)::int * %s
+                              + (login.partner_id IS NOT NULL)::int * %s
+                              + (login.active IS TRUE)::int * %s
+                              + (login.internal IS TRUE)::int * %s,
+                              azure_ad_synced_email
+                              %s
+                         FROM res_partner
+                    LEFT JOIN (SELECT partner_id, bool_or(active) AS active,
+                                      bool_or(active AND share IS NOT TRUE) AS internal
+                                 FROM res_users GROUP BY partner_id) AS login
+                           ON login.partner_id = res_partner.id
+                        WHERE parent_id = %s %s) AS contact""",
+            integration.id,
+            integration.id,
+            reconcile.INACTIVE,
+            reconcile.ARCHIVED_BY_SYNC,
+            reconcile.NEVER_OVERWRITE,
+            reconcile.NEVER_ARCHIVE,
+            other_tenants,
+            reconcile.OTHER_TENANT,
+            reconcile.GUEST,
+            reconcile.LOGIN,
+            reconcile.ACTIVE_LOGIN,
+            reconcile.INTERNAL_LOGIN,
+            SQL("").join(SQL(", %s", SQL.identifier(name)) for name in rules.extra_fields),
+            integration.partner_id.id,
+            SQL("AND res_partner.id = ANY(%s)", list(contact_ids)) if contact_ids is not None else SQL(),
+        )
+
+    @api.model
+    def _azure_ad_count_linked(self, integration):
+        """How many active contacts of the customer `integration` links to a user (what the
+        archive threshold's percentage is of)."""
+        self.flush_model(
+            ["parent_id", "active", "azure_ad_object_id", "azure_ad_integration_id", "azure_ad_synced"]
+        )
         self.env.cr.execute(
             SQL(
-                """SELECT res_partner.id, email,
-                          CASE WHEN azure_ad_integration_id = %s THEN azure_ad_object_id END,
-                          azure_ad_integration_id = %s AND azure_ad_synced IS TRUE,
-                          name, function, mobile,
-                          (res_partner.active IS NOT TRUE)::int * %s
-                          + (azure_ad_archived IS TRUE)::int * %s
-                          + (azure_ad_never_overwrite IS TRUE)::int * %s
-                          + (azure_ad_never_archive IS TRUE)::int * %s
-                          + (azure_ad_synced IS TRUE AND azure_ad_integration_id = ANY(%s::int[]))::int * %s
-                          + (azure_ad_guest IS TRUE)::int * %s
-                          + (login.partner_id IS NOT NULL)::int * %s
-                          + (login.active IS TRUE)::int * %s
-                          + (login.internal IS TRUE)::int * %s,
-                          azure_ad_synced_email
-                          %s
-                     FROM res_partner
-                LEFT JOIN (SELECT partner_id, bool_or(active) AS active,
-                                  bool_or(active AND share IS NOT TRUE) AS internal
-                             FROM res_users GROUP BY partner_id) AS login
-                       ON login.partner_id = res_partner.id
-                    WHERE parent_id = %s %s""",
-                integration.id,
-                integration.id,
-                reconcile.INACTIVE,
-                reconcile.ARCHIVED_BY_SYNC,
-                reconcile.NEVER_OVERWRITE,
-                reconcile.NEVER_ARCHIVE,
-                other_tenants,
-                reconcile.OTHER_TENANT,
-                reconcile.GUEST,
-                reconcile.LOGIN,
-                reconcile.ACTIVE_LOGIN,
-                reconcile.INTERNAL_LOGIN,
-                SQL("").join(SQL(", %s", SQL.identifier(name)) for name in rules.extra_fields),
+                """SELECT count(*) FROM res_partner
+                    WHERE parent_id = %s AND azure_ad_integration_id = %s AND azure_ad_synced IS TRUE
+                      AND azure_ad_object_id IS NOT NULL AND azure_ad_object_id != '' AND active IS TRUE""",
                 integration.partner_id.id,
-                SQL("AND res_partner.id = ANY(%s)", list(contact_ids)) if contact_ids is not None else SQL(),
+                integration.id,
             )
         )
-        return [
-            reconcile.Contact(
-                id=row[0],
-                email=reconcile.normalize_email(row[1]),
-                object_id=row[2] or None,
-                linked=bool(row[3]),
-                name=row[4],
-                function=row[5],
-                mobile=row[6],
-                flags=row[7],
-                synced_email=reconcile.normalize_email(row[8]),
-                extra=row[9:] or None,
-            )
-            for row in self.env.cr.fetchall()
-        ]
+        return self.env.cr.fetchone()[0]
 
     @api.model
     def _azure_ad_apply_plan(self, integration, plan, log=None):

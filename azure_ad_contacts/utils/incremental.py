@@ -8,38 +8,8 @@ in Odoo, only the users tied, directly or not, to what changed are planned again
 keep what the last plan made of them.
 """
 
-import hashlib
-
 from .entra_user import entra_email, normalize_email
 from .reconcile import _object_id
-
-
-def contact_state(contacts):
-    """What the planner saw of each contact: {contact id (text): [email key, linked object
-    id, digest of all it reads]}. Kept after a run, compared at the next one."""
-    return {
-        str(contact.id): [
-            contact.email,
-            contact.object_id,
-            hashlib.blake2b(
-                repr(
-                    (contact.email, contact.object_id, contact.linked, contact.name, contact.function,
-                     contact.mobile, contact.flags, contact.synced_email, contact.extra)
-                ).encode(),
-                digest_size=8,
-            ).hexdigest(),
-        ]
-        for contact in contacts
-    }
-
-
-def changed_contacts(before, now):
-    """The entries, as they were and as they are, of the contacts created, changed or
-    deleted between two states."""
-    for contact_id in before.keys() | now.keys():
-        old, new = before.get(contact_id), now.get(contact_id)
-        if old != new:
-            yield from filter(None, (old, new))
 
 
 def user_key(user):
@@ -47,20 +17,20 @@ def user_key(user):
     return normalize_email(entra_email(user))
 
 
-def concerned_users(keys, object_ids, contacts, load_users):
+def concerned_users(keys, object_ids, load_contacts, load_users):
     """The users to plan again: those with one of the email `keys` or `object_ids`, and
-    every user tied to them through an email or a contact's link, as {object id: record}.
+    every user tied to them through an email or a contact's link, as {object id: record},
+    and the contacts tied to them.
 
-    `contacts` are the customer's contacts now; `load_users(object_ids, keys)` returns the
-    stored users with one of them. Both sets are completed in place: the users whose contacts
-    may be leavers are `object_ids` afterwards."""
+    `load_contacts(keys, object_ids)` returns the customer's contacts with one of them (as
+    they are now), `load_users(object_ids, keys)` the stored users. Both sets are completed
+    in place: the users whose contacts may be leavers are `object_ids` afterwards."""
     keys.discard(None)
     users = {}
     while True:
-        # The contacts of these emails and links tie more users in, and their users more
-        # emails (a scan per round: cheaper than indexing every contact for a few changes).
+        # The contacts of these emails and links tie more users in, and their users more emails.
         while True:
-            tied = [c for c in contacts if c.email in keys or c.object_id in object_ids]
+            tied = load_contacts(keys, object_ids)
             new_keys = {c.email for c in tied if c.email} - keys
             new_ids = {c.object_id for c in tied if c.object_id} - object_ids
             if not new_keys and not new_ids:
@@ -72,6 +42,6 @@ def concerned_users(keys, object_ids, contacts, load_users):
         new_ids = {oid for user in found.values() if (oid := _object_id(user))} - object_ids
         users.update(found)
         if not new_keys and not new_ids:
-            return users
+            return users, tied
         keys |= new_keys
         object_ids |= new_ids

@@ -104,6 +104,9 @@ class Contact:
     flags: int = 0
     synced_email: str | None = None
     extra: tuple | None = None
+    # A fingerprint of all the above, as the ORM layer read it: tells the next run whether
+    # the contact changed since (not read by the planner).
+    digest: str | None = None
 
 
 @dataclass(slots=True)
