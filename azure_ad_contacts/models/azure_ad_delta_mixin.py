@@ -4,6 +4,7 @@ fetches the next page while the current one is stored."""
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import logging
 import queue
@@ -331,20 +332,23 @@ class AzureAdDeltaMixin(models.AbstractModel):
         was planned, else those planned against, changed since the last run, or written."""
         self.env["azure.ad.directory.user"]._record_outcomes(self.id, run.skips, run.planned_ids)
         self.env["res.partner"].flush_model()  # all fields at once: one UPDATE per contact
-        touched = plan.updates.keys() | set(plan.unlink_ids) | plan.archives.keys()
-        touched |= set(created_ids) | run.early_ids
-        contacts = {contact.id: contact for contact in run.contacts}
-        if run.planned_ids is None and len(touched) * 2 > len(contacts):  # most of them: one query for all
-            contacts = {contact.id: contact for contact in self._existing_contacts()}
-        elif touched:
-            contacts.update((contact.id, contact) for contact in self._existing_contacts(contact_ids=touched))
         standing = {
             contact_id: reason
             for contact_id, reason in plan.other_edits.items()
             if reason in reconcile.STANDING_EDITS
         }
-        replacing = None if run.planned_ids is None else contacts.keys() | run.changed_ids
-        self.env["azure.ad.contact.state"]._write_states(self.id, contacts.values(), standing, replacing)
+        states = self.env["azure.ad.contact.state"]
+        if run.planned_ids is None:
+            # Every contact, read again in batches: never all of them twice in memory.
+            run.contacts = []
+            batches = self.env["res.partner"]._azure_ad_contact_batches(self)
+            states._write_states(self.id, itertools.chain.from_iterable(batches), standing)
+        else:
+            touched = plan.updates.keys() | set(plan.unlink_ids) | plan.archives.keys() | set(created_ids)
+            contacts = {contact.id: contact for contact in run.contacts}
+            contacts.update((contact.id, contact) for contact in self._existing_contacts(contact_ids=touched))
+            replacing = contacts.keys() | run.changed_ids
+            states._write_states(self.id, contacts.values(), standing, replacing)
         values = {"delta_link": tenant_round.delta_link, "delta_scope": tenant_round.scope}
         if tenant_round.full:
             values["last_full_sync_date"] = fields.Datetime.now()

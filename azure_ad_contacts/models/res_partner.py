@@ -250,6 +250,24 @@ class ResPartner(models.Model):
             return []
         rules = integration._sync_rules()
         self.env.cr.execute(self._azure_ad_contact_query(integration, rules, contact_ids))
+        return self._azure_ad_contacts_of(self.env.cr.fetchall())
+
+    @api.model
+    def _azure_ad_contact_batches(self, integration, size=10_000):
+        """The customer's contacts, as _azure_ad_existing_contacts gives them, in batches of
+        `size` by id: one batch in memory at a time."""
+        rules = integration._sync_rules()
+        after = 0
+        while True:
+            query = self._azure_ad_contact_query(integration, rules, after=after, limit=size)
+            self.env.cr.execute(query)
+            if not (rows := self.env.cr.fetchall()):
+                return
+            after = rows[-1][0]
+            yield self._azure_ad_contacts_of(rows)
+
+    @api.model
+    def _azure_ad_contacts_of(self, rows):
         return [
             reconcile.Contact(
                 id=row[0],
@@ -264,14 +282,15 @@ class ResPartner(models.Model):
                 extra=row[9:-1] or None,
                 digest=row[-1],
             )
-            for row in self.env.cr.fetchall()
+            for row in rows
         ]
 
     @api.model
-    def _azure_ad_contact_query(self, integration, rules, contact_ids=None):
-        """The SQL query of the customer's contacts (those of `contact_ids` only, if given) as
-        the planner reads them, and last a digest of all that: id, email, linked object id,
-        linked, name, function, mobile, flags, synced email, the extra fields, digest."""
+    def _azure_ad_contact_query(self, integration, rules, contact_ids=None, after=None, limit=None):
+        """The SQL query of the customer's contacts (those of `contact_ids` only, if given; or
+        the first `limit` by id after `after`) as the planner reads them, and last a digest of
+        all that: id, email, linked object id, linked, name, function, mobile, flags, synced
+        email, the extra fields, digest."""
         self.flush_model(
             [
                 "parent_id",
@@ -319,7 +338,7 @@ class ResPartner(models.Model):
                                       bool_or(active AND share IS NOT TRUE) AS internal
                                  FROM res_users GROUP BY partner_id) AS login
                            ON login.partner_id = res_partner.id
-                        WHERE parent_id = %s %s) AS contact""",
+                        WHERE parent_id = %s %s %s) AS contact""",
             integration.id,
             integration.id,
             reconcile.INACTIVE,
@@ -335,6 +354,9 @@ class ResPartner(models.Model):
             SQL("").join(SQL(", %s", SQL.identifier(name)) for name in rules.extra_fields),
             integration.partner_id.id,
             SQL("AND res_partner.id = ANY(%s)", list(contact_ids)) if contact_ids is not None else SQL(),
+            SQL("AND res_partner.id > %s ORDER BY res_partner.id LIMIT %s", after, limit)
+            if limit is not None
+            else SQL(),
         )
 
     @api.model
