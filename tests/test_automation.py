@@ -12,7 +12,7 @@ from odoo.exceptions import UserError
 from odoo.tests import HttpCase, new_test_user, tagged
 
 from odoo.addons.azure_ad_contacts import series
-from odoo.addons.azure_ad_contacts.models import azure_ad_sync_mixin
+from odoo.addons.azure_ad_contacts.models import azure_ad_microsoft_mixin, azure_ad_sync_mixin
 
 from examples import azure_ad_rpc
 
@@ -94,6 +94,7 @@ class TestScheduledSync(AzureAdCase):
             {"state": "connected", "retry_date": False, "next_sync_date": fields.Datetime.now()}
         )
         self.fake.set_consent(CONTOSO_ID, True)
+        azure_ad_microsoft_mixin._MSAL_HTTP_CACHE.clear()  # else MSAL replays the refusal for 60 s
         fabrikam_runs = len(self.fabrikam_integration.sync_log_ids)
         contoso_runs = len(self.integration.sync_log_ids)
         original = azure_ad_sync_mixin.AzureAdSyncMixin._existing_contacts

@@ -29,7 +29,7 @@ class AzureAdContactState(models.Model):
     digest = fields.Char(required=True)
     # Why the last run left the contact as someone made it, while it stays so (see
     # reconcile.STANDING_EDITS).
-    standing_edit = fields.Char()
+    standing_edit = fields.Char(string="Kept as edited")
 
     _integration_contact_uniq = Constraint("unique(integration_id, contact_id)", "One row per contact.")
 

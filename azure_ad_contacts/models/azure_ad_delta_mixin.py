@@ -70,7 +70,9 @@ class AzureAdDeltaMixin(models.AbstractModel):
     last_full_sync_date = fields.Datetime(string="Last full sync", readonly=True, copy=False)
     # The rules the last run applied: other rules, every user is planned again (the contacts
     # as the run left them are in azure.ad.contact.state).
-    delta_rules = fields.Char(groups="base.group_system", copy=False, readonly=True, prefetch=False)
+    delta_rules = fields.Char(
+        string="Rules of the last sync", groups="base.group_system", copy=False, readonly=True, prefetch=False
+    )
 
     def action_full_sync(self):
         """ "Full sync": lists every user of the tenant instead of only the changes. Without
