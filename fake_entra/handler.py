@@ -94,6 +94,7 @@ class EntraRequestHandler(DelegatedHandler, BaseHTTPRequestHandler):
         return self.server.fake
 
     def _dispatch(self):
+        self.received = time.monotonic()
         url = urlsplit(self.path)
         self.query = dict(parse_qsl(url.query, keep_blank_values=True))
         self.request_id = str(uuid.uuid4())
@@ -132,7 +133,7 @@ class EntraRequestHandler(DelegatedHandler, BaseHTTPRequestHandler):
         """Count the request once, before the client can see the answer (no test races)."""
         if not self.recorded and self.kind != "control":
             self.recorded = True
-            self.fake.record(self.kind, self.command, self.path, self.status)
+            self.fake.record(self.kind, self.command, self.path, self.status, self.received)
 
     def _read_body(self):
         length = int(self.headers.get("Content-Length") or 0)

@@ -515,11 +515,14 @@ class EntraState:
             self._recent = collections.deque(maxlen=RECENT_REQUESTS)
 
     # ----------------------------------------------------------------- used by the handler
-    def record(self, kind, method, path, status):
+    def record(self, kind, method, path, status, received=None):
+        """Counts a request as it is answered. The log keeps when it was received and answered
+        (``time.monotonic()`` of the fake): which requests a client had in flight together."""
         with self._lock:
             if kind in self._counts:
                 self._counts[kind] += 1
-            self._recent.append({"method": method, "path": path, "status": status})
+            self._recent.append({"method": method, "path": path, "status": status,
+                                 "received": received, "answered": time.monotonic()})
 
     def count_connection(self):
         with self._lock:

@@ -558,6 +558,35 @@ class TestOverlappedListing(DeltaCase):
         again = self.integration.with_context(azure_ad_full_sync=True).sync_contacts()[0]
         self.assertEqual((again["created"], again["updated"], again["unchanged"]), (0, 0, 17))
 
+    def test_a_first_sync_asks_for_the_link_beside_its_first_page(self):
+        """Microsoft's latency is paid once before the first page, not twice: "sync from now"
+        and the first page are in flight together (the fake's log), the later pages are asked
+        for once the link is in hand, and the link carries the next round."""
+        self.integration.action_disconnect()
+        self.contacts().unlink()
+        self.listing()  # pages of 5
+        self.fake.set_graph_latency(150, jitter=0)
+        self.fake.reset_stats()
+        result = self.connect()
+        self.fake.set_graph_latency(0)
+        self.assertEqual((self.last_log().sync_mode, result["created"], result["unchanged"]), ("full", 15, 0))
+        requests = self.fake.stats()["requests"]
+        [link] = [r for r in requests if "$deltatoken=latest" in r["path"]]
+        first, *later = [r for r in requests if r["path"].startswith("/v1.0/users?$select=")]
+        self.assertLess(link["received"], first["answered"])
+        self.assertLess(first["received"], link["answered"])
+        pages = -(-len(self.fake.tenant(CONTOSO_ID)["users"]) // 5)
+        self.assertEqual(len(later), pages - 1)
+        self.assertTrue(all(page["received"] > link["answered"] for page in later))
+        self.assertEqual(self.last_log().graph_requests, pages + 1)  # the link, the pages
+        self.assertEqual(self.fake.stats()["counts"]["token"], 1)  # kept for the next run
+        self.fake.update_user(CONTOSO_ID, ADELE, {"jobTitle": "CFO"})
+        self.fake.reset_stats()
+        again = self.sync()
+        self.assertEqual((self.last_log().sync_mode, again["updated"], again["unchanged"]), ("delta", 1, 14))
+        self.assertEqual(self.graph_reads(), (0, 1))
+        self.assertEqual(self.fake.stats()["counts"]["token"], 0)
+
     def test_a_graph_error_on_a_later_page_fails_the_run_cleanly(self):
         self.fake.update_user(CONTOSO_ID, ADELE, {"jobTitle": "CFO"})
 

@@ -375,6 +375,48 @@ def test_user_delta_from_now_keeps_the_select(fake):
     assert item["jobTitle"] == "Chief" and "accountEnabled" in item and "userType" in item
 
 
+def listing_requests(fake):
+    return [r for r in fake.stats()["requests"] if r["path"].startswith("/v1.0/users?")]
+
+
+def test_the_link_from_now_is_read_beside_the_first_page_and_before_the_second(fake):
+    """A first round's two round trips before its first page become one: "sync from now" and
+    the first page are in flight together (the fake's log: received, answered), and every
+    later page is asked for once the link is in hand."""
+    fake.set_users(CONTOSO_ID, generate_users(12, seed=3, domain="contoso.example", plain=True))
+    fake.set_graph_latency(150, jitter=0)
+    client = new_client(fake)
+    client.acquire_token()
+    assert (token_requests(fake), client.request_count) == (1, 0)
+    now = client.user_delta(from_now=True)
+    pages = list(gc.beside_first_page(client.iter_user_pages(top=5), now))
+    assert [len(page) for page in pages] == [5, 5, 2] and now.delta_link
+    [link] = [r for r in fake.stats()["requests"] if "$deltatoken=latest" in r["path"]]
+    first, *later = listing_requests(fake)
+    assert link["received"] < first["answered"] and first["received"] < link["answered"]
+    assert len(later) == 2 and all(page["received"] > link["answered"] for page in later)
+    assert (token_requests(fake), client.request_count) == (1, 4)  # one token for both threads
+
+
+def test_a_link_from_now_that_fails_ends_the_listing_before_its_second_page(fake):
+    fake.set_users(CONTOSO_ID, generate_users(12, seed=3, domain="contoso.example", plain=True))
+    fake.add_fault(kind="malformed", target="delta")
+    client = new_client(fake)
+    client.acquire_token()
+    listing = gc.beside_first_page(client.iter_user_pages(top=5), client.user_delta(from_now=True))
+    assert len(next(listing)) == 5
+    with pytest.raises(gc.MalformedResponseError):
+        next(listing)
+    assert len(listing_requests(fake)) == 1
+
+
+def test_a_listing_of_no_page_still_waits_for_the_link(fake):
+    client = new_client(fake)
+    client.acquire_token()
+    now = client.user_delta(from_now=True)
+    assert list(gc.beside_first_page(iter([]), now)) == [] and now.delta_link
+
+
 # ---------------------------------------------------------------------- dropped connections
 def test_a_dropped_connection_is_retried_like_a_timeout_on_graph_and_the_token_endpoint(fake):
     """The server closes the pooled keep-alive connections, and the new connection is cut

@@ -3,6 +3,7 @@
 import random
 import re
 import ssl
+import threading
 import time
 import uuid
 from collections import Counter
@@ -136,6 +137,10 @@ class GraphClient:
         self._origin = _origin(self.graph_endpoint)
         self._token = None
         self._closed = False
+        # Two threads may send requests at once (see beside_first_page): one of them gets the
+        # token, and every request is counted.
+        self._token_lock = threading.Lock()
+        self._count_lock = threading.Lock()
 
     def close(self):
         """The run is over: a thread still paging (a prefetch) sends nothing more, not even
@@ -149,6 +154,12 @@ class GraphClient:
         self.max_attempts = min(self.max_attempts, max_attempts)
         self.max_wait = min(self.max_wait, max_wait)
         return self
+
+    def acquire_token(self):
+        """Gets the app token now, in the calling thread, within the retries and waiting budget
+        of a request (the login service fails as Graph does). Requests sent later from other
+        threads then use it: the token provider may keep it only in its owner's thread."""
+        self._get(None)
 
     def iter_user_pages(self, select=USER_SELECT, top=PAGE_SIZE):
         """Yield each page of users (a list of dicts), one page in memory at a time."""
@@ -297,8 +308,9 @@ class GraphClient:
         """GET a Graph URL: the one place for headers, timeouts, retries and error mapping.
         The app token is acquired (or renewed) within the same retries and waiting budget:
         Microsoft's login service fails as Graph does (5xx, timeouts, AADSTS90033). Returns
-        the JSON object Graph answered, or what `parse(response)` makes of it."""
-        if self._origin is None or _origin(url) != self._origin:
+        the JSON object Graph answered, or what `parse(response)` makes of it; with no `url`,
+        only the token is acquired (see acquire_token)."""
+        if url is not None and (self._origin is None or _origin(url) != self._origin):
             raise UntrustedHostError(f"Refusing to call {url[:200]}: not {self.graph_endpoint}")
         request_id = str(uuid.uuid4())  # one id for all retries, so they read as one call in logs
         refreshed = renew = False
@@ -314,6 +326,8 @@ class GraphClient:
                 error, asked = exc, exc.retry_after
             else:
                 renew = False
+                if url is None:
+                    return None
                 response, error = self._send(url, request_id, extra_headers)
                 asked = None
                 if response is not None:
@@ -346,15 +360,20 @@ class GraphClient:
     def _acquire_token(self, renew, denied=None):
         """Keeps the token for the next request, or gets one (a new one when `renew`). A 403
         (`denied`) that a new token cannot cure is raised as itself."""
-        if self._token is not None and not renew:
-            return
-        self._token = None
-        try:
-            self._token = self.token_provider(renew)
-        except AuthenticationError as exc:
-            if denied is None:
+        with self._token_lock:
+            if self._token is not None and not renew:
+                return
+            try:
+                # Meanwhile another thread's request still goes out with the old token.
+                self._token = self.token_provider(renew)
+            except AuthenticationError as exc:
+                self._token = None
+                if denied is None:
+                    raise
+                raise denied from exc  # e.g. consent revoked meanwhile
+            except BaseException:
+                self._token = None
                 raise
-            raise denied from exc  # e.g. consent revoked meanwhile
 
     def _send(self, url, request_id, extra_headers):
         """One GET with the current token: (response, None), or (None, the error) when Graph
@@ -365,7 +384,8 @@ class GraphClient:
             "client-request-id": request_id,
             **(extra_headers or {}),
         }
-        self.request_count += 1
+        with self._count_lock:
+            self.request_count += 1
         try:
             # A redirect could lead off the allow-list, so none is followed.
             return self.session.get(url, headers=headers, timeout=self.timeout,
@@ -409,6 +429,35 @@ def _certificate_refused(exc):
         exc = reason if isinstance(reason, BaseException) else nested if isinstance(
             nested, BaseException) else exc.__cause__ or exc.__context__
     return False
+
+
+def beside_first_page(pages, delta_round):
+    """Yields the pages of a listing (`pages`, an iterator of GraphClient pages) while
+    `delta_round` (a UserDeltaRound, e.g. "sync from now") is read in a thread of its own,
+    its request sent together with the listing's first one, so that neither waits for the
+    other's round trip. The second page is asked for only once the round is read (its
+    `delta_link` set), and the listing's end is reached only then, too; what reading the
+    round raised is raised here. Acquire the token first (GraphClient.acquire_token): both
+    requests need it."""
+    outcome = {}
+
+    def read():
+        try:
+            for _page in delta_round:
+                pass
+        except Exception as error:  # noqa: BLE001 - raised in the listing's thread, below
+            outcome["error"] = error
+
+    reader = threading.Thread(target=read, name="azure-ad-delta-link", daemon=True)
+    reader.start()
+    pages = iter(pages)
+    first = next(pages, None)
+    if first is not None:
+        yield first
+    reader.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    yield from pages
 
 
 def _count(response):
