@@ -69,6 +69,12 @@ def sync_context(env):
     return env["res.partner"].sudo().with_context(**SYNC_CONTEXT)
 
 
+def _read_json(path):
+    """A JSON file's content, parsed from the file: a large tenant is not held as text too."""
+    with open(path, encoding="utf-8") as file:
+        return json.load(file)
+
+
 def setup(env, cfg):
     """Settings pointed at the fake, the customer with a connected integration, and the exact
     create values the sync will use (for the create floor)."""
@@ -81,7 +87,7 @@ def setup(env, cfg):
     integration = env["azure.ad.integration"].create({"partner_id": customer.id})
     # Connected without a consent (the fake tenant has one): only superuser mode writes these.
     integration.sudo().write({"state": "connected", "tenant_id": cfg["tenant_id"]})
-    users = json.loads(Path(cfg["tenant_file"]).read_text())["users"]
+    users = _read_json(cfg["tenant_file"])["users"]
     common = {
         "azure_ad_integration_id": integration.id,
         "azure_ad_synced": True,
@@ -90,7 +96,9 @@ def setup(env, cfg):
         "is_company": False,
     }
     creates = [{**values, **common} for values in reconcile.build_plan([users], []).creates]
-    Path(cfg["create_values_file"]).write_text(json.dumps(creates))
+    del users
+    with open(cfg["create_values_file"], "w", encoding="utf-8") as out:
+        json.dump(creates, out)
     env.cr.commit()
     env.cr.execute("SHOW server_version")
     return {
@@ -102,7 +110,7 @@ def setup(env, cfg):
 
 
 def _floor_create(partners, cfg, phase):
-    values = json.loads(Path(cfg["create_values_file"]).read_text())
+    values = _read_json(cfg["create_values_file"])
     result = {"count": len(values)}
     with measured(cfg, phase, result):
         for batch in split_every(BATCH, values, list):
