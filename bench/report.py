@@ -24,10 +24,9 @@ DELTA_SYNCS = ("sync_unchanged", "sync_changed")
 FULL_SYNCS = ("sync_first", "sync_full")
 
 
-# Floors a run may leave out (bin/bench --skip-default-floors), as the table names them.
+# Floors a run may leave out (bin/bench --skip-default-floor), as the table names them.
 SKIPPABLE_FLOORS = {
     "floor_create": "create floor in the default context",
-    "floor_write": "write floor in the default context",
 }
 
 
@@ -53,7 +52,7 @@ def _against(results, floor, name, measure):
     return Target(
         name,
         None,
-        f"not measured: the {SKIPPABLE_FLOORS[floor]} was left out (--skip-default-floors)",
+        f"not measured: the {SKIPPABLE_FLOORS[floor]} was left out (--skip-default-floor)",
         measured=False,
     )
 
@@ -122,15 +121,13 @@ def targets(results, users, latency_ms=0):
             f"{write_ctx['seconds']:.2f} s)" + (", a target at 0 ms: see P8" if latency_ms else ""),
         )
 
-    def p4():
-        create = r["floor_create"]
-        return (
-            sync_peak <= 1.2 * create["rss_peak_kb"],
-            (
-                f"{sync_peak / MIB:.0f} MiB = {sync_peak / create['rss_peak_kb']:.2f} × "
-                f"{create['rss_peak_kb'] / MIB:.0f} MiB"
-            ),
-        )
+    # Against the default-context create floor; without it, against the sync's-context one,
+    # which holds less (no chatter, no followers): the stricter of the two.
+    create = r.get("floor_create", create_ctx)
+    p4_detail = (
+        f"{sync_peak / MIB:.0f} MiB = {sync_peak / create['rss_peak_kb']:.2f} × "
+        f"{create['rss_peak_kb'] / MIB:.0f} MiB"
+    ) + ("" if "floor_create" in r else " (sync's-context create floor: the default one was left out)")
 
     def p8():
         write = r["floor_write"]
@@ -151,8 +148,8 @@ def targets(results, users, latency_ms=0):
             f"{unchanged['seconds']:.2f} s, {writes(unchanged)} res_partner rows written "
             f"(search_read floor {r['floor_search_read']['seconds']:.2f} s)",
         ),
-        _against(r, "floor_write", "P3 1 % re-sync ≤ P2 + 1.25 × write floor", p3),
-        _against(r, "floor_create", "P4 peak RSS ≤ 1.2 × create floor's", p4),
+        Target("P3 1 % re-sync ≤ P2 + 1.25 × write floor", *p3()),
+        Target("P4 peak RSS ≤ 1.2 × create floor's", sync_peak <= 1.2 * create["rss_peak_kb"], p4_detail),
         Target(
             f"P5 Graph: full = {pages} pages + 1, none = 1",
             full_ok and delta_ok,
@@ -174,7 +171,7 @@ def targets(results, users, latency_ms=0):
             f"{unchanged['seconds']:.2f} s, {graph_reads(unchanged)[1]} delta request, "
             f"{writes(unchanged)} rows written",
         ),
-        _against(r, "floor_write", "P8 changes-only, 1 % ≤ P7 + 1.25 × write + pages", p8),
+        Target("P8 changes-only, 1 % ≤ P7 + 1.25 × write + pages", *p8()),
     ]
 
 
@@ -188,7 +185,7 @@ def print_report(results, users, latency_ms=0):
     print("-" * len(header))
     for phase, label in ROWS:
         if phase not in results:
-            print(f"{label:<36}{'not measured (--skip-default-floors)':>46}")
+            print(f"{label:<36}{'not measured (--skip-default-floor)':>46}")
             continue
         row = results[phase]
         peak, base = row.get("rss_peak_kb", 0) / MIB, row.get("rss_base_kb", 0) / MIB
