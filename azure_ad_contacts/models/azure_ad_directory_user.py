@@ -233,18 +233,26 @@ class AzureAdDirectoryUser(models.Model):
     def _outcomes(self, integration_id, excluding=()):
         """How many stored users (besides `excluding`) the last plan gave a contact, and the
         others by skip reason: (count, Counter)."""
+        # All users less those excluded: a few index lookups, not the list searched per user.
+        counts = self._skip_reason_counts(integration_id)
+        if excluding:
+            counts.subtract(self._skip_reason_counts(integration_id, excluding))
+        kept = counts.pop(None, 0)
+        return kept, +counts
+
+    def _skip_reason_counts(self, integration_id, object_ids=None):
+        """{skip reason (None: given a contact): how many} of the stored users (of `object_ids`
+        only, if given), as a Counter."""
+        users = SQL("AND object_id = ANY(%s)", list(object_ids)) if object_ids is not None else SQL()
         self.env.cr.execute(
             SQL(
                 """SELECT skip_reason, count(*) FROM azure_ad_directory_user
-                    WHERE integration_id = %s AND NOT object_id = ANY(%s)
-                    GROUP BY skip_reason""",
+                    WHERE integration_id = %s %s GROUP BY skip_reason""",
                 integration_id,
-                list(excluding),
+                users,
             )
         )
-        counts = dict(self.env.cr.fetchall())
-        kept = counts.pop(None, 0)
-        return kept, Counter(counts)
+        return Counter(dict(self.env.cr.fetchall()))
 
     @api.model
     def _record_outcomes(self, integration_id, skipped, planned=None):

@@ -316,7 +316,7 @@ class ResPartner(models.Model):
             [("partner_id", "=", integration.partner_id.id), ("id", "!=", integration.id)]
         ).ids
         return SQL(
-            """SELECT contact.*, left(md5(contact::text), 16) AS digest
+            """SELECT contact.*, hashtextextended(contact::text, 0)::text AS digest
                  FROM (SELECT res_partner.id, email,
                               CASE WHEN azure_ad_integration_id = %s THEN azure_ad_object_id END,
                               azure_ad_integration_id = %s AND azure_ad_synced IS TRUE,
