@@ -223,7 +223,11 @@ class EntraState:
         if apps is None:
             apps = [{"client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET}]
         self._initial_apps = [dict(app) for app in apps]
-        self._initial_tenants = [_tenant_data(t) for t in (tenants or [])]
+        # A tenant file is kept as its path and read again at each reset: a large tenant is
+        # then held once (as the live tenant), not twice.
+        self._initial_tenants = [
+            copy.deepcopy(t) if isinstance(t, dict) else os.fspath(t) for t in (tenants or [])
+        ]
         self.reset()
 
     # ----------------------------------------------------------------- control API
@@ -234,8 +238,8 @@ class EntraState:
             for app in self._initial_apps:
                 self.add_app(**app)
             self._tenants = {}
-            for data in self._initial_tenants:
-                self.put_tenant(data)
+            for source in self._initial_tenants:
+                self.put_tenant(_tenant_data(source))
             self._tokens = {}
             self._faults = faults_module.FaultQueue()
             self._cut_handshakes = 0
