@@ -10,8 +10,11 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from odoo import fields
+from odoo.sql_db import db_connect
 from odoo.tests import HttpCase, tagged
 from odoo.tools import config
+
+from odoo.addons.azure_ad_contacts.models import res_partner
 
 from fake_entra import generate_users
 
@@ -60,6 +63,47 @@ class TestFirstSyncJudgement(AzureAdCase):
 
 
 @tagged("post_install", "-at_install")
+class TestLargeFirstSyncStatistics(AzureAdCase):
+    """A first sync creating many contacts refreshes res_partner's statistics inside its own
+    transaction (PostgreSQL plans Odoo's parent-cycle check of each batch of creates from
+    them), and never waits for the lock that takes."""
+
+    def setUp(self):
+        super().setUp()
+        self.set_users(generate_users(300, seed=3, domain="contoso.example", plain=True))
+        self.patch(res_partner, "STATISTICS_REFRESH_FROM", 100)
+
+    def planned_partners(self):
+        """How many partners PostgreSQL plans with, and how many there are."""
+        self.env.cr.execute(
+            "SELECT reltuples, (SELECT count(*) FROM res_partner) FROM pg_class WHERE relname = 'res_partner'"
+        )
+        return self.env.cr.fetchone()
+
+    def test_the_statistics_count_the_contacts_the_transaction_created(self):
+        before, _count = self.planned_partners()
+        self.assertEqual(self.connect()["created"], 300)
+        planned, count = self.planned_partners()
+        self.assertNotEqual(before, count)
+        self.assertEqual(planned, count)
+
+    def test_a_smaller_first_sync_leaves_them(self):
+        self.patch(res_partner, "STATISTICS_REFRESH_FROM", 301)
+        before, _count = self.planned_partners()
+        self.assertEqual(self.connect()["created"], 300)
+        self.assertEqual(self.planned_partners()[0], before)
+
+    def test_never_waits_for_a_vacuum_or_analyze_elsewhere(self):
+        with db_connect(self.env.cr.dbname).cursor() as other:
+            other.execute("ANALYZE res_partner")  # holds the table's statistics lock until it ends
+            before, _count = self.planned_partners()
+            # Waiting would fail the sync here rather than hang the suite.
+            self.env.cr.execute("SET LOCAL lock_timeout = '5s'")
+            self.assertEqual(self.connect()["created"], 300)
+            self.assertEqual(self.planned_partners()[0], before)
+            other.rollback()
+
+
 class TestFirstSyncAfterConsent(FakeTenantMixin, HttpCase):
     """Over real HTTP, as the administrator's browser goes: Connect, Microsoft, the callback."""
 
