@@ -6,7 +6,7 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
-MIB = 1024  # ru_maxrss and the base RSS are in KiB
+MIB = 1024  # the peak (VmHWM) and the base RSS are in KiB
 ROWS = [
     ("sync_first", "P1 sync: first sync (full)"),
     ("floor_create", "   floor: create, default context"),
@@ -205,7 +205,7 @@ def print_report(results, users, latency_ms=0):
     print(
         "\nseconds: wall clock, the official measure; CPU s: the Odoo process's own CPU time (not "
         "PostgreSQL's, not the fake's), a cross-check on a busy machine.\nRSS in MiB: peak = "
-        "ru_maxrss of the phase's process, base = its RSS right after loading the registry, "
+        "VmHWM of the phase's process, base = its RSS right after loading the registry, "
         "Δ = peak − base (what the phase itself added)."
     )
     result = targets(results, users, latency_ms)

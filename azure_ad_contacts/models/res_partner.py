@@ -414,8 +414,7 @@ class ResPartner(models.Model):
             # Keep memory flat on large tenants: write the batch out, drop it from the cache.
             partners.flush_model()
             partners.invalidate_model()
-        if created_ids:
-            self._azure_ad_count_created(len(created_ids))
+            self._azure_ad_count_created(len(batch))
         if plan.archives:  # leavers: archived, never deleted; back when their user returns
             # Only active users keep Odoo from archiving a partner (the planner left out
             # those that keep theirs; see reconcile._keeps_login).
