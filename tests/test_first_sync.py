@@ -62,7 +62,6 @@ class TestFirstSyncJudgement(AzureAdCase):
         self.assertFalse(self.may_outlast())
 
 
-@tagged("post_install", "-at_install")
 class TestLargeFirstSyncStatistics(AzureAdCase):
     """A first sync creating many contacts refreshes res_partner's statistics inside its own
     transaction (PostgreSQL plans Odoo's parent-cycle check of each batch of creates from
@@ -104,6 +103,7 @@ class TestLargeFirstSyncStatistics(AzureAdCase):
             other.rollback()
 
 
+@tagged("post_install", "-at_install")
 class TestFirstSyncAfterConsent(FakeTenantMixin, HttpCase):
     """Over real HTTP, as the administrator's browser goes: Connect, Microsoft, the callback."""
 
