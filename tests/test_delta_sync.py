@@ -3,6 +3,7 @@ delta query) and still gives exactly what a full reconciliation would: local edi
 overwritten, leavers archived, filters applied. Real HTTPS against the fake, real MSAL."""
 
 import random
+import time
 import traceback
 from datetime import timedelta
 
@@ -70,6 +71,97 @@ class TestChangesOnly(DeltaCase):
             "SELECT max(write_date) FROM res_partner WHERE parent_id = %s", [self.customer.id]
         )
         self.assertEqual(self.env.cr.fetchone()[0], written)
+
+    def test_the_contacts_are_compared_while_microsoft_answers(self):
+        # The comparison waits (up to 10 s) for the request for the changes to reach the fake:
+        # it can get there only if it was sent before the comparison began, not after it.
+        integration_class = type(self.integration)
+        contacts_changed = integration_class._contacts_changed
+        requested = []
+
+        def waiting(integration, rules):
+            deadline = time.monotonic() + 10
+            while not self.fake.stats()["counts"]["delta"] and time.monotonic() < deadline:
+                time.sleep(0.01)
+            requested.append(self.fake.stats()["counts"]["delta"])
+            return contacts_changed(integration, rules)
+
+        self.patch(integration_class, "_contacts_changed", waiting)
+        self.contact("megan.bowen@contoso.example").function = "Edited in Odoo"
+        self.fake.update_user(CONTOSO_ID, ADELE, {"jobTitle": "Chief Financial Officer"})
+        result = self.sync()
+        self.assertEqual(requested, [1])
+        self.assertEqual(self.last_log().sync_mode, "delta")
+        self.assertEqual((result["updated"], result["unchanged"]), (2, 13))
+
+    def test_a_sync_leaves_every_contact_at_its_version(self):
+        # The first sync (in setUp) wrote nothing to a contact after reading its version.
+        contacts = self.env["res.partner"]._azure_ad_existing_contacts(self.integration)
+        self.env.cr.execute(
+            "SELECT contact_id, version FROM azure_ad_contact_state WHERE integration_id = %s",
+            [self.integration.id],
+        )
+        self.assertEqual(dict(self.env.cr.fetchall()), {contact.id: contact.version for contact in contacts})
+        self.assertEqual(len(contacts), 15)
+
+    def test_a_full_sync_rewrites_only_the_contact_states_that_changed(self):
+        megan = self.contact("megan.bowen@contoso.example")
+        megan.function = "Edited in Odoo"  # written back by the sync
+        adele = self.contact("adele.vance@contoso.example")
+        adele_id = adele.id
+        adele.unlink()  # its user gets a new contact
+
+        def state_rows():
+            self.env.cr.execute(
+                "SELECT contact_id, ctid FROM azure_ad_contact_state WHERE integration_id = %s",
+                [self.integration.id],
+            )
+            return dict(self.env.cr.fetchall())
+
+        before = state_rows()
+        result = self.integration.with_context(azure_ad_full_sync=True).sync_contacts()[0]
+        self.assertEqual((result["created"], result["updated"], result["unchanged"]), (1, 1, 13))
+        after = state_rows()
+        new_adele = self.contact("adele.vance@contoso.example")
+        self.assertEqual(after.keys(), before.keys() - {adele_id} | {new_adele.id})
+        rewritten = {contact_id for contact_id, row in after.items() if before.get(contact_id) != row}
+        self.assertEqual(rewritten, {megan.id, new_adele.id})
+
+    def test_a_contact_edited_with_sql_is_seen_as_changed(self):
+        megan = self.contact("megan.bowen@contoso.example")
+        self.env.flush_all()
+        self.env.cr.execute("UPDATE res_partner SET function = 'Edited by SQL' WHERE id = %s", [megan.id])
+        megan.invalidate_recordset()
+        result = self.sync()
+        self.assertEqual((result["updated"], result["unchanged"]), (1, 14))
+        self.assertNotEqual(megan.function, "Edited by SQL")
+
+    def test_a_contact_saved_with_nothing_the_sync_reads_changed_is_not_planned_again(self):
+        megan = self.contact("megan.bowen@contoso.example")
+        partners = self.env["res.partner"]
+        [before] = partners._azure_ad_existing_contacts(self.integration, [megan.id])
+        megan.comment = "Called on Monday"  # a new row version, the same contact for the sync
+        megan.flush_recordset()
+        [after] = partners._azure_ad_existing_contacts(self.integration, [megan.id])
+        self.assertEqual(after.digest, before.digest)
+        self.assertNotEqual(after.version, before.version)
+        integration_class = type(self.integration)
+        contacts_changed = integration_class._contacts_changed
+        changed = []
+        self.patch(
+            integration_class,
+            "_contacts_changed",
+            lambda integration, rules: changed.append(contacts_changed(integration, rules)) or changed[-1],
+        )
+        result = self.sync()
+        self.assertEqual(changed, [{}])
+        self.assertEqual((result["updated"], result["unchanged"]), (0, 15))
+        # Its state is at the new version: the next run need not compute its digest.
+        self.env.cr.execute(
+            "SELECT version FROM azure_ad_contact_state WHERE integration_id = %s AND contact_id = %s",
+            [self.integration.id, megan.id],
+        )
+        self.assertEqual(self.env.cr.fetchone()[0], after.version)
 
     def test_a_record_with_only_the_changed_properties_updates_just_those(self):
         self.fake.update_user(CONTOSO_ID, ADELE, {"jobTitle": "Chief Financial Officer"})

@@ -27,6 +27,9 @@ class AzureAdContactState(models.Model):
     # A fingerprint of everything the planner reads of the contact (computed by PostgreSQL,
     # see res.partner's _azure_ad_contact_query): equal digests, nothing to plan again.
     digest = fields.Char(required=True)
+    # Where the contact's rows stood then (see res.partner's _azure_ad_contact_query): the
+    # same version, the same digest, without computing it.
+    version = fields.Char(string="Row version")
     # Why the last run left the contact as someone made it, while it stays so (see
     # reconcile.STANDING_EDITS).
     standing_edit = fields.Char(string="Kept as edited")
@@ -46,22 +49,48 @@ class AzureAdContactState(models.Model):
     @api.model
     def _changed(self, integration_id, contacts_now):
         """The contacts whose state differs from what the last run left (changed, created or
-        deleted since), by comparing digests in PostgreSQL: `contacts_now` is the SQL query of
-        the customer's contacts (id, ..., digest). Returns {contact id: (email key, object id)
-        as the last run left them, or (None, None) for a contact it did not know}."""
-        self.env.cr.execute(
+        deleted since), compared in PostgreSQL: `contacts_now` is the SQL query of the
+        customer's contacts (id, ..., digest, version). Returns {contact id: (email key,
+        object id) as the last run left them, or (None, None) for a contact it did not know}.
+
+        Only the digests of contacts whose version moved are computed; those that read the
+        same all the same (saved with no change, or rewritten by PostgreSQL) keep their row,
+        at their new version."""
+        cr = self.env.cr
+        cr.execute(
             SQL(
-                """SELECT coalesce(now.id, state.contact_id), state.email_key, state.object_id
-                     FROM (SELECT contact.id, contact.digest FROM (%s) AS contact) AS now
-                FULL JOIN (SELECT contact_id, email_key, object_id, digest FROM azure_ad_contact_state
+                """SELECT coalesce(now.id, state.contact_id), state.email_key, state.object_id,
+                          now.id IS NOT NULL AND state.contact_id IS NOT NULL
+                     FROM (SELECT contact.id, contact.version FROM (%s) AS contact) AS now
+                FULL JOIN (SELECT contact_id, email_key, object_id, version FROM azure_ad_contact_state
                             WHERE integration_id = %s) AS state
                        ON state.contact_id = now.id
-                    WHERE now.digest IS DISTINCT FROM state.digest""",
+                    WHERE now.version IS DISTINCT FROM state.version""",
                 contacts_now,
                 integration_id,
             )
         )
-        return {row[0]: (row[1], row[2]) for row in self.env.cr.fetchall()}
+        changed, moved = {}, []
+        for contact_id, email_key, object_id, on_both_sides in cr.fetchall():
+            changed[contact_id] = (email_key, object_id)
+            if on_both_sides:
+                moved.append(contact_id)
+        for batch in split_every(STATE_BATCH_SIZE, moved, list):
+            cr.execute(
+                SQL(
+                    """UPDATE azure_ad_contact_state AS state SET version = contact.version
+                         FROM (%s) AS contact
+                        WHERE state.integration_id = %s AND state.contact_id = contact.id
+                          AND contact.id = ANY(%s) AND state.digest = contact.digest
+                    RETURNING state.contact_id""",
+                    contacts_now,
+                    integration_id,
+                    batch,
+                )
+            )
+            for (contact_id,) in cr.fetchall():
+                del changed[contact_id]
+        return changed
 
     @api.model
     def _tied(self, integration_id, email_keys, object_ids, excluding):
@@ -96,35 +125,57 @@ class AzureAdContactState(models.Model):
         return dict(self.env.cr.fetchall())
 
     @api.model
-    def _write_states(self, integration_id, contacts, standing_edits, replacing=None):
+    def _write_states(self, integration_id, contacts, standing_edits, gone=()):
         """Stores the state of `contacts` (the planner's contacts, with their digests) and
-        their standing edits ({contact id: reason}), in place of the rows of `replacing`
-        (contact ids; None: of every contact)."""
+        their standing edits ({contact id: reason}), and drops the rows of `gone` (contact
+        ids). Rows that are the same stay as they are: a run rewrites only what changed."""
         cr = self.env.cr
-        if replacing is None:
-            cr.execute(SQL("DELETE FROM azure_ad_contact_state WHERE integration_id = %s", integration_id))
-        elif replacing:
+        if gone:
             cr.execute(
                 SQL(
                     "DELETE FROM azure_ad_contact_state WHERE integration_id = %s AND contact_id = ANY(%s)",
                     integration_id,
-                    list(replacing),
+                    list(gone),
                 )
             )
         for batch in split_every(STATE_BATCH_SIZE, contacts, list):
             cr.execute(
                 SQL(
-                    """INSERT INTO azure_ad_contact_state
-                              (integration_id, contact_id, email_key, object_id, digest, standing_edit)
-                       SELECT %s, * FROM unnest(%s::int[], %s::text[], %s::text[], %s::text[], %s::text[])""",
+                    """INSERT INTO azure_ad_contact_state AS state (integration_id, contact_id, email_key,
+                                                                    object_id, digest, version, standing_edit)
+                       SELECT %s, * FROM unnest(%s::int[], %s::text[], %s::text[], %s::text[], %s::text[],
+                                                %s::text[])
+                  ON CONFLICT (integration_id, contact_id) DO UPDATE
+                          SET email_key = excluded.email_key, object_id = excluded.object_id,
+                              digest = excluded.digest, version = excluded.version,
+                              standing_edit = excluded.standing_edit
+                        WHERE (state.email_key, state.object_id, state.digest, state.version,
+                               state.standing_edit)
+                              IS DISTINCT FROM (excluded.email_key, excluded.object_id, excluded.digest,
+                                                excluded.version, excluded.standing_edit)""",
                     integration_id,
                     [contact.id for contact in batch],
                     [contact.email for contact in batch],
                     [contact.object_id for contact in batch],
                     [contact.digest for contact in batch],
+                    [contact.version for contact in batch],
                     [standing_edits.get(contact.id) for contact in batch],
                 )
             )
+
+    @api.model
+    def _drop_gone(self, integration_id, customer_id):
+        """Drops the rows of contacts no longer the customer's (deleted, or moved to another
+        company)."""
+        self.env.cr.execute(
+            SQL(
+                """DELETE FROM azure_ad_contact_state AS state
+                    WHERE integration_id = %s AND NOT EXISTS (
+                          SELECT FROM res_partner WHERE id = state.contact_id AND parent_id = %s)""",
+                integration_id,
+                customer_id,
+            )
+        )
 
     @api.model
     def _forget(self, integration_ids):

@@ -2,6 +2,7 @@
 changes-only round is merged into, when a round must list every user, and the full round that
 fetches the next page while the current one is stored."""
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -37,6 +38,9 @@ class TenantRound:
     changed_keys: set = dataclasses.field(default_factory=set)
     # Users of a full round that are not stored (no usable id, or listed twice), by skip reason.
     skipped: Counter = dataclasses.field(default_factory=Counter)
+    # Of a changes-only round under the last run's rules: the contacts changed in Odoo since
+    # that run (see _contacts_changed), compared while Microsoft answered.
+    contacts_changed: dict | None = None
 
 
 @dataclasses.dataclass
@@ -125,35 +129,42 @@ class AzureAdDeltaMixin(models.AbstractModel):
         chain = integration.delta_link if integration.delta_scope == scope else None
         if not self._needs_full_round(scope, rules):
             try:
-                return self._read_changes(client, chain, scope, select)
+                return self._read_changes(client, chain, scope, select, rules)
             except graph_client.DeltaExpiredError:
                 # 410 resyncRequired or 400 syncStateNotFound: the link is of no more use.
                 _logger.info("Azure AD delta state of %s expired: listing every user", self.name)
                 chain = None
         return self._read_all(client, select, scope, on_page, chain)
 
-    def _read_changes(self, client, delta_link, scope, select):
+    def _read_changes(self, client, delta_link, scope, select, rules=None):
+        """A round of the changes since `delta_link`, merged into the stored users. Under the
+        last run's `rules`, the contacts are compared with their state meanwhile (the plan
+        needs that either way): PostgreSQL's part and Microsoft's overlap."""
         users = self.env["azure.ad.directory.user"]
         delta = client.user_delta(delta_link, changed_properties_only=True)  # merged into what is stored
         tenant_round = TenantRound(full=False, scope=scope)
         unknown = set()  # users the store lacked: what was sent of them may not be all
-        for page in delta:
-            latest = {}  # object id -> its properties sent, None once removed (the last item counts)
-            for item in page:
-                object_id = reconcile._object_id(item)
-                if object_id is None:
-                    continue
-                if graph_client.removal_reason(item):
-                    # Deleted ("changed": restorable for 30 days, then back as a change) or for good.
-                    latest[object_id] = None
-                else:
-                    latest[object_id] = {**(latest.get(object_id) or {}), **item}
-            changed = {object_id: item for object_id, item in latest.items() if item is not None}
-            removed = [object_id for object_id, item in latest.items() if item is None]
-            before, new = users._merge(self.id, changed, removed)
-            tenant_round.changed_keys |= before
-            tenant_round.changed_ids |= latest.keys()
-            unknown = (unknown - set(removed)) | new
+        client.acquire_token()  # in this thread, before the worker's requests (see _read_all)
+        with _prefetching(delta) as pages:
+            if rules is not None and self.sudo().delta_rules == _rules_digest(rules):
+                tenant_round.contacts_changed = self._contacts_changed(rules)
+            for page in pages:
+                latest = {}  # object id -> its properties sent, None once removed (the last item counts)
+                for item in page:
+                    object_id = reconcile._object_id(item)
+                    if object_id is None:
+                        continue
+                    if graph_client.removal_reason(item):
+                        # Deleted ("changed": restorable for 30 days, then back as a change) or for good.
+                        latest[object_id] = None
+                    else:
+                        latest[object_id] = {**(latest.get(object_id) or {}), **item}
+                changed = {object_id: item for object_id, item in latest.items() if item is not None}
+                removed = [object_id for object_id, item in latest.items() if item is None]
+                before, new = users._merge(self.id, changed, removed)
+                tenant_round.changed_keys |= before
+                tenant_round.changed_ids |= latest.keys()
+                unknown = (unknown - set(removed)) | new
         tenant_round.delta_link = delta.delta_link
         # A restored user may come back as its id only, with only some properties, or not at
         # all until the next full round (with $select or Prefer: return=minimal): each user
@@ -203,17 +214,18 @@ class AzureAdDeltaMixin(models.AbstractModel):
             pages = graph_client.beside_first_page(pages, from_now)
         tenant_round = TenantRound(full=True, scope=scope)
         seen = set()
-        for page in _prefetched(pages):
-            users._store(self.id, page)
-            if on_page is not None:
-                on_page(page)
-            # Stored once, by a usable id: counted here as the planner counts a listing.
-            for object_id in map(reconcile._object_id, page):
-                if object_id is None:
-                    tenant_round.skipped["invalid"] += 1
-                elif object_id in seen:
-                    tenant_round.skipped["duplicate_user"] += 1
-                seen.add(object_id)
+        with _prefetching(pages) as prefetched:
+            for page in prefetched:
+                users._store(self.id, page)
+                if on_page is not None:
+                    on_page(page)
+                # Stored once, by a usable id: counted here as the planner counts a listing.
+                for object_id in map(reconcile._object_id, page):
+                    if object_id is None:
+                        tenant_round.skipped["invalid"] += 1
+                    elif object_id in seen:
+                        tenant_round.skipped["duplicate_user"] += 1
+                    seen.add(object_id)
         if from_now is not None:
             tenant_round.delta_link = from_now.delta_link  # read before the listing's end
             return tenant_round
@@ -226,6 +238,12 @@ class AzureAdDeltaMixin(models.AbstractModel):
             tenant_round.delta_link = replayed.delta_link
             tenant_round.changed_ids = replayed.changed_ids
         return tenant_round
+
+    def _contacts_changed(self, rules):
+        """The customer's contacts changed, created or deleted in Odoo since the last run
+        (see azure.ad.contact.state._changed)."""
+        contacts_now = self.env["res.partner"]._azure_ad_contact_query(self, rules)
+        return self.env["azure.ad.contact.state"]._changed(self.id, contacts_now)
 
     def _early_creator(self, rules):
         """For a full round: creates, page by page while the next one is fetched, the contacts
@@ -300,7 +318,9 @@ class AzureAdDeltaMixin(models.AbstractModel):
         directory = self.env["azure.ad.directory.user"]
         states = self.env["azure.ad.contact.state"]
         partners = self.env["res.partner"]
-        changed = states._changed(self.id, partners._azure_ad_contact_query(self, rules))
+        changed = tenant_round.contacts_changed
+        if changed is None:  # a round read without the rules
+            changed = self._contacts_changed(rules)
         run.changed_ids = set(changed)
         known = {contact.id: contact for contact in self._existing_contacts(contact_ids=run.changed_ids)}
         # The contacts changed since show as they were and as they are.
@@ -357,12 +377,12 @@ class AzureAdDeltaMixin(models.AbstractModel):
             run.contacts = []
             batches = self.env["res.partner"]._azure_ad_contact_batches(self)
             states._write_states(self.id, itertools.chain.from_iterable(batches), standing)
+            states._drop_gone(self.id, self.partner_id.id)
         else:
             touched = plan.updates.keys() | set(plan.unlink_ids) | plan.archives.keys() | set(created_ids)
             contacts = {contact.id: contact for contact in run.contacts}
             contacts.update((contact.id, contact) for contact in self._existing_contacts(contact_ids=touched))
-            replacing = contacts.keys() | run.changed_ids
-            states._write_states(self.id, contacts.values(), standing, replacing)
+            states._write_states(self.id, contacts.values(), standing, gone=run.changed_ids - contacts.keys())
         values = {"delta_link": tenant_round.delta_link, "delta_scope": tenant_round.scope}
         if tenant_round.full:
             values["last_full_sync_date"] = fields.Datetime.now()
@@ -382,9 +402,11 @@ def _rules_digest(rules):
 _DONE = object()
 
 
-def _prefetched(pages, ahead=PREFETCH_PAGES):
-    """Iterates `pages` in a worker thread, `ahead` pages in advance. What the worker raises
-    is raised here; leaving the loop early stops the worker."""
+@contextlib.contextmanager
+def _prefetching(pages, ahead=PREFETCH_PAGES):
+    """Iterates `pages` in a worker thread from now on, `ahead` pages in advance, and gives
+    the iterator of them: what the worker raises is raised there. Leaving the block stops
+    the worker."""
     buffer = queue.Queue(maxsize=ahead)
     stop = threading.Event()
 
@@ -406,9 +428,7 @@ def _prefetched(pages, ahead=PREFETCH_PAGES):
         except Exception as error:  # noqa: BLE001 - handed to the consuming thread as is
             put((None, error))
 
-    worker = threading.Thread(target=fetch, name="azure-ad-prefetch", daemon=True)
-    worker.start()
-    try:
+    def received():
         while True:
             page, error = buffer.get()
             if error is not None:
@@ -416,6 +436,10 @@ def _prefetched(pages, ahead=PREFETCH_PAGES):
             if page is _DONE:
                 return
             yield page
+
+    worker = threading.Thread(target=fetch, name="azure-ad-prefetch", daemon=True)
+    worker.start()
+    try:
+        yield received()
     finally:
         stop.set()
-        worker.join(timeout=1)  # a request in flight ends on its own; its page is dropped

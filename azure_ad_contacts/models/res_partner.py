@@ -282,8 +282,9 @@ class ResPartner(models.Model):
                 mobile=row[6],
                 flags=row[7],
                 synced_email=reconcile.normalize_email(row[8]),
-                extra=row[9:-1] or None,
-                digest=row[-1],
+                extra=row[9:-2] or None,
+                digest=row[-2],
+                version=row[-1],
             )
             for row in rows
         ]
@@ -291,9 +292,9 @@ class ResPartner(models.Model):
     @api.model
     def _azure_ad_contact_query(self, integration, rules, contact_ids=None, after=None, limit=None):
         """The SQL query of the customer's contacts (those of `contact_ids` only, if given; or
-        the first `limit` by id after `after`) as the planner reads them, and last a digest of
-        all that: id, email, linked object id, linked, name, function, mobile, flags, synced
-        email, the extra fields, digest."""
+        the first `limit` by id after `after`) as the planner reads them, then a digest of
+        all that and where the contact's rows stand: id, email, linked object id, linked,
+        name, function, mobile, flags, synced email, the extra fields, digest, version."""
         self.flush_model(
             [
                 "parent_id",
@@ -318,30 +319,22 @@ class ResPartner(models.Model):
         other_tenants = integration.search(
             [("partner_id", "=", integration.partner_id.id), ("id", "!=", integration.id)]
         ).ids
-        return SQL(
-            """SELECT contact.*, hashtextextended(contact::text, 0)::text AS digest
-                 FROM (SELECT res_partner.id, email,
-                              CASE WHEN azure_ad_integration_id = %s THEN azure_ad_object_id END,
-                              azure_ad_integration_id = %s AND azure_ad_synced IS TRUE,
-                              name, function, mobile,
-                              (res_partner.active IS NOT TRUE)::int * %s
-                              + (azure_ad_archived IS TRUE)::int * %s
-                              + (azure_ad_never_overwrite IS TRUE)::int * %s
-                              + (azure_ad_never_archive IS TRUE)::int * %s
-                              + (azure_ad_synced IS TRUE
-                                 AND azure_ad_integration_id = ANY(%s::int[]))::int * %s
-                              + (azure_ad_guest IS TRUE)::int * %s
-                              + (login.partner_id IS NOT NULL)::int * %s
-                              + (login.active IS TRUE)::int * %s
-                              + (login.internal IS TRUE)::int * %s,
-                              azure_ad_synced_email
-                              %s
-                         FROM res_partner
-                    LEFT JOIN (SELECT partner_id, bool_or(active) AS active,
-                                      bool_or(active AND share IS NOT TRUE) AS internal
-                                 FROM res_users GROUP BY partner_id) AS login
-                           ON login.partner_id = res_partner.id
-                        WHERE parent_id = %s %s %s) AS contact""",
+        columns = SQL(
+            """res_partner.id, email,
+               CASE WHEN azure_ad_integration_id = %s THEN azure_ad_object_id END,
+               azure_ad_integration_id = %s AND azure_ad_synced IS TRUE,
+               name, function, mobile,
+               (res_partner.active IS NOT TRUE)::int * %s
+               + (azure_ad_archived IS TRUE)::int * %s
+               + (azure_ad_never_overwrite IS TRUE)::int * %s
+               + (azure_ad_never_archive IS TRUE)::int * %s
+               + (azure_ad_synced IS TRUE AND azure_ad_integration_id = ANY(%s::int[]))::int * %s
+               + (azure_ad_guest IS TRUE)::int * %s
+               + (login.partner_id IS NOT NULL)::int * %s
+               + (login.active IS TRUE)::int * %s
+               + (login.internal IS TRUE)::int * %s,
+               azure_ad_synced_email
+               %s""",
             integration.id,
             integration.id,
             reconcile.INACTIVE,
@@ -355,6 +348,23 @@ class ResPartner(models.Model):
             reconcile.ACTIVE_LOGIN,
             reconcile.INTERNAL_LOGIN,
             SQL("").join(SQL(", %s", SQL.identifier(name)) for name in rules.extra_fields),
+        )
+        # The version: the row versions (PostgreSQL's xmin and ctid: any UPDATE, by the ORM
+        # or by SQL, makes a new one) of the contact and its logins, and what else the flags
+        # depend on. The same version, the same contact: its digest needs no computing.
+        return SQL(
+            """SELECT %s, hashtextextended(ROW(%s)::text, 0)::text AS digest,
+                      concat_ws('/', %s::text, res_partner.xmin, res_partner.ctid, login.versions) AS version
+                 FROM res_partner
+            LEFT JOIN (SELECT partner_id, bool_or(active) AS active,
+                              bool_or(active AND share IS NOT TRUE) AS internal,
+                              string_agg(concat(xmin, ctid), ',' ORDER BY id) AS versions
+                         FROM res_users GROUP BY partner_id) AS login
+                   ON login.partner_id = res_partner.id
+                WHERE parent_id = %s %s %s""",
+            columns,
+            columns,
+            str(other_tenants),
             integration.partner_id.id,
             SQL("AND res_partner.id = ANY(%s)", list(contact_ids)) if contact_ids is not None else SQL(),
             SQL("AND res_partner.id > %s ORDER BY res_partner.id LIMIT %s", after, limit)

@@ -107,6 +107,9 @@ class Contact:
     # A fingerprint of all the above, as the ORM layer read it: tells the next run whether
     # the contact changed since (not read by the planner).
     digest: str | None = None
+    # Where its rows stood when read (see res.partner's _azure_ad_contact_query): the same
+    # version next time, the same digest too (not read by the planner either).
+    version: str | None = None
 
 
 @dataclass(slots=True)
