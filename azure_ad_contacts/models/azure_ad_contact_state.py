@@ -167,11 +167,15 @@ class AzureAdContactState(models.Model):
     def _drop_gone(self, integration_id, customer_id):
         """Drops the rows of contacts no longer the customer's (deleted, or moved to another
         company)."""
+        # EXCEPT, not NOT EXISTS: right after a first sync the statistics still describe the
+        # tables before it, and an anti-join planned from them may scan the contacts per row.
         self.env.cr.execute(
             SQL(
-                """DELETE FROM azure_ad_contact_state AS state
-                    WHERE integration_id = %s AND NOT EXISTS (
-                          SELECT FROM res_partner WHERE id = state.contact_id AND parent_id = %s)""",
+                """DELETE FROM azure_ad_contact_state
+                    WHERE integration_id = %s AND contact_id IN (
+                          SELECT contact_id FROM azure_ad_contact_state WHERE integration_id = %s
+                          EXCEPT SELECT id FROM res_partner WHERE parent_id = %s)""",
+                integration_id,
                 integration_id,
                 customer_id,
             )
