@@ -16,7 +16,8 @@ class AzureAdContactState(models.Model):
     _description = "Azure AD contact (as the last sync left it)"
     _log_access = False
 
-    integration_id = fields.Many2one("azure.ad.integration", required=True, ondelete="cascade", index=True)
+    # No index of its own: the unique one on (integration_id, contact_id) serves it.
+    integration_id = fields.Many2one("azure.ad.integration", required=True, ondelete="cascade")
     # Not a foreign key: the row of a contact deleted since the last run tells the next run
     # which users it was tied to.
     contact_id = fields.Integer(required=True)

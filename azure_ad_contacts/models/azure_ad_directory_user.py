@@ -39,7 +39,8 @@ class AzureAdDirectoryUser(models.Model):
     _description = "Azure AD user (as last read)"
     _log_access = False
 
-    integration_id = fields.Many2one("azure.ad.integration", required=True, ondelete="cascade", index=True)
+    # No index of its own: the unique one on (integration_id, object_id) serves it.
+    integration_id = fields.Many2one("azure.ad.integration", required=True, ondelete="cascade")
     object_id = fields.Char(required=True)
     data = fields.Json(required=True)
     # The matching key (normalized email) of the user, to find the users one email concerns.
