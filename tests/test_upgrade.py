@@ -232,6 +232,21 @@ def snapshot(database):
     return result
 
 
+def indexes(database):
+    """{table: {index name: definition}} of the tables the sync writes a row per user or
+    contact in (the other azure_ad_* tables also have the bridges' columns, where installed)."""
+    result = {}
+    with cached_databases.connect(database) as connection, connection.cursor() as cr:
+        cr.execute(
+            "SELECT tablename, indexname, indexdef FROM pg_indexes"
+            " WHERE tablename IN ('azure_ad_directory_user', 'azure_ad_contact_state')"
+        )
+        for table, name, definition in cr.fetchall():
+            result.setdefault(table, {})[name] = definition
+    connection.close()
+    return result
+
+
 def same(value, other):
     """Equal as Odoo reads them (an empty boolean or number is False or 0)."""
     return value == other or (value in (None, False) and other in (None, False))
@@ -313,6 +328,9 @@ def test_a_database_of_an_earlier_release_upgrades_keeping_its_data(name):
     # Odoo stamps the rows it fills new stored fields of: a write, nothing lost.
     lost = differences(before, upgraded, changed_on_purpose(version), stamps=False)
     assert not lost, f"the upgrade from {name} lost or changed:\n" + "\n".join(lost[:40])
+    # These tables end up indexed as a fresh install indexes them (Odoo creates the indexes
+    # fields ask for, but keeps those no field asks for any more).
+    assert indexes(database) == indexes(get_db_name())
 
     fake.reset_stats()
     synced = cached_databases.odoo_shell(database, NEXT_SYNC.read_text(), current, env=shell_env(fake))
