@@ -318,9 +318,7 @@ class AzureAdDeltaMixin(models.AbstractModel):
         directory = self.env["azure.ad.directory.user"]
         states = self.env["azure.ad.contact.state"]
         partners = self.env["res.partner"]
-        changed = tenant_round.contacts_changed
-        if changed is None:  # a round read without the rules
-            changed = self._contacts_changed(rules)
+        changed = tenant_round.contacts_changed  # compared while the round was read
         run.changed_ids = set(changed)
         known = {contact.id: contact for contact in self._existing_contacts(contact_ids=run.changed_ids)}
         # The contacts changed since show as they were and as they are.
